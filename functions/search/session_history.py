@@ -1,0 +1,118 @@
+"""The rows behind POST /search: in-scope sessions in the window, newest (or oldest) first.
+
+Offsets serve page numbers; `cursor` continues after the last row of the previous page with a keyset
+condition on (created_at, session_id), which stays fast however deep the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from glow_activity.auth import Caller
+from glow_activity.db import Connection
+from glow_activity.errors import Unprocessable
+from glow_activity.models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
+from glow_activity.scope import in_scope_conditions
+
+_COLUMNS = """s.session_id::text, s.profile_id::text, p.name, s.created_at, s.updated_at, s.active,
+       s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count,
+       s.total_tokens, s.total_cost, s.problem_count"""
+
+
+def _fingerprint(request: SearchActivityRequest) -> str:
+    key = {**request.filter_key(), "active": request.active, "sort": request.sort_order, "size": request.page_size}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def encode_cursor(request: SearchActivityRequest, created_at: datetime, session_id: str, page: int) -> str:
+    payload = {"v": 1, "at": iso(created_at), "id": session_id, "page": page, "f": _fingerprint(request)}
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(request: SearchActivityRequest) -> tuple[datetime, str, int]:
+    def invalid(msg: str) -> Unprocessable:
+        return Unprocessable(f"Invalid request: cursor: {msg}.",
+                             [{"loc": ["body", "cursor"], "msg": msg, "type": "value_error"}])
+
+    assert request.cursor is not None
+    try:
+        text = request.cursor + "=" * (-len(request.cursor) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(text.encode()))
+        at = datetime.fromisoformat(payload["at"])
+        session_id = str(UUID(payload["id"]))
+        page = int(payload["page"])
+        fingerprint = payload["f"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise invalid("not a cursor returned by this endpoint") from None
+    if fingerprint != _fingerprint(request):
+        raise invalid("it belongs to other filters, sort_order or page_size")
+    return at, session_id, page
+
+
+def _where(caller: Caller, request: SearchActivityRequest) -> tuple[str, dict[str, Any]]:
+    where, params = in_scope_conditions(caller, request)
+    lo, hi = request.window()
+    if lo is not None:
+        where += " AND s.created_at >= :lo"
+        params["lo"] = lo
+    if hi is not None:
+        where += " AND s.created_at < :hi"
+        params["hi"] = hi
+    if request.active is not None:
+        where += " AND s.active = :active"
+        params["active"] = request.active
+    return where, params
+
+
+def count_sql(caller: Caller, request: SearchActivityRequest) -> tuple[str, dict[str, Any]]:
+    where, params = _where(caller, request)
+    return (f"SELECT count(*) FROM activity_sessions s JOIN profiles p ON p.id = s.profile_id WHERE {where}",
+            params)
+
+
+def page_sql(caller: Caller, request: SearchActivityRequest,
+             after: tuple[datetime, str] | None) -> tuple[str, dict[str, Any]]:
+    where, params = _where(caller, request)
+    direction = "DESC" if request.sort_order == "desc" else "ASC"
+    if after is not None:
+        where += f" AND (s.created_at, s.session_id) {'<' if direction == 'DESC' else '>'} (:after_at, CAST(:after_id AS uuid))"
+        params.update(after_at=after[0], after_id=after[1])
+        params["offset"] = 0
+    else:
+        params["offset"] = request.page * request.page_size
+    params["limit"] = request.page_size
+    sql = (f"SELECT {_COLUMNS} FROM activity_sessions s JOIN profiles p ON p.id = s.profile_id WHERE {where}"
+           f" ORDER BY s.created_at {direction}, s.session_id {direction} LIMIT :limit OFFSET :offset")
+    return sql, params
+
+
+def session_history(conn: Connection, caller: Caller, request: SearchActivityRequest) -> SearchActivityResponse:
+    after: tuple[datetime, str] | None = None
+    page = request.page
+    if request.cursor is not None:
+        at, session_id, page = decode_cursor(request)
+        after = (at, session_id)
+    sql, params = count_sql(caller, request)
+    total = int(conn.run(sql, **params)[0][0])
+    sql, params = page_sql(caller, request, after)
+    rows = conn.run(sql, **params)
+    data = [
+        SessionListItem(session_id=r[0], profile_id=r[1], profile_name=r[2], session_created_at=iso(r[3]),
+                        session_updated_at=iso(r[4]), active=r[5], group_count=r[6], run_count=r[7],
+                        chat_count=r[8], attempt_count=r[9], message_count=r[10], total_tokens=r[11],
+                        total_cost=money(r[12]), problem_count=r[13])
+        for r in rows
+    ]
+    seen = page * request.page_size + len(data)
+    next_cursor = None
+    if data and len(data) == request.page_size and seen < total:
+        next_cursor = encode_cursor(request, rows[-1][3], rows[-1][0], page + 1)
+    return SearchActivityResponse(data=data, total_count=total, page=page, page_size=request.page_size,
+                                  total_pages=math.ceil(total / request.page_size), next_cursor=next_cursor)

@@ -1,0 +1,240 @@
+"""HTTP plumbing shared by the seven functions.
+
+`handle()` is what each Lambda handler calls: request id, body limits, authentication, JSON checks,
+the Powertools resolver (routing, request validation, gzip), the contract's error body, and the audit
+row. Routes read the authenticated caller from `invocation()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
+from . import API_PREFIX, db
+from .audit import write_audit
+from .auth import Caller, authenticate
+from .errors import (
+    ApiError,
+    BadRequest,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unprocessable,
+    error_body,
+    first_problem,
+    validation_detail,
+)
+from .models import ErrorResponse
+from .observability import logger, metrics
+from .settings import get_settings
+
+JSON = content_types.APPLICATION_JSON
+
+
+@dataclass
+class Invocation:
+    operation: str
+    request_id: str
+    headers: dict[str, str]
+    channel: str
+    caller: Caller | None = None
+    audited: bool = False
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def authenticated(self) -> Caller:
+        assert self.caller is not None, "route ran before authentication"
+        return self.caller
+
+
+_current: ContextVar[Invocation] = ContextVar("glow_activity_invocation")
+
+
+def invocation() -> Invocation:
+    return _current.get()
+
+
+def path_of(operation: str) -> str:
+    return f"{API_PREFIX}/{operation}"
+
+
+ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
+    code: {"description": text, "content": {JSON: {"model": ErrorResponse}}}
+    for code, text in (
+        (400, "The body is not valid JSON."),
+        (401, "Missing or invalid credentials."),
+        (403, "The caller's roles do not allow this."),
+        (413, "The body is larger than 1 MiB."),
+        (415, "The body is not JSON."),
+        (422, "The body does not match the schema."),
+        (503, "The database is unreachable; retry after Retry-After seconds."),
+    )
+}
+
+
+def operation_responses(model: Any, *extra: int, description: str = "Success") -> dict[int, OpenAPIResponse]:
+    responses: dict[int, OpenAPIResponse] = {200: {"description": description, "content": {JSON: {"model": model}}}}
+    responses.update(ERROR_RESPONSES)
+    for code in extra:
+        responses[code] = {"description": {404: "Not found or not visible to the caller.",
+                                           409: "Idempotency-Key reused with another body.",
+                                           502: "Storage failed; nothing was saved.",
+                                           304: "Not modified (If-None-Match matched the ETag)."}[code],
+                           "content": {} if code == 304 else {JSON: {"model": ErrorResponse}}}
+    return responses
+
+
+SECURITY = [{"ApiKey": []}, {"Bearer": []}]
+
+
+def create_app() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response:
+        detail = validation_detail(exc.errors())
+        return error_response(Unprocessable(first_problem(detail), detail))
+
+    @app.exception_handler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return error_response(exc)
+
+    return app
+
+
+def error_response(exc: ApiError) -> Response:
+    detail = exc.detail if isinstance(exc, Unprocessable) else None
+    return Response(status_code=exc.status_code, content_type=JSON,
+                    body=error_body(exc.status_code, exc.message, detail), headers=dict(exc.headers))
+
+
+def json_response(model: Any, headers: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    body = model.model_dump_json() if hasattr(model, "model_dump_json") else json.dumps(model)
+    return Response(status_code=status_code, content_type=JSON, body=body, headers=headers or {})
+
+
+def cacheable_response(model: Any, *, scope_key: str, tags: str, data_as_of: str | None) -> Response:
+    """A 200 with a strong ETag over the caller's scope and the exact body, or a 304 when it matches."""
+    body = model.model_dump_json()
+    etag = '"' + hashlib.sha256((scope_key + "\n" + body).encode()).hexdigest()[:40] + '"'
+    headers = {"ETag": etag, "X-Cache-Tags": tags, "Cache-Control": "private, no-cache"}
+    if data_as_of:
+        headers["X-Data-As-Of"] = data_as_of
+    if_none_match = invocation().headers.get("if-none-match", "")
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    if etag in candidates or "*" in candidates:
+        return Response(status_code=304, headers=headers, body="")
+    return Response(status_code=200, content_type=JSON, body=body, headers=headers)
+
+
+def _lower_headers(event: dict[str, Any]) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+
+
+def _raw_body(event: dict[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("The request body is not valid base64.") from None
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
+
+
+def _normalised_body(event: dict[str, Any], headers: dict[str, str]) -> str:
+    raw = _raw_body(event)
+    if len(raw) > get_settings().max_body_bytes:
+        raise PayloadTooLarge()
+    if not raw.strip():
+        return "{}"
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType()
+    try:
+        parsed = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise BadRequest() from None
+    if not isinstance(parsed, dict):
+        raise Unprocessable("The request body must be a JSON object.",
+                            [{"loc": ["body"], "msg": "Input should be an object", "type": "model_type"}])
+    return json.dumps(parsed)
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+    default_message = "The request body must be JSON (Content-Type: application/json)."
+
+
+def _finish(result: dict[str, Any], inv: Invocation) -> dict[str, Any]:
+    headers = result.setdefault("headers", {})
+    headers["X-Request-Id"] = inv.request_id
+    headers.update(inv.extra_headers)
+    if result.get("statusCode") == 304:
+        result["body"] = ""
+        result["isBase64Encoded"] = False
+        headers.pop("Content-Type", None)
+        headers.pop("Content-Encoding", None)
+    return result
+
+
+def _error_result(exc: ApiError) -> dict[str, Any]:
+    detail = exc.detail if isinstance(exc, Unprocessable) else None
+    return {"statusCode": exc.status_code, "isBase64Encoded": False,
+            "headers": {"Content-Type": JSON, **exc.headers},
+            "body": error_body(exc.status_code, exc.message, detail)}
+
+
+def _audit(inv: Invocation, status_code: int) -> None:
+    if inv.caller is None or inv.audited:
+        return
+    try:
+        write_audit(db.connection(), operation=inv.operation, profile_id=inv.caller.profile_id,
+                    api_key_id=inv.caller.api_key_id, channel=inv.channel, status_code=status_code,
+                    request_id=inv.request_id)
+    except Exception as exc:  # a failed audit never turns a served request into an error
+        if db.is_unavailable(exc):
+            db.reset_connections()
+        logger.exception("audit write failed", extra={"operation": inv.operation})
+        metrics.add_metric(name="AuditWriteFailed", unit="Count", value=1)
+
+
+def handle(app: APIGatewayHttpResolver, operation: str, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Serve one API Gateway HTTP API (payload 2.0) event."""
+    headers = _lower_headers(event)
+    request_id = str((event.get("requestContext") or {}).get("requestId") or uuid.uuid4())
+    inv = Invocation(operation=operation, request_id=request_id, headers=headers,
+                     channel="mcp" if headers.get("x-mcp", "").strip() else "api")
+    token = _current.set(inv)
+    logger.append_keys(request_id=request_id, operation=operation, channel=inv.channel)
+    try:
+        inv.caller = authenticate(db.connection(), headers)
+        logger.append_keys(caller=inv.caller.profile_id)
+        event = {**event, "body": _normalised_body(event, headers), "isBase64Encoded": False}
+        result = app.resolve(event, context)
+    except ApiError as exc:
+        result = _error_result(exc)
+    except Exception as exc:
+        if db.is_unavailable(exc):
+            db.reset_connections()
+            logger.warning("database unavailable", extra={"error": type(exc).__name__})
+            metrics.add_metric(name="DatabaseUnavailable", unit="Count", value=1)
+            result = _error_result(ServiceUnavailable())
+        else:
+            logger.exception("unhandled error")
+            metrics.add_metric(name="UnhandledError", unit="Count", value=1)
+            result = {"statusCode": 500, "isBase64Encoded": False, "headers": {"Content-Type": JSON},
+                      "body": error_body(500, f"Internal error. Quote request id {request_id} to support.")}
+    finally:
+        _current.reset(token)
+    _audit(inv, int(result.get("statusCode", 500)))
+    logger.remove_keys(["caller"])
+    return _finish(result, inv)

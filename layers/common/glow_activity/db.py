@@ -1,0 +1,175 @@
+"""Database access: one lazy pg8000 connection per container and role, re-opened after a failure.
+
+`DATABASE_URL` (local, tests) wins; in AWS the host, name and RDS-managed secret come from
+`DB_HOST`/`DB_READER_HOST`/`DB_NAME`/`DB_SECRET_ARN`, always over TLS.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import pg8000.native
+from pg8000.exceptions import DatabaseError, InterfaceError
+
+from .errors import ServiceUnavailable
+from .observability import logger
+from .settings import Settings, get_settings
+
+Connection = pg8000.native.Connection
+
+# SQLSTATE classes that mean "the server is not there for us right now", not "your SQL is wrong".
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+@dataclass(frozen=True)
+class ConnectParams:
+    user: str
+    password: str | None
+    database: str
+    host: str | None = None
+    port: int = 5432
+    unix_sock: str | None = None
+    ssl_context: ssl.SSLContext | bool | None = None
+    timeout: float = 10.0
+
+    def kwargs(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"user": self.user, "password": self.password, "database": self.database,
+                                "timeout": self.timeout, "application_name": "glow-activity"}
+        if self.unix_sock:
+            args["unix_sock"] = self.unix_sock
+        else:
+            args.update(host=self.host, port=self.port)
+        if self.ssl_context is not None:
+            args["ssl_context"] = self.ssl_context
+        return args
+
+
+def params_from_url(url: str, timeout: float = 10.0) -> ConnectParams:
+    """Parse a libpq-style URL, including `?host=/socket/dir` for a Unix socket (the embedded server)."""
+    parsed = urlparse(url)
+    query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+    host = query.get("host") or parsed.hostname
+    port = parsed.port or int(query.get("port", 5432))
+    unix_sock = f"{host}/.s.PGSQL.{port}" if host and host.startswith("/") else None
+    ssl_context: ssl.SSLContext | None = None
+    sslmode = query.get("sslmode", "disable" if unix_sock or host in ("localhost", "127.0.0.1") else "prefer")
+    if sslmode in ("require", "verify-ca", "verify-full"):
+        ssl_context = ssl.create_default_context(cafile=query.get("sslrootcert"))
+        if sslmode == "require":
+            ssl_context.check_hostname = False
+            ssl_context.verify_mode = ssl.CERT_NONE
+    return ConnectParams(
+        user=unquote(parsed.username or query.get("user", "postgres")),
+        password=unquote(parsed.password) if parsed.password else query.get("password"),
+        database=(parsed.path or "/postgres").lstrip("/") or "postgres",
+        host=None if unix_sock else (host or "localhost"),
+        port=port,
+        unix_sock=unix_sock,
+        ssl_context=ssl_context,
+        timeout=timeout,
+    )
+
+
+def _aws_params(settings: Settings, host: str) -> ConnectParams:
+    from aws_lambda_powertools.utilities import parameters
+
+    secret = parameters.get_secret(settings.db_secret_arn or "", max_age=3600)
+    creds = json.loads(secret) if isinstance(secret, str) else secret
+    context = ssl.create_default_context(cafile=settings.db_sslrootcert)  # verify-full against the RDS CA
+    return ConnectParams(user=creds["username"], password=creds["password"], database=settings.db_name,
+                         host=host, port=settings.db_port, ssl_context=context,
+                         timeout=settings.db_connect_timeout)
+
+
+def connect_params(settings: Settings, *, reader: bool = False) -> ConnectParams:
+    if settings.database_url:
+        return params_from_url(settings.database_url, settings.db_connect_timeout)
+    host = (settings.db_reader_host if reader else None) or settings.db_host
+    if not host or not settings.db_secret_arn:
+        raise ServiceUnavailable("The database is not configured.")
+    return _aws_params(settings, host)
+
+
+def open_connection(params: ConnectParams, attempts: int = 1) -> Connection:
+    """Connect, retrying with backoff (an Aurora cluster resuming from 0 ACU takes ~15-30 s)."""
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            conn = pg8000.native.Connection(**params.kwargs())
+            conn.run("SET TIME ZONE 'UTC'")
+            return conn
+        except (InterfaceError, OSError, DatabaseError) as exc:
+            if attempt == attempts or not is_unavailable(exc):
+                raise ServiceUnavailable() from exc
+            logger.warning("database connect failed, retrying", extra={"attempt": attempt})
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
+    raise ServiceUnavailable()  # pragma: no cover - loop always returns or raises
+
+
+_connections: dict[str, Connection] = {}
+
+
+def connection(*, reader: bool = False) -> Connection:
+    """The container's connection (reader endpoint for read-only work when one is configured)."""
+    settings = get_settings()
+    role = "reader" if reader and settings.db_reader_host and not settings.database_url else "writer"
+    conn = _connections.get(role)
+    if conn is None:
+        conn = open_connection(connect_params(settings, reader=role == "reader"), settings.db_connect_attempts)
+        _connections[role] = conn
+    return conn
+
+
+def reset_connections() -> None:
+    """Drop every cached connection; the next `connection()` opens a fresh one."""
+    for conn in list(_connections.values()):
+        try:
+            conn.close()
+        except Exception:  # noqa: S110 - a broken socket may not close cleanly; it is dropped anyway
+            pass
+    _connections.clear()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (InterfaceError, OSError, ServiceUnavailable)):
+        return True
+    if isinstance(exc, DatabaseError) and exc.args and isinstance(exc.args[0], dict):
+        code = str(exc.args[0].get("C", ""))
+        return code.startswith(_UNAVAILABLE_SQLSTATES)
+    return False
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    if isinstance(exc, DatabaseError) and exc.args and isinstance(exc.args[0], dict):
+        return str(exc.args[0].get("C"))
+    return None
+
+
+@contextmanager
+def transaction(conn: Connection, isolation: str | None = None, read_only: bool = False) -> Iterator[Connection]:
+    mode = " ISOLATION LEVEL " + isolation if isolation else ""
+    mode += " READ ONLY" if read_only else ""
+    conn.run("BEGIN" + mode)
+    try:
+        yield conn
+    except BaseException:
+        try:
+            conn.run("ROLLBACK")
+        except Exception:  # noqa: S110 - the connection itself may be gone; the caller resets it
+            pass
+        raise
+    conn.run("COMMIT")
+
+
+def rows_as_dicts(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
+    rows = conn.run(sql, **params)
+    names = [c["name"] for c in conn.columns or []]
+    return [dict(zip(names, row, strict=True)) for row in rows]

@@ -1,0 +1,344 @@
+"""Request and response models of the seven operations.
+
+These models validate requests, shape responses, and feed OpenAPI and the docs endpoint: the one
+source of truth for every field. Field names follow the seed; the contract's additions are marked.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
+
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+ShortText = Annotated[str, Field(max_length=200)]
+IdList = Annotated[list[ShortText], Field(max_length=1000)]
+
+
+class RequestModel(BaseModel):
+    """Requests reject unknown fields so that a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_bound(value: str, *, upper: bool) -> datetime:
+    """An ISO 8601 date or date-time as a UTC instant.
+
+    A date-only lower bound is 00:00 UTC that day; a date-only upper bound is the *exclusive* start of the
+    next day. A date-time without offset is UTC; a date-time upper bound is inclusive, so it is returned
+    one microsecond later (PostgreSQL's resolution) to be used as an exclusive bound as well.
+    """
+    text = value.strip()
+    if len(text) == 10:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise ValueError("must be an ISO 8601 date (YYYY-MM-DD) or date-time") from None
+        start = datetime.combine(day, time(0), tzinfo=UTC)
+        return start + timedelta(days=1) if upper else start
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 date (YYYY-MM-DD) or date-time") from None
+    instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+    return instant + ONE_MICROSECOND if upper else instant
+
+
+class ActivityFilters(RequestModel):
+    date_from: str | None = Field(default=None, max_length=40, description="ISO 8601 date or date-time (UTC when no offset).",
+                                  examples=["2025-03-01"])
+    date_to: str | None = Field(default=None, max_length=40, description="ISO 8601 date (whole day included) or date-time (inclusive).",
+                                examples=["2025-03-31"])
+    department_ids: IdList = Field(default_factory=list, description="Profiles in any of these departments.")
+    roles: IdList = Field(default_factory=list, description="Profiles with any of these active roles.")
+
+    @field_validator("date_from")
+    @classmethod
+    def _check_from(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_bound(value, upper=False)
+        return value
+
+    @field_validator("date_to")
+    @classmethod
+    def _check_to(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_bound(value, upper=True)
+        return value
+
+    @model_validator(mode="after")
+    def _check_order(self) -> ActivityFilters:
+        if self.date_from is not None and self.date_to is not None:
+            lo, hi = self.window()
+            if lo is not None and hi is not None and lo >= hi:
+                raise ValueError("date_from must not be after date_to")
+        return self
+
+    def window(self) -> tuple[datetime | None, datetime | None]:
+        """[lower inclusive, upper exclusive) as UTC instants; None = unbounded."""
+        lo = parse_bound(self.date_from, upper=False) if self.date_from is not None else None
+        hi = parse_bound(self.date_to, upper=True) if self.date_to is not None else None
+        return lo, hi
+
+    def filter_key(self) -> dict[str, Any]:
+        return {"date_from": self.date_from, "date_to": self.date_to,
+                "department_ids": sorted(set(self.department_ids)), "roles": sorted(set(self.roles))}
+
+
+# ---------------------------------------------------------------- get
+class GetActivityRequest(ActivityFilters):
+    summary_limit: StrictInt = Field(default=1000, ge=1, le=5000,
+                                     description="At most this many profile_summary rows (contract addition).")
+    summary_offset: StrictInt = Field(default=0, ge=0, le=10_000_000,
+                                      description="Rows of profile_summary to skip (contract addition).")
+
+
+class ProfileSummaryItem(ResponseModel):
+    profile_id: str
+    profile_name: str
+    sessions_count: int
+    logins_count: int
+    grants_count: int
+    problems_count: int
+    activity_count: int
+
+
+class ProfileResource(ResponseModel):
+    id: str
+    name: str
+    email: str | None
+    department_ids: list[str]
+    roles: list[str]
+
+
+class ActivityResources(ResponseModel):
+    profiles: dict[str, ProfileResource] = Field(default_factory=dict)
+
+
+class FieldState(ResponseModel):
+    visible: bool
+    disabled: bool
+
+
+class FacetOption(ResponseModel):
+    value: str
+    label: str
+
+
+class AnalyticsFacets(ResponseModel):
+    fields: dict[str, FieldState]
+    department_options: list[FacetOption]
+    cohort_options: list[FacetOption]
+    attempt_options: list[FacetOption]
+    role_options: list[str]
+    date_range_earliest: str | None
+    date_range_latest: str | None
+
+
+class GetActivityResponse(ResponseModel):
+    sessions_count: int = 0
+    active_profiles_count: int = 0
+    logins_count: int = 0
+    emulations_count: int = 0
+    profile_summary: list[ProfileSummaryItem] = Field(default_factory=list)
+    profile_summary_total: int = 0
+    resources: ActivityResources = Field(default_factory=ActivityResources)
+    analytics: AnalyticsFacets | None = None
+
+
+# ---------------------------------------------------------------- search
+class SearchActivityRequest(ActivityFilters):
+    active: StrictBool | None = Field(default=None, description="Only open (true) or closed (false) sessions.")
+    page: StrictInt = Field(default=0, ge=0, le=10_000_000, description="0-based page number.")
+    page_size: StrictInt = Field(default=50, ge=1, le=500)
+    sort_order: Literal["asc", "desc"] = Field(default="desc", description="Order of session_created_at.")
+    cursor: str | None = Field(default=None, max_length=2000,
+                               description="next_cursor of the previous page: keyset continuation (contract addition).")
+
+
+class SessionListItem(ResponseModel):
+    session_id: str
+    profile_id: str
+    profile_name: str
+    session_created_at: str
+    session_updated_at: str
+    active: bool
+    group_count: int
+    run_count: int
+    chat_count: int
+    attempt_count: int
+    message_count: int
+    total_tokens: int
+    total_cost: float
+    problem_count: int
+
+
+class SearchActivityResponse(ResponseModel):
+    data: list[SessionListItem] = Field(default_factory=list)
+    total_count: int = 0
+    page: int = 0
+    page_size: int = 50
+    total_pages: int = 0
+    next_cursor: str | None = None
+
+
+# ---------------------------------------------------------------- problem / resolve
+ProblemType = Literal["feature", "bug", "question", "other"]
+
+
+class CreateProblemRequest(RequestModel):
+    type: str = Field(description="feature, bug, question or other (case-insensitive).", examples=["bug"],
+                      max_length=40)
+    message: str = Field(description="1..4000 characters after trimming.", max_length=1_048_576,
+                         examples=["The AI answer in this session quoted a student's grade."])
+    session_id: UUID | None = Field(default=None, description="The session the problem is about (contract addition).")
+
+    @field_validator("type")
+    @classmethod
+    def _normalise_type(cls, value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in ("feature", "bug", "question", "other"):
+            raise ValueError("must be one of feature, bug, question, other")
+        return lowered
+
+    @field_validator("message")
+    @classmethod
+    def _check_message(cls, value: str) -> str:
+        trimmed = value.strip()
+        if not 1 <= len(trimmed) <= 4000:
+            raise ValueError("must be 1 to 4000 characters after trimming")
+        if "\x00" in trimmed:
+            raise ValueError("must not contain NUL characters")
+        return trimmed
+
+
+class CreateProblemResponse(ResponseModel):
+    problem_id: str
+    success: bool
+    message: str
+
+
+class ResolveProblemRequest(RequestModel):
+    problem_id: UUID
+    resolved: StrictBool = True
+
+
+class ResolveProblemResponse(ResponseModel):
+    problem_id: str
+    resolved: bool
+    updated_at: str
+
+
+# ---------------------------------------------------------------- refresh
+class RefreshResponse(ResponseModel):
+    success: bool
+    refreshed_views: list[str]
+    invalidated_tags: list[str]
+
+
+# ---------------------------------------------------------------- export
+class ExportRequest(ActivityFilters):
+    upload_id: UUID | None = Field(default=None, description="Poll a running export (contract addition).")
+
+
+class ExportResponse(ResponseModel):
+    upload_id: str
+    file_name: str
+    row_count: int
+    download_url: str
+    expires_at: str
+
+
+class ExportPending(ResponseModel):
+    upload_id: str
+    status: Literal["running", "failed"]
+    file_name: str | None = None
+
+
+# ---------------------------------------------------------------- docs
+class DocsRequest(RequestModel):
+    entity_id: str | None = Field(default=None, max_length=200)
+
+
+class DocsField(ResponseModel):
+    name: str
+    type: str
+    required: bool
+    description: str
+
+
+class DocsResponse(ResponseModel):
+    name: str
+    type: str
+    description: str
+    content: str
+    fields: list[DocsField]
+
+
+class OperationParam(ResponseModel):
+    name: str
+    type: str
+    required: bool
+    default: Any = None
+
+
+class OperationInfo(ResponseModel):
+    name: str
+    description: str
+    params: list[OperationParam]
+    returns: str
+    method: str
+    path: str
+    roles: list[str]
+
+
+class PageText(ResponseModel):
+    title: str
+    description: str
+
+
+class DocsApiResponse(ResponseModel):
+    list: PageText
+    detail: PageText
+    new: PageText
+
+
+class ActivityDocsResponse(ResponseModel):
+    name: str
+    type: str
+    description: str
+    artifact: DocsResponse | None = None
+    entries: list[DocsResponse]
+    resources: list[DocsResponse]
+    permissions: list[OperationInfo]
+    api_operations: list[OperationInfo]
+    page_metadata: DocsApiResponse | None = None
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    statusCode: int
+    message: str
+    detail: list[ErrorDetail] | None = None
+
+
+def iso(value: datetime) -> str:
+    """RFC 3339 in UTC with a Z."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def money(value: Decimal | float | int) -> float:
+    return float(value)

@@ -1,0 +1,51 @@
+"""Refresh of the rollups that get and search read.
+
+One refresh at a time: a second caller *waits its turn* on a transaction-scoped advisory lock and then
+runs its own refresh, so its answer reflects at least the data committed when it was called. The views
+are refreshed CONCURRENTLY inside that transaction, so readers are never blocked, and the run is recorded
+in `refresh_runs` (its `finished_at` is what `X-Data-As-Of` reports). The lock is released by COMMIT or
+ROLLBACK, or by PostgreSQL when the connection dies: a killed refresh never leaves it held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .db import Connection, transaction
+from .freshness import INVALIDATED_TAGS
+
+REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
+# Order matters: activity_profile_totals is built from activity_daily.
+VIEWS = ("activity_daily", "activity_profile_totals", "activity_sessions")
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    run_id: int
+    refreshed_views: list[str]
+    invalidated_tags: list[str]
+
+
+def refresh_views(conn: Connection, trigger: str, requested_by: str | None = None) -> RefreshResult:
+    run_id = int(conn.run(
+        "INSERT INTO refresh_runs (trigger, requested_by, outcome) VALUES (:trigger, CAST(:by AS uuid), 'running')"
+        " RETURNING id", trigger=trigger, by=requested_by)[0][0])
+    try:
+        with transaction(conn):
+            conn.run("SELECT pg_advisory_xact_lock(:key)", key=REFRESH_LOCK_KEY)
+            for view in VIEWS:
+                conn.run(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
+            conn.run("UPDATE refresh_runs SET outcome = 'success', finished_at = clock_timestamp(),"
+                     " views = CAST(:views AS text[]) WHERE id = :id", views=list(VIEWS), id=run_id)
+    except Exception as exc:
+        _record_failure(conn, run_id, exc)
+        raise
+    return RefreshResult(run_id, list(VIEWS), list(INVALIDATED_TAGS))
+
+
+def _record_failure(conn: Connection, run_id: int, exc: Exception) -> None:
+    try:
+        conn.run("UPDATE refresh_runs SET outcome = 'failed', finished_at = clock_timestamp(), error = :error"
+                 " WHERE id = :id", error=f"{type(exc).__name__}: {exc}"[:2000], id=run_id)
+    except Exception:  # noqa: S110 - the connection may be gone; the original error is what matters
+        pass

@@ -1,0 +1,66 @@
+"""The one place that turns a caller and the request's filters into the profiles a query may see.
+
+Fragments are composed in Python so each query gets a plan for exactly its case; every value is a
+bound parameter, never formatted into the text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .auth import Caller
+from .models import ActivityFilters
+
+
+def visible_profiles_sql(caller: Caller) -> tuple[str, dict[str, Any]]:
+    """`SELECT p.id ...` of the non-deleted profiles the caller may see."""
+    where, params = visible_conditions(caller)
+    return "SELECT p.id FROM profiles p WHERE " + where, params
+
+
+def visible_conditions(caller: Caller) -> tuple[str, dict[str, Any]]:
+    """Conditions on `profiles p` for the profiles the caller may see (admin: all non-deleted;
+    coordinator: sharing a department; anyone else: itself)."""
+    params: dict[str, Any] = {}
+    where = ["p.deleted_at IS NULL"]
+    if caller.scope == "departments":
+        where.append(
+            "EXISTS (SELECT 1 FROM profile_departments vd WHERE vd.profile_id = p.id"
+            " AND vd.department_id = ANY(CAST(:scope_caller_departments AS text[])))"
+        )
+        params["scope_caller_departments"] = list(caller.department_ids)
+    elif caller.scope == "self":
+        where.append("p.id = CAST(:scope_caller AS uuid)")
+        params["scope_caller"] = caller.profile_id
+    return " AND ".join(where), params
+
+
+def in_scope_profiles_sql(caller: Caller, filters: ActivityFilters) -> tuple[str, dict[str, Any]]:
+    """`SELECT p.id ...` of the in-scope profiles."""
+    where, params = in_scope_conditions(caller, filters)
+    return "SELECT p.id FROM profiles p WHERE " + where, params
+
+
+def in_scope_conditions(caller: Caller, filters: ActivityFilters) -> tuple[str, dict[str, Any]]:
+    """Visible profiles that also pass the department and role filters (both must hold when both given)."""
+    sql, params = visible_conditions(caller)
+    if filters.department_ids:
+        sql += (" AND EXISTS (SELECT 1 FROM profile_departments fd WHERE fd.profile_id = p.id"
+                " AND fd.department_id = ANY(CAST(:scope_departments AS text[])))")
+        params["scope_departments"] = sorted(set(filters.department_ids))
+    if filters.roles:
+        sql += (" AND EXISTS (SELECT 1 FROM profile_roles fr WHERE fr.profile_id = p.id AND fr.active"
+                " AND fr.role = ANY(CAST(:scope_roles AS text[])))")
+        params["scope_roles"] = sorted(set(filters.roles))
+    return sql, params
+
+
+def window_params(filters: ActivityFilters) -> dict[str, Any]:
+    """The window as bound timestamps; PostgreSQL's ±infinity stand for an open end."""
+    lo, hi = filters.window()
+    return {"lo": lo if lo is not None else "-infinity", "hi": hi if hi is not None else "infinity"}
+
+
+def scope_key(caller: Caller) -> str:
+    """What, besides the request, decides what a caller sees: part of every ETag."""
+    return "|".join((caller.profile_id, ",".join(caller.roles), ",".join(caller.department_ids)))

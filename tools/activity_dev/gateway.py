@@ -1,0 +1,91 @@
+"""A Docker-free stand-in for API Gateway (HTTP API, payload 2.0) in front of the Lambda handlers.
+
+Every route in template.yaml is served by turning the HTTP request into an HTTP API v2 event for that
+function's handler. As on Lambda, a worker process runs one invocation at a time and keeps its own
+module state and database connection; concurrency means more workers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import multiprocessing
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from . import lambdas
+from .events import LambdaContext, http_event
+
+_handlers: dict[str, Any] = {}
+
+
+def _invoke_in_worker(logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    handler = _handlers.get(logical_id)
+    if handler is None:
+        spec = next(s for s in lambdas.functions() if s.logical_id == logical_id)
+        handler = _handlers[logical_id] = lambdas.load_handler(spec)
+    return handler(event, LambdaContext(logical_id))
+
+
+class Gateway:
+    def __init__(self, workers: int = 2) -> None:
+        self.routes = lambdas.routes()
+        self.pool = multiprocessing.get_context("spawn").Pool(workers)
+        self.extra_get: dict[str, tuple[str, bytes]] = {}
+
+    def invoke(self, method: str, path: str, headers: dict[str, str], body: bytes,
+               source_ip: str) -> tuple[int, dict[str, str], bytes]:
+        spec = self.routes.get((method, path))
+        if spec is None:
+            allowed = [m for (m, p) in self.routes if p == path]
+            status = 405 if allowed else 404
+            message = "Method Not Allowed" if allowed else "Not Found"
+            return status, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
+        event = http_event(path, headers=headers, raw_body=body if body else None, method=method,
+                           source_ip=source_ip, add_default_headers=False)
+        result = self.pool.apply(_invoke_in_worker, (spec.logical_id, event))
+        payload = result.get("body") or ""
+        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+        out_headers = {k: v for k, v in (result.get("headers") or {}).items()}
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            out_headers[name] = ", ".join(values)
+        return int(result.get("statusCode", 200)), out_headers, data
+
+    def close(self) -> None:
+        self.pool.terminate()
+
+
+def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                if name.lower() not in ("content-length", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            path = self.path.split("?", 1)[0]
+            if self.command == "GET" and path in gateway.extra_get:
+                content_type, data = gateway.extra_get[path]
+                self._send(200, {"Content-Type": content_type}, data)
+                return
+            status, out_headers, data = gateway.invoke(self.command, path, headers, body, self.client_address[0])
+            self._send(status, out_headers, data)
+
+        do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            if os.environ.get("ACTIVITY_GATEWAY_QUIET") != "1":
+                super().log_message(format, *args)
+
+    return ThreadingHTTPServer((host, port), Handler)
