@@ -77,7 +77,7 @@ WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL
 """
 
 
-def _load_caller(conn: Connection, profile_id: str, api_key_id: str | None) -> Caller:
+def load_caller(conn: Connection, profile_id: str, api_key_id: str | None) -> Caller:
     rows = conn.run(_CALLER_SQL, profile_id=profile_id)
     if not rows:
         raise Unauthorized()
@@ -151,4 +151,4 @@ def authenticate(conn: Connection, headers: dict[str, str]) -> Caller:
             raise Unauthorized()
         profile_id = _token_subject(token.strip(), get_settings())
     assert profile_id is not None
-    return _load_caller(conn, profile_id, api_key_id)
+    return load_caller(conn, profile_id, api_key_id)

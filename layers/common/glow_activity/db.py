@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,28 +115,35 @@ def open_connection(params: ConnectParams, attempts: int = 1) -> Connection:
     raise ServiceUnavailable()  # pragma: no cover - loop always returns or raises
 
 
-_connections: dict[str, Connection] = {}
+class _PerContainer(threading.local):
+    """Lambda runs one invocation at a time per container; a thread here stands for one container."""
+
+    def __init__(self) -> None:
+        self.connections: dict[str, Connection] = {}
+
+
+_state = _PerContainer()
 
 
 def connection(*, reader: bool = False) -> Connection:
     """The container's connection (reader endpoint for read-only work when one is configured)."""
     settings = get_settings()
     role = "reader" if reader and settings.db_reader_host and not settings.database_url else "writer"
-    conn = _connections.get(role)
+    conn = _state.connections.get(role)
     if conn is None:
         conn = open_connection(connect_params(settings, reader=role == "reader"), settings.db_connect_attempts)
-        _connections[role] = conn
+        _state.connections[role] = conn
     return conn
 
 
 def reset_connections() -> None:
     """Drop every cached connection; the next `connection()` opens a fresh one."""
-    for conn in list(_connections.values()):
+    for conn in list(_state.connections.values()):
         try:
             conn.close()
         except Exception:  # noqa: S110 - a broken socket may not close cleanly; it is dropped anyway
             pass
-    _connections.clear()
+    _state.connections.clear()
 
 
 def is_unavailable(exc: BaseException) -> bool:

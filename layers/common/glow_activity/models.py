@@ -238,6 +238,10 @@ class ResolveProblemResponse(ResponseModel):
 
 
 # ---------------------------------------------------------------- refresh
+class RefreshRequest(RequestModel):
+    """Refresh takes no fields; an empty body or `{}`."""
+
+
 class RefreshResponse(ResponseModel):
     success: bool
     refreshed_views: list[str]

@@ -1,0 +1,43 @@
+"""Resolving and reopening a problem: row-locked, so concurrent calls leave a consistent row."""
+
+from __future__ import annotations
+
+from glow_activity.api import Invocation
+from glow_activity.audit import write_audit
+from glow_activity.db import Connection, transaction
+from glow_activity.errors import NotFound
+from glow_activity.models import ResolveProblemRequest, ResolveProblemResponse, iso
+from glow_activity.scope import visible_conditions
+
+_SET_SQL = """
+UPDATE problems
+SET resolved = :resolved,
+    resolved_at = CASE WHEN :resolved THEN now() END,
+    resolved_by = CASE WHEN :resolved THEN CAST(:caller AS uuid) END,
+    updated_at = now()
+WHERE id = CAST(:id AS uuid)
+RETURNING resolved, updated_at
+"""
+
+
+def set_resolved(conn: Connection, inv: Invocation, request: ResolveProblemRequest) -> ResolveProblemResponse:
+    """Resolve (or reopen) a visible problem. Repeating a call that changes nothing changes nothing."""
+    caller = inv.authenticated
+    where, params = visible_conditions(caller)
+    orphan = " OR q.profile_id IS NULL" if caller.is_admin else ""
+    problem_id = str(request.problem_id)
+    with transaction(conn):
+        rows = conn.run(
+            f"SELECT q.resolved, q.updated_at FROM problems q WHERE q.id = CAST(:id AS uuid) AND"
+            f" (EXISTS (SELECT 1 FROM profiles p WHERE p.id = q.profile_id AND {where}){orphan}) FOR UPDATE OF q",
+            id=problem_id, **params)
+        if not rows:
+            raise NotFound("Problem not found.")
+        resolved, updated_at = rows[0]
+        if resolved != request.resolved:
+            resolved, updated_at = conn.run(_SET_SQL, resolved=request.resolved, caller=caller.profile_id,
+                                            id=problem_id)[0]
+        write_audit(conn, operation=inv.operation, profile_id=caller.profile_id, api_key_id=caller.api_key_id,
+                    channel=inv.channel, status_code=200, request_id=inv.request_id)
+    inv.audited = True
+    return ResolveProblemResponse(problem_id=problem_id, resolved=resolved, updated_at=iso(updated_at))

@@ -1,0 +1,128 @@
+"""Fixtures: a real PostgreSQL for the session (embedded unless DATABASE_URL is set), migrated once;
+handlers loaded from template.yaml and invoked with API Gateway HTTP API v2 events."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from factories import JWT_SECRET, World
+
+os.environ.update({
+    "JWT_SECRET": JWT_SECRET,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_SERVICE_NAME": "glow-activity",
+    "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+})
+
+from activity_dev import embedded_pg, lambdas  # noqa: E402
+from activity_dev.events import LambdaContext, http_event  # noqa: E402
+from glow_activity import API_PREFIX, db  # noqa: E402
+from glow_activity.migrate import migrate  # noqa: E402
+from glow_activity.refresh import refresh_views  # noqa: E402
+from glow_activity.settings import get_settings  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = embedded_pg.database_url()
+    get_settings.cache_clear()
+    conn = db.open_connection(db.params_from_url(url))
+    migrate(conn)
+    conn.close()
+    return url
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[Any]:
+    """A separate autocommit connection for building rows and checking the database."""
+    connection = db.open_connection(db.params_from_url(database_url))
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def world(conn: Any) -> World:
+    return World(conn)
+
+
+PLATFORM_TABLES = ("problems", "grants", "logins", "sessions", "api_keys", "profile_roles", "profile_departments",
+                   "profiles", "departments")
+SERVICE_TABLES = ("audit_log", "idempotency_records", "uploads")
+
+
+@pytest.fixture
+def empty_db(conn: Any) -> Any:
+    """An empty database (refreshed views), for tests whose answers cover every profile."""
+    conn.run(f"TRUNCATE {', '.join(PLATFORM_TABLES + SERVICE_TABLES)} CASCADE")
+    refresh_views(conn, "cli")
+    return conn
+
+
+@pytest.fixture(autouse=True)
+def _fresh_container_state() -> Iterator[None]:
+    """Each test starts like a new container: settings re-read, Powertools metrics cleared."""
+    get_settings.cache_clear()
+    yield
+    from glow_activity.observability import metrics
+
+    metrics.clear_metrics()
+    db.reset_connections()
+
+
+@dataclass
+class Result:
+    status: int
+    headers: dict[str, str]
+    raw: dict[str, Any]
+
+    @property
+    def body(self) -> Any:
+        text = self.raw.get("body") or ""
+        if self.raw.get("isBase64Encoded"):
+            import base64
+
+            data = base64.b64decode(text)
+            if self.headers.get("content-encoding") == "gzip":
+                data = gzip.decompress(data)
+            text = data.decode()
+        return json.loads(text) if text else None
+
+
+Invoke = Callable[..., Result]
+
+
+def invoke_handler(operation: str, body: Any = None, headers: dict[str, str] | None = None, *,
+                   raw_body: bytes | str | None = None, event: dict[str, Any] | None = None) -> Result:
+    handler = lambdas.load_handler(lambdas.by_operation(operation))
+    event = event or http_event(f"{API_PREFIX}/{operation}", body, headers, raw_body=raw_body)
+    raw = handler(event, LambdaContext(operation))
+    return Result(raw["statusCode"], {k.lower(): v for k, v in (raw.get("headers") or {}).items()}, raw)
+
+
+@pytest.fixture
+def invoke(database_url: str) -> Invoke:
+    return invoke_handler
+
+
+@pytest.fixture
+def refresh(conn: Any) -> Callable[[], None]:
+    return lambda: refresh_views(conn, "cli") and None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def s3_server() -> Iterator[str]:
+    """moto in server mode on loopback, so presigned URLs really download."""
+    from activity_dev import local_s3
+
+    server = local_s3.start(bucket="glow-activity-exports-test")
+    yield os.environ["EXPORT_BUCKET"]
+    server.stop()

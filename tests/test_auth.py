@@ -1,0 +1,107 @@
+"""Authentication: X-Api-Key and Bearer JWT, every failure the same 401."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+from factories import World, make_jwt
+
+UNAUTHORIZED = {"statusCode": 401, "message": "Authentication is required."}
+
+
+def assert_401(res: Any) -> None:
+    assert res.status == 401
+    assert res.body == UNAUTHORIZED  # never says which part failed
+    assert res.headers["www-authenticate"] == "Bearer"
+    assert res.headers["x-request-id"]
+
+
+def unsigned_token(sub: str) -> str:
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    exp = int((datetime.now(UTC) + timedelta(hours=1)).timestamp())
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'sub': sub, 'exp': exp})}."
+
+
+@pytest.fixture
+def admin(world: World) -> Any:
+    return world.profile(roles=["admin"])
+
+
+def test_valid_key_and_valid_bearer(invoke: Any, admin: Any) -> None:
+    assert invoke("get", {}, admin.headers).status == 200
+    assert invoke("get", {}, admin.bearer()).status == 200
+    assert invoke("get", {}, {**admin.headers, **admin.bearer()}).status == 200
+
+
+def test_bearer_identity_wins_when_both_are_valid(invoke: Any, world: World, admin: Any) -> None:
+    ta = world.profile(roles=["ta"])
+    # key of a TA + token of an admin -> the admin
+    assert invoke("get", {}, {**ta.headers, **admin.bearer()}).status == 200
+    assert invoke("get", {}, {**admin.headers, **ta.bearer()}).status == 403
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"Authorization": "Basic dXNlcjpwYXNz"},
+    {"Authorization": "Bearer"},
+    {"Authorization": "Bearer not.a.jwt"},
+    {"X-Api-Key": ""},
+    {"X-Api-Key": "unknown-key"},
+], ids=["none", "basic", "empty-bearer", "garbage-token", "empty-key", "unknown-key"])
+def test_missing_or_malformed_credentials(invoke: Any, headers: dict[str, str]) -> None:
+    assert_401(invoke("get", {}, headers))
+
+
+def test_bad_tokens(invoke: Any, admin: Any) -> None:
+    cases = {
+        "expired": make_jwt(admin.id, exp_in=-120),
+        "wrong-signature": make_jwt(admin.id, secret="another-secret-another-secret-another"),
+        "alg-none": unsigned_token(admin.id),
+        "sub-not-uuid": make_jwt("admin"),
+        "unknown-profile": make_jwt("00000000-0000-4000-8000-000000000000"),
+        "no-exp": jwt.encode({"sub": admin.id}, "test-secret-0123456789abcdef0123456789abcdef", algorithm="HS256"),
+    }
+    for name, token in cases.items():
+        res = invoke("get", {}, {"Authorization": f"Bearer {token}"})
+        assert res.status == 401, name
+        assert res.body == UNAUTHORIZED, name
+
+
+def test_bad_keys(invoke: Any, world: World, admin: Any) -> None:
+    revoked, _ = world.api_key(admin.id, revoked=True)
+    expired, _ = world.api_key(admin.id, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    future, _ = world.api_key(admin.id, expires_at=datetime.now(UTC) + timedelta(days=1))
+    assert_401(invoke("get", {}, {"X-Api-Key": revoked}))
+    assert_401(invoke("get", {}, {"X-Api-Key": expired}))
+    assert invoke("get", {}, {"X-Api-Key": future}).status == 200
+
+
+def test_deleted_profile_is_401_for_key_and_token(invoke: Any, world: World, conn: Any) -> None:
+    p = world.profile(roles=["admin"])
+    token_headers = p.bearer()
+    conn.run("UPDATE profiles SET deleted_at = now() WHERE id = CAST(:id AS uuid)", id=p.id)
+    assert_401(invoke("get", {}, p.headers))
+    assert_401(invoke("get", {}, token_headers))
+
+
+def test_both_headers_must_be_valid(invoke: Any, admin: Any) -> None:
+    assert_401(invoke("get", {}, {"X-Api-Key": "wrong", **admin.bearer()}))
+    assert_401(invoke("get", {}, {**admin.headers, "Authorization": "Bearer nope"}))
+
+
+def test_permissions_come_from_the_database_not_claims(invoke: Any, world: World) -> None:
+    ta = world.profile(roles=["ta"])
+    res = invoke("get", {}, {"Authorization": f"Bearer {make_jwt(ta.id, roles=['admin'], scope='admin')}"})
+    assert res.status == 403
+
+
+def test_401_happens_before_body_validation(invoke: Any) -> None:
+    assert_401(invoke("get", {"page_size": "nonsense-and-unknown"}))
+    assert_401(invoke("get", raw_body="{broken"))
