@@ -105,6 +105,8 @@ def invoke_handler(operation: str, body: Any = None, headers: dict[str, str] | N
     handler = lambdas.load_handler(lambdas.by_operation(operation))
     event = event or http_event(f"{API_PREFIX}/{operation}", body, headers, raw_body=raw_body)
     raw = handler(event, LambdaContext(operation))
+    if "statusCode" not in raw:  # a non-HTTP invocation (schedule, async job) returns a plain dict
+        return Result(0, {}, raw)
     return Result(raw["statusCode"], {k.lower(): v for k, v in (raw.get("headers") or {}).items()}, raw)
 
 

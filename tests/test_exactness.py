@@ -1,0 +1,90 @@
+"""Property: right after a refresh, get equals the contract's definitions computed straight from the base
+tables, for random data and random windows (date and date-time bounds, ends inside days)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from factories import World
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from glow_activity.models import GetActivityRequest
+
+BASE = datetime(2025, 3, 1, tzinfo=UTC)
+SPAN_SECONDS = 6 * 24 * 3600
+
+instants = st.integers(min_value=0, max_value=SPAN_SECONDS).map(lambda s: BASE + timedelta(seconds=s))
+micro_instants = st.builds(lambda at, us: at + timedelta(microseconds=us), instants, st.integers(0, 999_999))
+
+
+def bound() -> st.SearchStrategy[str | None]:
+    return st.one_of(
+        st.none(),
+        st.integers(-1, 7).map(lambda d: (BASE + timedelta(days=d)).date().isoformat()),
+        micro_instants.map(lambda t: t.isoformat().replace("+00:00", "Z")),
+        micro_instants.map(lambda t: t.astimezone(UTC).replace(tzinfo=None).isoformat()),
+        micro_instants.map(lambda t: t.astimezone(__import__("datetime").timezone(timedelta(hours=-5))).isoformat()),
+    )
+
+
+events = st.lists(st.tuples(st.sampled_from(["session", "login", "grant", "emulation", "problem"]),
+                            st.integers(0, 2), micro_instants), max_size=25)
+
+REFERENCE_SQL = """
+WITH scope AS (
+    SELECT p.id FROM profiles p WHERE p.deleted_at IS NULL
+      AND EXISTS (SELECT 1 FROM profile_departments d WHERE d.profile_id = p.id AND d.department_id = :dept)
+), per AS (
+    SELECT s.id,
+      (SELECT count(*) FROM sessions x WHERE x.profile_id = s.id AND x.created_at >= :lo AND x.created_at < :hi) ss,
+      (SELECT count(*) FROM logins x WHERE x.profile_id = s.id AND x.logged_in_at >= :lo AND x.logged_in_at < :hi) ll,
+      (SELECT count(*) FROM grants x WHERE x.profile_id = s.id AND x.created_at >= :lo AND x.created_at < :hi) gg,
+      (SELECT count(*) FROM grants x WHERE x.profile_id = s.id AND x.kind = 'emulation'
+         AND x.created_at >= :lo AND x.created_at < :hi) ee,
+      (SELECT count(*) FROM problems x WHERE x.profile_id = s.id AND x.created_at >= :lo AND x.created_at < :hi) pp
+    FROM scope s
+)
+SELECT id::text, ss, ll, gg, ee, pp FROM per
+"""
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=events, date_from=bound(), date_to=bound())
+def test_get_after_refresh_equals_base_table_sql(invoke: Any, conn: Any, refresh: Any, data: list[Any],
+                                                 date_from: str | None, date_to: str | None) -> None:
+    world = World(conn)
+    dept = world.department()
+    admin = world.profile(roles=["admin"])
+    people = [world.profile(departments=[dept]) for _ in range(3)]
+    for kind, who, at in data:
+        if kind == "session":
+            world.session(people[who], at)
+        elif kind == "login":
+            world.login(people[who], at)
+        elif kind in ("grant", "emulation"):
+            world.grant(people[who], at, kind="emulation" if kind == "emulation" else "access")
+        else:
+            world.problem(people[who], at)
+    refresh()
+    body = {"department_ids": [dept], "date_from": date_from, "date_to": date_to}
+    try:
+        lo, hi = GetActivityRequest.model_validate(body).window()
+    except ValueError:
+        assert invoke("get", body, admin.headers).status == 422
+        return
+    res = invoke("get", body, admin.headers)
+    assert res.status == 200, res.body
+    got = res.body
+    rows = conn.run(REFERENCE_SQL, dept=dept, lo=lo or datetime(1, 1, 1, tzinfo=UTC),
+                    hi=hi or datetime(9999, 1, 1, tzinfo=UTC))
+    expected = {pid: (ss, ll, gg, pp) for pid, ss, ll, gg, ee, pp in rows}
+    assert got["sessions_count"] == sum(r[1] for r in rows)
+    assert got["logins_count"] == sum(r[2] for r in rows)
+    assert got["emulations_count"] == sum(r[4] for r in rows)
+    assert got["active_profiles_count"] == sum(1 for r in rows if r[1] + r[2] > 0)
+    listed = {r["profile_id"]: (r["sessions_count"], r["logins_count"], r["grants_count"], r["problems_count"])
+              for r in got["profile_summary"]}
+    assert listed == {pid: counts for pid, counts in expected.items() if sum(counts) > 0}

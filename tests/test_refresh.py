@@ -1,0 +1,170 @@
+"""Refresh: the materialized views, the schedule, locking, failure, and HTTP caching."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from activity_dev.events import scheduled_event
+from factories import World
+
+from glow_activity import db, refresh
+from glow_activity.refresh import REFRESH_LOCK_KEY, VIEWS
+
+
+@pytest.fixture
+def scene(world: World, refresh: Any) -> dict[str, Any]:
+    dept = world.department()
+    admin = world.profile(roles=["admin"])
+    ta = world.profile(roles=["ta"], departments=[dept])
+    world.session(ta, "2025-05-01T10:00:00")
+    refresh()
+    return {"dept": dept, "admin": admin, "ta": ta, "world": world}
+
+
+def test_refresh_makes_new_rows_visible(invoke: Any, scene: dict[str, Any]) -> None:
+    q = {"department_ids": [scene["dept"]]}
+    assert invoke("get", q, scene["admin"].headers).body["sessions_count"] == 1
+    scene["world"].session(scene["ta"], "2025-05-02T10:00:00")
+    scene["world"].login(scene["ta"], "2025-05-02T11:00:00")
+    assert invoke("get", q, scene["admin"].headers).body["sessions_count"] == 1  # lags until a refresh
+    assert invoke("search", q, scene["admin"].headers).body["total_count"] == 1
+    res = invoke("refresh", None, scene["admin"].headers)
+    assert res.status == 200
+    assert res.body == {"success": True, "refreshed_views": list(VIEWS),
+                        "invalidated_tags": ["artifacts", "activity", "list"]}
+    after = invoke("get", q, scene["admin"].headers).body
+    assert (after["sessions_count"], after["logins_count"]) == (2, 1)
+    assert invoke("search", q, scene["admin"].headers).body["total_count"] == 2
+
+
+def test_only_admins_refresh(invoke: Any, world: World) -> None:
+    dept = world.department()
+    assert invoke("refresh", None, world.profile(roles=["coordinator"], departments=[dept]).headers).status == 403
+    assert invoke("refresh", None, world.profile(roles=["ta"]).headers).status == 403
+    assert invoke("refresh", {"force": True}, world.profile(roles=["admin"]).headers).status == 422
+
+
+def test_scheduled_event_runs_the_same_refresh_and_is_recorded(invoke: Any, scene: dict[str, Any], conn: Any) -> None:
+    scene["world"].session(scene["ta"], "2025-05-03T10:00:00")
+    event = scheduled_event()
+    result = invoke("refresh", event=event).raw
+    assert result == {"success": True, "refreshed_views": list(VIEWS),
+                      "invalidated_tags": ["artifacts", "activity", "list"]}
+    run = conn.run("SELECT trigger, outcome, views, finished_at >= started_at FROM refresh_runs ORDER BY id DESC"
+                   " LIMIT 1")[0]
+    assert run == ["schedule", "success", list(VIEWS), True]
+    assert conn.run("SELECT operation, profile_id, channel, status_code FROM audit_log WHERE request_id = :r",
+                    r=event["id"]) == [["refresh", None, "schedule", 200]]
+    body = invoke("get", {"department_ids": [scene["dept"]]}, scene["admin"].headers).body
+    assert body["sessions_count"] == 2
+
+
+def test_expired_idempotency_records_are_cleaned_by_refresh(invoke: Any, scene: dict[str, Any], conn: Any) -> None:
+    conn.run("INSERT INTO idempotency_records (id, status, expiration) VALUES ('stale-test', 'COMPLETED', 1)")
+    invoke("refresh", None, scene["admin"].headers)
+    assert conn.run("SELECT count(*) FROM idempotency_records WHERE id = 'stale-test'")[0][0] == 0
+
+
+def test_readers_are_not_blocked_by_a_running_refresh(invoke: Any, scene: dict[str, Any], database_url: str) -> None:
+    # GIVEN a refresh holding the lock and the views' refresh locks, not yet committed
+    holder = db.open_connection(db.params_from_url(database_url))
+    holder.run("BEGIN")
+    holder.run("SELECT pg_advisory_xact_lock(:k)", k=REFRESH_LOCK_KEY)
+    for view in VIEWS:
+        holder.run(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
+    try:
+        # WHEN readers run meanwhile  THEN every one of them finishes while the refresh is still open
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            futures = [pool.submit(invoke, op, {"department_ids": [scene["dept"]]}, scene["admin"].headers)
+                       for op in ("get", "search") * 4]
+            statuses = [f.result(timeout=60) for f in futures]
+        assert {r.status for r in statuses} == {200}
+    finally:
+        holder.run("ROLLBACK")
+        holder.close()
+
+
+def test_two_refreshes_run_one_at_a_time(invoke: Any, scene: dict[str, Any], database_url: str, conn: Any) -> None:
+    holder = db.open_connection(db.params_from_url(database_url))
+    holder.run("BEGIN")
+    holder.run("SELECT pg_advisory_xact_lock(:k)", k=REFRESH_LOCK_KEY)
+    done = threading.Event()
+    results: list[Any] = []
+
+    def second() -> None:
+        results.append(invoke("refresh", None, scene["admin"].headers))
+        done.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    try:
+        # the second refresh waits on the advisory lock
+        deadline = time.monotonic() + 30
+        while not conn.run("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                           " AND objid = :k)", k=REFRESH_LOCK_KEY)[0][0]:
+            assert time.monotonic() < deadline, "second refresh never waited on the lock"
+            time.sleep(0.05)
+        assert not done.is_set()
+    finally:
+        holder.run("COMMIT")
+        holder.close()
+    thread.join(timeout=60)
+    assert results and results[0].status == 200
+
+
+def test_a_failing_refresh_is_reported_releases_the_lock_and_the_next_one_works(
+        invoke: Any, scene: dict[str, Any], conn: Any, monkeypatch: Any) -> None:
+    # GIVEN a view that cannot be refreshed concurrently (no unique index): broken on purpose
+    conn.run("DROP MATERIALIZED VIEW IF EXISTS activity_broken_test")
+    conn.run("CREATE MATERIALIZED VIEW activity_broken_test AS SELECT 1 AS x")
+    monkeypatch.setattr(refresh, "VIEWS", (*VIEWS, "activity_broken_test"))
+    try:
+        failed = invoke("refresh", None, scene["admin"].headers)
+        assert failed.status == 500
+        assert "Internal error" in failed.body["message"] and "activity_broken_test" not in failed.body["message"]
+        run = conn.run("SELECT outcome, error IS NOT NULL FROM refresh_runs ORDER BY id DESC LIMIT 1")[0]
+        assert run == ["failed", True]
+        assert conn.run("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k",
+                        k=REFRESH_LOCK_KEY)[0][0] == 0
+        with pytest.raises(Exception):  # noqa: B017 - the schedule re-raises for retries and the DLQ
+            invoke("refresh", event=scheduled_event())
+    finally:
+        monkeypatch.setattr(refresh, "VIEWS", VIEWS)
+        conn.run("DROP MATERIALIZED VIEW activity_broken_test")
+    assert invoke("refresh", None, scene["admin"].headers).status == 200
+
+
+def test_etag_304_and_data_as_of(invoke: Any, scene: dict[str, Any], world: World) -> None:
+    admin, q = scene["admin"], {"department_ids": [scene["dept"]]}
+    first = invoke("get", q, admin.headers)
+    second = invoke("get", q, admin.headers)
+    etag = first.headers["etag"]
+    assert etag == second.headers["etag"] and etag.startswith('"')
+    assert first.headers["x-cache-tags"] == "artifacts,activity"
+    assert first.headers["x-data-as-of"].endswith("Z")
+    not_modified = invoke("get", q, {**admin.headers, "If-None-Match": etag})
+    assert not_modified.status == 304 and not_modified.raw["body"] == ""
+    assert not_modified.headers["etag"] == etag
+    bypass = invoke("get", q, {**admin.headers, "X-Bypass-Cache": "1"})
+    assert bypass.status == 200 and bypass.body == first.body
+    # another scope: another ETag, even for the same body
+    other_admin = world.profile(roles=["admin"])
+    assert invoke("get", q, other_admin.headers).headers["etag"] != etag
+    # a refresh that changes the data changes the ETag and X-Data-As-Of
+    world.session(scene["ta"], "2025-05-09T10:00:00")
+    assert invoke("refresh", None, admin.headers).status == 200
+    changed = invoke("get", q, {**admin.headers, "If-None-Match": etag})
+    assert changed.status == 200 and changed.headers["etag"] != etag
+    assert changed.headers["x-data-as-of"] > first.headers["x-data-as-of"]
+
+
+def test_search_etag(invoke: Any, scene: dict[str, Any]) -> None:
+    admin, q = scene["admin"], {"department_ids": [scene["dept"]], "page_size": 5}
+    res = invoke("search", q, admin.headers)
+    assert res.headers["x-cache-tags"] == "artifacts,activity,list"
+    assert invoke("search", q, {**admin.headers, "If-None-Match": res.headers["etag"]}).status == 304
+    assert invoke("search", {**q, "page": 1}, admin.headers).headers["etag"] != res.headers["etag"]
