@@ -3,6 +3,7 @@ handlers loaded from template.yaml and invoked with API Gateway HTTP API v2 even
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -100,6 +101,30 @@ class Result:
 Invoke = Callable[..., Result]
 
 
+@functools.cache
+def _openapi() -> dict[str, Any]:
+    from activity_dev import REPO_ROOT
+
+    return json.loads((REPO_ROOT / "openapi.json").read_text(encoding="utf-8"))
+
+
+def assert_matches_openapi(operation: str, result: Result) -> None:
+    """Every response the suite sees must be one the OpenAPI document declares, with a valid body."""
+    from jsonschema import Draft202012Validator
+
+    document = _openapi()
+    responses = document["paths"][f"{API_PREFIX}/{operation}"]["post"]["responses"]
+    declared = responses.get(str(result.status))
+    assert declared is not None, f"{operation} answered {result.status}, which openapi.json does not declare"
+    schema = (declared.get("content") or {}).get("application/json", {}).get("schema")
+    if schema is None:
+        assert not result.raw.get("body"), f"{operation} {result.status} should have no body"
+        return
+    validator = Draft202012Validator({**schema, "components": document["components"]})
+    errors = sorted(validator.iter_errors(result.body), key=str)
+    assert not errors, f"{operation} {result.status} body does not match openapi.json: {errors[0].message}"
+
+
 def invoke_handler(operation: str, body: Any = None, headers: dict[str, str] | None = None, *,
                    raw_body: bytes | str | None = None, event: dict[str, Any] | None = None) -> Result:
     handler = lambdas.load_handler(lambdas.by_operation(operation))
@@ -107,7 +132,9 @@ def invoke_handler(operation: str, body: Any = None, headers: dict[str, str] | N
     raw = handler(event, LambdaContext(operation))
     if "statusCode" not in raw:  # a non-HTTP invocation (schedule, async job) returns a plain dict
         return Result(0, {}, raw)
-    return Result(raw["statusCode"], {k.lower(): v for k, v in (raw.get("headers") or {}).items()}, raw)
+    result = Result(raw["statusCode"], {k.lower(): v for k, v in (raw.get("headers") or {}).items()}, raw)
+    assert_matches_openapi(operation, result)
+    return result
 
 
 @pytest.fixture

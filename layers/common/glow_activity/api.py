@@ -76,6 +76,7 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
         (413, "The body is larger than 1 MiB."),
         (415, "The body is not JSON."),
         (422, "The body does not match the schema."),
+        (500, "Internal error; the body carries only the request id."),
         (503, "The database is unreachable; retry after Retry-After seconds."),
     )
 }

@@ -1,0 +1,109 @@
+"""POST /docs and the OpenAPI document: generated from the models, consistent with the template."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from activity_dev import REPO_ROOT, lambdas
+from activity_dev.openapi import openapi_json
+from factories import World
+from openapi_spec_validator import validate
+
+from glow_activity import API_PREFIX, OPERATIONS
+from glow_activity.models import GetActivityRequest
+
+ALL_OPS = [f"activity.{op}" for op in ("get", "search", "problem", "resolve", "refresh", "export", "docs")]
+
+
+@pytest.fixture
+def people(world: World) -> dict[str, Any]:
+    dept = world.department()
+    return {"admin": world.profile(roles=["admin"]),
+            "coord": world.profile(roles=["coordinator"], departments=[dept]),
+            "ta": world.profile("Tess the TA", roles=["ta"], departments=[dept]),
+            "stranger": world.profile("Stranger", roles=["ta"], departments=[world.department()])}
+
+
+@pytest.mark.parametrize("who, permitted", [
+    ("admin", ALL_OPS),
+    ("coord", ["activity.get", "activity.search", "activity.problem", "activity.resolve", "activity.export",
+               "activity.docs"]),
+    ("ta", ["activity.problem", "activity.docs"]),
+])
+def test_docs_permissions_differ_by_role(invoke: Any, people: dict[str, Any], who: str, permitted: list[str]) -> None:
+    res = invoke("docs", {}, people[who].headers)
+    assert res.status == 200
+    body = res.body
+    assert (body["name"], body["type"]) == ("activity", "analytics")
+    assert [op["name"] for op in body["api_operations"]] == ALL_OPS
+    assert [op["name"] for op in body["permissions"]] == permitted
+    get_op = body["api_operations"][0]
+    assert get_op["method"] == "POST" and get_op["path"] == f"{API_PREFIX}/get"
+    assert get_op["roles"] == ["admin", "coordinator"]
+    assert [p["name"] for p in get_op["params"]] == list(GetActivityRequest.model_fields)
+    assert {p["name"]: p["default"] for p in get_op["params"]}["summary_limit"] == 1000
+
+
+def test_entries_come_from_the_models(invoke: Any, people: dict[str, Any]) -> None:
+    body = invoke("docs", None, people["admin"].headers).body
+    entries = {e["name"]: e for e in body["entries"]}
+    assert list(entries) == ALL_OPS
+    search = entries["activity.search"]
+    names = [f["name"] for f in search["fields"]]
+    assert "request.cursor" in names and "response.next_cursor" in names and "request.page_size" in names
+    assert "| `page_size` |" in search["content"]
+    problem_fields = {f["name"]: f for f in entries["activity.problem"]["fields"]}
+    assert problem_fields["request.type"]["required"] is True
+    assert problem_fields["request.session_id"]["required"] is False
+
+
+def test_resources_list_live_columns(invoke: Any, people: dict[str, Any]) -> None:
+    body = invoke("docs", {}, people["coord"].headers).body
+    resources = {r["name"]: r for r in body["resources"]}
+    sessions = {f["name"]: f for f in resources["sessions"]["fields"]}
+    assert sessions["total_tokens"]["type"] == "bigint" and sessions["total_tokens"]["required"] is True
+    assert sessions["total_cost"]["type"] == "numeric"
+    assert "deleted_at" in {f["name"] for f in resources["profiles"]["fields"]}
+
+
+def test_entity_id_names_a_visible_profile(invoke: Any, people: dict[str, Any]) -> None:
+    res = invoke("docs", {"entity_id": people["ta"].id}, people["coord"].headers)
+    assert res.status == 200
+    assert "Tess the TA" in res.body["page_metadata"]["detail"]["title"]
+    assert set(res.body["page_metadata"]) == {"list", "detail", "new"}
+    assert invoke("docs", {"entity_id": people["stranger"].id}, people["coord"].headers).status == 404
+    assert invoke("docs", {"entity_id": "00000000-0000-4000-8000-000000000000"}, people["admin"].headers).status == 404
+    assert invoke("docs", {"entity_id": "not-a-uuid"}, people["admin"].headers).status == 404
+    assert invoke("docs", {"entity_id": people["ta"].id}, people["ta"].headers).status == 200  # itself
+    assert invoke("docs", {"entity_id": people["coord"].id}, people["ta"].headers).status == 404
+
+
+def test_committed_openapi_matches_the_code() -> None:
+    committed = (REPO_ROOT / "openapi.json").read_text(encoding="utf-8")
+    assert committed == openapi_json(), "openapi.json is stale: run `make openapi`"
+
+
+def test_openapi_is_valid_31_with_security() -> None:
+    document = json.loads((REPO_ROOT / "openapi.json").read_text(encoding="utf-8"))
+    validate(document)
+    assert document["openapi"].startswith("3.1")
+    assert set(document["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
+
+
+def test_template_routes_api_operations_and_openapi_agree(invoke: Any, people: dict[str, Any]) -> None:
+    template = {(s.method, s.path) for s in lambdas.functions() if s.path}
+    resolvers = set()
+    for spec in lambdas.functions():
+        app = lambdas.load_module(spec).app
+        paths = app.get_openapi_schema(security_schemes={"ApiKey": {"type": "apiKey", "in": "header",
+                                                                   "name": "X-Api-Key"},
+                                                        "Bearer": {"type": "http", "scheme": "bearer"}}).paths
+        resolvers |= {(m.upper(), p) for p, item in (paths or {}).items() for m in ("post", "get")
+                      if getattr(item, m) is not None}
+    document = json.loads((REPO_ROOT / "openapi.json").read_text(encoding="utf-8"))
+    openapi = {(m.upper(), p) for p, item in document["paths"].items() for m in item}
+    docs = {(op["method"], op["path"]) for op in invoke("docs", {}, people["admin"].headers).body["api_operations"]}
+    expected = {("POST", f"{API_PREFIX}/{op}") for op in OPERATIONS}
+    assert template == resolvers == openapi == docs == expected

@@ -1,0 +1,198 @@
+"""POST /export: a ZIP of CSVs in S3 (moto server mode), downloaded through its presigned URL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import uuid
+import zipfile
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.exceptions import ClientError
+from factories import World
+
+from glow_activity.settings import get_settings
+
+
+def download(url: str) -> zipfile.ZipFile:
+    res = requests.get(url, timeout=30)
+    assert res.status_code == 200, res.text[:500]
+    return zipfile.ZipFile(io.BytesIO(res.content))
+
+
+def read_csv(archive: zipfile.ZipFile, name: str) -> list[dict[str, str]]:
+    with archive.open(name) as fh:
+        return list(csv.DictReader(io.TextIOWrapper(fh, encoding="utf-8", newline="")))
+
+
+@pytest.fixture
+def data(world: World, refresh: Any) -> dict[str, Any]:
+    dept, other = world.department("Export dept"), world.department("Other dept")
+    admin = world.profile(roles=["admin"])
+    coord = world.profile(roles=["coordinator"], departments=[dept])
+    ana = world.profile("=HYPERLINK(\"http://evil\")", departments=[dept], roles=["ta", "head_ta"],
+                        inactive_roles=["instructor"], email="ana@example.org")
+    bo = world.profile('Bo "the, quoted" Ünïcødé 🎓', departments=[dept, other], email="+bo@example.org")
+    far = world.profile("Far", departments=[other])
+    s1 = world.session(ana, "2025-02-01T10:00:00", total_tokens=123, total_cost="0.000246", message_count=7)
+    s2 = world.session(bo, "2025-02-02T10:00:00", active=True)
+    world.session(far, "2025-02-03T10:00:00")
+    world.session(ana, "2024-12-31T23:59:59")  # outside the window used below
+    l1 = world.login(ana, "2025-02-01T09:00:00", method="@sso")
+    g1 = world.grant(bo, "2025-02-05T00:00:00", kind="emulation", granted_by=admin)
+    q1 = world.problem(ana, "2025-02-01T11:00:00", session_id=s1, message="-1+1\tline\nbreak, \"quoted\"")
+    refresh()
+    return {"dept": dept, "admin": admin, "coord": coord, "ana": ana, "bo": bo, "far": far, "s1": s1, "s2": s2,
+            "l1": l1, "g1": g1, "q1": q1, "world": world}
+
+
+def test_export_downloads_through_the_presigned_url(invoke: Any, data: dict[str, Any], conn: Any) -> None:
+    window = {"department_ids": [data["dept"]], "date_from": "2025-01-01", "date_to": "2025-12-31"}
+    res = invoke("export", window, data["admin"].headers)
+    assert res.status == 200, res.body
+    body = res.body
+    assert body["file_name"].startswith("activity_export_") and body["file_name"].endswith(".zip")
+    datetime.strptime(body["file_name"], "activity_export_%Y-%m-%d_%H%M%S.zip")
+    expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    assert timedelta(minutes=14) < expires - datetime.now(UTC) <= timedelta(minutes=15)
+    archive = download(body["download_url"])
+    assert sorted(archive.namelist()) == ["grants.csv", "logins.csv", "manifest.json", "problems.csv",
+                                          "profiles.csv", "sessions.csv"]
+    profiles = read_csv(archive, "profiles.csv")
+    sessions = read_csv(archive, "sessions.csv")
+    logins = read_csv(archive, "logins.csv")
+    grants = read_csv(archive, "grants.csv")
+    problems = read_csv(archive, "problems.csv")
+    assert {p["profile_id"] for p in profiles} == {data["coord"].id, data["ana"].id, data["bo"].id}
+    assert [s["session_id"] for s in sessions] == [data["s1"], data["s2"]]
+    s1 = sessions[0]
+    assert s1["profile_id"] == data["ana"].id
+    assert s1["profile_name"] == "'" + data["ana"].name  # formula neutralised
+    assert s1["profile_email"] == "ana@example.org"
+    assert s1["department_ids"] == data["dept"]
+    assert s1["roles"] == "head_ta;ta"
+    assert (s1["created_at"], s1["total_tokens"], s1["total_cost"], s1["active"]) == (
+        "2025-02-01T10:00:00.000000Z", "123", "0.000246", "f")
+    bo_row = sessions[1]
+    assert bo_row["profile_name"] == 'Bo "the, quoted" Ünïcødé 🎓'  # quotes, commas, unicode round-trip
+    assert bo_row["profile_email"] == "'+bo@example.org"
+    assert bo_row["department_ids"] == ";".join(sorted([data["dept"], data["world"].conn.run(
+        "SELECT department_id FROM profile_departments WHERE profile_id = CAST(:p AS uuid) AND department_id <> :d",
+        p=data["bo"].id, d=data["dept"])[0][0]]))
+    assert [(x["login_id"], x["method"]) for x in logins] == [(data["l1"], "'@sso")]
+    assert [(x["grant_id"], x["kind"], x["granted_by"]) for x in grants] == [(data["g1"], "emulation",
+                                                                              data["admin"].id)]
+    assert [(x["problem_id"], x["message"], x["session_id"]) for x in problems] == [
+        (data["q1"], "'-1+1\tline\nbreak, \"quoted\"", data["s1"])]
+    manifest = json.loads(archive.read("manifest.json"))
+    counts = {"profiles.csv": 3, "sessions.csv": 2, "logins.csv": 1, "grants.csv": 1, "problems.csv": 1}
+    assert manifest["row_counts"] == counts
+    assert manifest["schema_version"] == "1"
+    assert manifest["caller"]["profile_id"] == data["admin"].id
+    assert manifest["filters"]["department_ids"] == [data["dept"]]
+    assert body["row_count"] == sum(counts.values()) == manifest["row_count"]
+    stored = conn.run("SELECT status, row_count, requested_by::text, size_bytes > 0, row_counts FROM uploads"
+                      " WHERE id = CAST(:id AS uuid)", id=body["upload_id"])
+    assert stored == [["succeeded", 8, data["admin"].id, True, counts]]
+
+
+def test_coordinator_exports_only_its_departments(invoke: Any, data: dict[str, Any]) -> None:
+    res = invoke("export", {}, data["coord"].headers)
+    assert res.status == 200
+    archive = download(res.body["download_url"])
+    assert data["far"].id not in {p["profile_id"] for p in read_csv(archive, "profiles.csv")}
+    assert {s["profile_id"] for s in read_csv(archive, "sessions.csv")} == {data["ana"].id, data["bo"].id}
+    assert invoke("export", {"department_ids": ["not-mine"]}, data["coord"].headers).status == 403
+    assert invoke("export", {}, data["ana"].headers).status == 403
+
+
+def test_export_reads_one_snapshot(invoke: Any, data: dict[str, Any], monkeypatch: Any) -> None:
+    import export_writer
+
+    original = export_writer.bind_as_settings
+    calls: list[int] = []
+    late: dict[str, str] = {}
+
+    def write_between_files(conn: Any, sql: str, params: dict[str, Any]) -> str:
+        calls.append(1)
+        if len(calls) == 2:  # profiles.csv is written; the snapshot is taken
+            late["session"] = data["world"].session(data["ana"], "2025-02-10T10:00:00")
+            late["profile"] = data["world"].profile("Late", departments=[data["dept"]]).id
+        return original(conn, sql, params)
+
+    monkeypatch.setattr(export_writer, "bind_as_settings", write_between_files)
+    res = invoke("export", {"department_ids": [data["dept"]]}, data["admin"].headers)
+    archive = download(res.body["download_url"])
+    assert late["session"] not in {s["session_id"] for s in read_csv(archive, "sessions.csv")}
+    assert late["profile"] not in {p["profile_id"] for p in read_csv(archive, "profiles.csv")}
+
+
+def test_s3_failure_leaves_nothing(invoke: Any, data: dict[str, Any], conn: Any, monkeypatch: Any) -> None:
+    import export_jobs
+
+    s3 = boto3.client("s3")
+    bucket = get_settings().export_bucket
+
+    class FailingClient:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def upload_part(self, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "UploadPart")
+
+    monkeypatch.setattr(export_jobs, "s3_client", lambda: FailingClient(s3))
+    uploads_before = conn.run("SELECT count(*) FROM uploads")[0][0]
+    res = invoke("export", {}, data["admin"].headers)
+    assert res.status == 502
+    assert res.body == {"statusCode": 502, "message": res.body["message"]}
+    assert conn.run("SELECT count(*) FROM uploads")[0][0] == uploads_before
+    prefix = f"exports/{data['admin'].id}/"
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) == 0
+    assert not [u for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+                if u["Key"].startswith(prefix)]
+
+
+def test_large_exports_run_asynchronously_and_are_polled(invoke: Any, data: dict[str, Any], monkeypatch: Any,
+                                                         world: World) -> None:
+    monkeypatch.setenv("EXPORT_SYNC_ROW_BUDGET", "0")
+    get_settings.cache_clear()
+    started = invoke("export", {"department_ids": [data["dept"]]}, data["admin"].headers)
+    assert started.status == 202
+    assert started.body["status"] == "running"
+    upload_id = started.body["upload_id"]
+    deadline = time.monotonic() + 60
+    while True:
+        polled = invoke("export", {"upload_id": upload_id}, data["admin"].headers)
+        if polled.status == 200:
+            break
+        assert polled.status == 202 and polled.body["status"] == "running"
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert polled.body["upload_id"] == upload_id and polled.body["row_count"] == 9  # all-time: +1 session
+    assert "sessions.csv" in download(polled.body["download_url"]).namelist()
+    # someone else's upload and an unknown one are both 404
+    assert invoke("export", {"upload_id": upload_id}, data["coord"].headers).status == 404
+    assert invoke("export", {"upload_id": str(uuid.uuid4())}, data["admin"].headers).status == 404
+    assert invoke("export", {"upload_id": "nope"}, data["admin"].headers).status == 422
+
+
+def test_url_lifetime_follows_settings_and_is_capped(invoke: Any, data: dict[str, Any], monkeypatch: Any) -> None:
+    monkeypatch.setenv("EXPORT_URL_TTL_SECONDS", "60")
+    get_settings.cache_clear()
+    body = invoke("export", {"department_ids": [data["dept"]]}, data["admin"].headers).body
+    expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    assert expires - datetime.now(UTC) <= timedelta(seconds=60)
+    assert "Expires=" in body["download_url"] or "X-Amz-Expires=" in body["download_url"]
+    monkeypatch.setenv("EXPORT_URL_TTL_SECONDS", "7200")
+    get_settings.cache_clear()
+    with pytest.raises(ValueError):
+        get_settings()

@@ -1,0 +1,66 @@
+"""One OpenAPI 3.1 document for the seven functions, merged from their own Powertools resolvers.
+
+Each function's `app` (APIGatewayHttpResolver with enable_validation=True) describes its route from the
+same pydantic models that validate requests; OpenAPIMerge joins them and adds the security schemes.
+Swagger UI is served by `activity serve` with its assets from the Powertools package: no CDN.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer, Server
+
+from glow_activity.api import SECURITY
+
+from . import lambdas
+
+TITLE = "Glow Activity API"
+VERSION = "5.0.0"
+DESCRIPTION = (
+    "Engagement of teaching assistants with the Glow AI trainer, for program coordinators and AI agents "
+    "(send `X-MCP: 1`). Every operation is a POST with a JSON body. Errors have the body "
+    "`{statusCode, message, detail?}`; `detail` (422 only) lists `{loc, msg, type}`."
+)
+
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "ApiKey": APIKey(in_=APIKeyIn.header, name="X-Api-Key",
+                     description="Raw API key; the service stores only its SHA-256."),
+    "Bearer": HTTPBearer(bearerFormat="JWT", description="A JWT whose `sub` is the caller's profile id."),
+}
+
+
+def merged_schema() -> dict[str, Any]:
+    merge = OpenAPIMerge(title=TITLE, version=VERSION, description=DESCRIPTION, servers=[Server(url="/")],
+                         security_schemes=SECURITY_SCHEMES, security=SECURITY, on_conflict="error")
+    for spec in lambdas.functions():
+        module = lambdas.load_module(spec)
+        merge.add_schema(module.app.get_openapi_schema(title=TITLE, version=VERSION,
+                                                       security_schemes=SECURITY_SCHEMES))
+    return json.loads(merge.get_openapi_json_schema())
+
+
+def openapi_json() -> str:
+    return json.dumps(merged_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def install_swagger(gateway: Any) -> None:
+    """Serve /swagger (Swagger UI), its assets and /openapi.json from the gateway."""
+    import aws_lambda_powertools.event_handler.openapi.swagger_ui as swagger_ui
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
+
+    assets = Path(swagger_ui.__file__).parent
+    spec = openapi_json()
+    html = generate_swagger_html(spec.replace("</", "<\\/"), "/swagger/swagger-ui-bundle.min.js",
+                                 "/swagger/swagger-ui.min.css", "/swagger", None, persist_authorization=True)
+    gateway.extra_get.update({
+        "/swagger": ("text/html; charset=utf-8", html.encode()),
+        "/swagger/swagger-ui-bundle.min.js": ("application/javascript",
+                                              (assets / "swagger-ui-bundle.min.js").read_bytes()),
+        "/swagger/swagger-ui.min.css": ("text/css", (assets / "swagger-ui.min.css").read_bytes()),
+        "/openapi.json": ("application/json", spec.encode()),
+    })
