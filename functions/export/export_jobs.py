@@ -62,6 +62,7 @@ def _response(upload_id: str, key: str, file_name: str, row_count: int, expires_
 
 def stream_to_s3(conn: Connection, caller: Caller, request: ExportRequest, key: str,
                  file_name: str) -> tuple[ExportResult, int]:
+    """`conn` reads (the reader endpoint when there is one)."""
     """Write the ZIP into S3; on any failure abort the multipart upload and re-raise."""
     from botocore.exceptions import BotoCoreError, ClientError
     from s3_stream import S3MultipartWriter
@@ -114,7 +115,7 @@ def run_export(conn: Connection, caller: Caller, request: ExportRequest, upload_
     settings = get_settings()
     file_name = file_name_for(created_at)
     key = f"exports/{caller.profile_id}/{upload_id}/{file_name}"
-    result, size = stream_to_s3(conn, caller, request, key, file_name)
+    result, size = stream_to_s3(db.connection(reader=True), caller, request, key, file_name)
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.export_url_ttl_seconds)
     # The record is written only once the object is complete: no row ever claims a missing object.
     record(conn, upload_id=upload_id, key=key, file_name=file_name, status="succeeded", caller=caller,

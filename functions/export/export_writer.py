@@ -134,7 +134,9 @@ def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: 
         generated_at = conn.run("SELECT now()")[0][0]
         for name, select in queries:
             copy_sql = bind_as_settings(conn, f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)", params)
-            with archive.open(name, mode="w", force_zip64=True) as entry:
+            info = zipfile.ZipInfo(name, date_time=generated_at.astimezone(UTC).timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, mode="w", force_zip64=True) as entry:
                 chunked = _Chunked(entry)
                 conn.run(copy_sql, stream=chunked)
                 chunked.flush()
@@ -148,5 +150,6 @@ def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: 
             "row_counts": counts,
             "row_count": sum(counts.values()),
         }
-        archive.writestr("manifest.json", json.dumps(manifest, indent=2))
+        info = zipfile.ZipInfo("manifest.json", date_time=generated_at.astimezone(UTC).timetuple()[:6])
+        archive.writestr(info, json.dumps(manifest, indent=2), compress_type=zipfile.ZIP_DEFLATED)
     return ExportResult(counts, generated_at.astimezone(UTC))

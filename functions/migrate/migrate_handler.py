@@ -1,0 +1,69 @@
+"""CloudFormation custom resource: apply the migrations on every deploy (Create and Update).
+
+It always answers CloudFormation, SUCCESS or FAILED, and answers FAILED itself shortly before the Lambda
+timeout if the database never comes up, so a stack never hangs waiting for it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from glow_activity import db
+from glow_activity.migrate import migrate
+from glow_activity.observability import logger
+
+PHYSICAL_ID = "glow-activity-migrations"
+SAFETY_MARGIN_SECONDS = 15
+
+
+class _Reply:
+    """Sends the one response CloudFormation waits for; later attempts are ignored."""
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.event = event
+        self.lock = threading.Lock()
+        self.sent = False
+
+    def send(self, status: str, reason: str, data: dict[str, str] | None = None) -> None:
+        with self.lock:
+            if self.sent:
+                return
+            self.sent = True
+        body = json.dumps({
+            "Status": status, "Reason": reason[:1000],
+            "PhysicalResourceId": self.event.get("PhysicalResourceId") or PHYSICAL_ID,
+            "StackId": self.event["StackId"], "RequestId": self.event["RequestId"],
+            "LogicalResourceId": self.event["LogicalResourceId"], "NoEcho": False, "Data": data or {},
+        }).encode()
+        request = urllib.request.Request(self.event["ResponseURL"], data=body, method="PUT",  # noqa: S310
+                                         headers={"Content-Type": "", "Content-Length": str(len(body))})
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - CloudFormation's URL
+            logger.info("answered CloudFormation", extra={"status": status, "http_status": response.status})
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    reply = _Reply(event)
+    remaining = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
+    timer = threading.Timer(max(1.0, remaining), reply.send, args=("FAILED", "Migrations timed out."))
+    timer.daemon = True
+    timer.start()
+    status, reason, data = "SUCCESS", "Nothing to do.", {}
+    try:
+        if event["RequestType"] in ("Create", "Update"):
+            applied = migrate(db.connection())
+            data = {"Applied": ",".join(applied) or "none"}
+            reason = f"Applied: {data['Applied']}."
+    except Exception as exc:
+        logger.exception("migrations failed")
+        db.reset_connections()
+        status, reason = "FAILED", f"Migrations failed: {type(exc).__name__}: {exc}"
+    finally:
+        timer.cancel()
+    reply.send(status, reason, data)
+    return {"Status": status, "Reason": reason}

@@ -1,0 +1,172 @@
+"""The deployable template, read (and translated by the SAM translator) offline: routes, least privilege,
+bucket and database hardening, the environment each function needs, the schedule wiring."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+from typing import Any
+
+import pytest
+from activity_dev import lambdas
+from samcli.yamlhelper import yaml_parse
+from samtranslator.translator.transform import transform
+
+from glow_activity import API_PREFIX, OPERATIONS
+
+from activity_dev import REPO_ROOT  # noqa: I001
+
+
+def raw() -> dict[str, Any]:
+    return lambdas.load_template()
+
+
+@functools.cache
+def translated() -> dict[str, Any]:
+    """CloudFormation as SAM would deploy it (code locations replaced by dummy S3 URIs, as sam validate does)."""
+    template = yaml_parse((REPO_ROOT / "template.yaml").read_text())
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if key in props:
+                props[key] = "s3://bucket/key"
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return transform(copy.deepcopy(template), {}, NoManagedPolicies())["Resources"]
+
+
+def resources_of(kind: str) -> dict[str, Any]:
+    return {k: v for k, v in translated().items() if v["Type"] == kind}
+
+
+def test_each_route_is_its_own_function() -> None:
+    routes = {spec.path: spec.logical_id for spec in lambdas.functions() if spec.path}
+    assert set(routes) == {f"{API_PREFIX}/{op}" for op in OPERATIONS}
+    assert len(set(routes.values())) == 7
+    api_routes = resources_of("AWS::ApiGatewayV2::Route") or {}
+    # SAM renders HttpApi routes into the OpenAPI body of the API
+    body = next(iter(resources_of("AWS::ApiGatewayV2::Api").values()))["Properties"]["Body"]
+    assert {p for p in body["paths"]} == set(routes)
+    assert all(list(item) == ["post"] for item in body["paths"].values())
+    assert not api_routes
+
+
+def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement of the role's inline policies (both branches of a conditional policy)."""
+    out = []
+    for policy in role["Properties"].get("Policies", []):
+        branches = policy["Fn::If"][1:] if "Fn::If" in policy else [policy]
+        for branch in branches:
+            if isinstance(branch, dict) and "PolicyDocument" in branch:
+                out.extend(branch["PolicyDocument"].get("Statement", []))
+    return out
+
+
+def _listify(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_every_function_has_its_own_role_without_wildcards() -> None:
+    functions = resources_of("AWS::Lambda::Function")
+    roles = resources_of("AWS::IAM::Role")
+    role_refs = {fn["Properties"]["Role"]["Fn::GetAtt"][0] for fn in functions.values()}
+    assert len(role_refs) == len(functions)
+    for name in role_refs:
+        for statement in _statements(roles[name]):
+            actions = [a for a in _listify(statement.get("Action", [])) if isinstance(a, str)]
+            resources = _listify(statement.get("Resource", []))
+            assert not ("*" in actions and "*" in resources), (name, statement)
+            assert "*" not in actions, (name, statement)
+
+
+def test_only_export_touches_s3_and_invokes_lambda() -> None:
+    roles = resources_of("AWS::IAM::Role")
+    function_roles = {fn["Properties"]["Role"]["Fn::GetAtt"][0] for fn in resources_of("AWS::Lambda::Function").values()}
+    for name in function_roles:
+        role = roles[name]
+        actions = {a for s in _statements(role) for a in _listify(s.get("Action", [])) if isinstance(a, str)}
+        if name == "ExportFunctionRole":
+            assert {"s3:PutObject", "lambda:InvokeFunction"} <= actions
+        else:
+            assert not {a for a in actions if a.startswith(("s3:", "lambda:"))}, name
+
+
+def test_bucket_is_private_encrypted_tls_only_and_expires_exports() -> None:
+    bucket = raw()["Resources"]["ExportBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    rule = bucket["LifecycleConfiguration"]["Rules"][0]
+    assert rule["ExpirationInDays"] == 7 and rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+    policy = raw()["Resources"]["ExportBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert policy["Effect"] == "Deny" and policy["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+
+
+def test_database_is_private_encrypted_with_a_managed_secret() -> None:
+    resources = raw()["Resources"]
+    cluster = resources["DbCluster"]
+    props = cluster["Properties"]
+    assert props["Engine"] == "aurora-postgresql" and str(props["EngineVersion"]).startswith("16") or \
+        raw()["Parameters"]["DbEngineVersion"]["Default"].startswith("16")
+    assert props["ManageMasterUserPassword"] is True and props["StorageEncrypted"] is True
+    assert props["DeletionProtection"] == {"Fn::If": ["IsProd", True, False]}
+    assert cluster["DeletionPolicy"] == "Snapshot"
+    assert raw()["Parameters"]["DbMinCapacity"]["MinValue"] == 0
+    for name in ("DbWriterInstance", "DbReaderInstance"):
+        assert resources[name]["Properties"]["PubliclyAccessible"] is False
+    ingress = resources["DbSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert ingress == [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+                        "SourceSecurityGroupId": {"Ref": "FunctionSecurityGroup"},
+                        "Description": "PostgreSQL from the Activity functions only"}]
+
+
+def test_functions_get_the_environment_they_need() -> None:
+    template = raw()
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    for name in ("DB_HOST", "DB_READER_HOST", "DB_NAME", "DB_SECRET_ARN", "DB_SSLROOTCERT", "JWT_JWKS_URL",
+                 "JWT_SECRET_ARN", "JWT_ISSUER", "JWT_AUDIENCE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"):
+        assert name in env, name
+    export_env = template["Resources"]["ExportFunction"]["Properties"]["Environment"]["Variables"]
+    assert {"EXPORT_BUCKET", "EXPORT_URL_TTL_SECONDS"} <= set(export_env)
+    assert template["Globals"]["Function"]["Architectures"] == ["arm64"]
+    for spec in lambdas.functions():
+        props = template["Resources"][spec.logical_id]["Properties"]
+        assert "LoggingConfig" in props, spec.logical_id
+        group = template["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
+        assert group["RetentionInDays"] == {"Fn::If": ["IsProd", 90, 14]}
+    timeouts = {spec.operation: template["Resources"][spec.logical_id]["Properties"].get("Timeout", 29)
+                for spec in lambdas.functions() if spec.operation}
+    assert timeouts["export"] == 900 and timeouts["refresh"] == 300 and timeouts["get"] == 29
+
+
+def test_refresh_schedule_with_retries_and_dead_letters() -> None:
+    template = raw()
+    schedule = template["Resources"]["RefreshFunction"]["Properties"]["Events"]["Schedule"]
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "RefreshSchedule"}
+    assert template["Parameters"]["RefreshSchedule"]["Default"] == "rate(5 minutes)"
+    assert schedule["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert schedule["Properties"]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["RefreshDeadLetterQueue", "Arn"]}
+    schedules = resources_of("AWS::Scheduler::Schedule")
+    (generated,) = schedules.values()
+    assert generated["Properties"]["Target"]["DeadLetterConfig"]["Arn"] == {
+        "Fn::GetAtt": ["RefreshDeadLetterQueue", "Arn"]}
+    assert "RefreshDeadLetterAlarm" in template["Resources"]
+
+
+def test_network_endpoints_and_migration_resource() -> None:
+    resources = raw()["Resources"]
+    assert resources["S3GatewayEndpoint"]["Properties"]["VpcEndpointType"] == "Gateway"
+    assert resources["SecretsManagerEndpoint"]["Properties"]["VpcEndpointType"] == "Interface"
+    migrations = resources["Migrations"]
+    assert migrations["Type"] == "Custom::Migrations"
+    assert migrations["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["MigrateFunction", "Arn"]}
+
+
+@pytest.mark.parametrize("output", ["ApiUrl", "ExportBucketName", "DbClusterEndpoint", "DbSecretArn"])
+def test_outputs(output: str) -> None:
+    assert output in raw()["Outputs"]
