@@ -14,22 +14,24 @@ from typing import Any
 import pytest
 from factories import JWT_SECRET, World
 
-os.environ.update({
-    "JWT_SECRET": JWT_SECRET,
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_SERVICE_NAME": "glow-activity",
-    "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-})
+os.environ.update(
+    {
+        "JWT_SECRET": JWT_SECRET,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "glow-activity",
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+)
 
-from activity_dev import embedded_pg, lambdas  # noqa: E402
-from activity_dev.events import LambdaContext, http_event  # noqa: E402
-from glow_activity import API_PREFIX, db  # noqa: E402
-from glow_activity.migrate import migrate  # noqa: E402
-from glow_activity.refresh import refresh_views  # noqa: E402
-from glow_activity.settings import get_settings  # noqa: E402
+from activity_dev import embedded_pg, lambdas
+from activity_dev.events import LambdaContext, http_event
+from glow_activity import API_PREFIX, db
+from glow_activity.migrate import migrate
+from glow_activity.refresh import refresh_views
+from glow_activity.settings import get_settings
 
 
 @pytest.fixture(scope="session")
@@ -55,8 +57,17 @@ def world(conn: Any) -> World:
     return World(conn)
 
 
-PLATFORM_TABLES = ("problems", "grants", "logins", "sessions", "api_keys", "profile_roles", "profile_departments",
-                   "profiles", "departments")
+PLATFORM_TABLES = (
+    "problems",
+    "grants",
+    "logins",
+    "sessions",
+    "api_keys",
+    "profile_roles",
+    "profile_departments",
+    "profiles",
+    "departments",
+)
 SERVICE_TABLES = ("audit_log", "idempotency_records", "uploads")
 
 
@@ -125,8 +136,14 @@ def assert_matches_openapi(operation: str, result: Result) -> None:
     assert not errors, f"{operation} {result.status} body does not match openapi.json: {errors[0].message}"
 
 
-def invoke_handler(operation: str, body: Any = None, headers: dict[str, str] | None = None, *,
-                   raw_body: bytes | str | None = None, event: dict[str, Any] | None = None) -> Result:
+def invoke_handler(
+    operation: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    *,
+    raw_body: bytes | str | None = None,
+    event: dict[str, Any] | None = None,
+) -> Result:
     handler = lambdas.load_handler(lambdas.by_operation(operation))
     event = event or http_event(f"{API_PREFIX}/{operation}", body, headers, raw_body=raw_body)
     raw = handler(event, LambdaContext(operation))

@@ -47,14 +47,18 @@ def test_bearer_identity_wins_when_both_are_valid(invoke: Any, world: World, adm
     assert invoke("get", {}, {**admin.headers, **ta.bearer()}).status == 403
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": "Basic dXNlcjpwYXNz"},
-    {"Authorization": "Bearer"},
-    {"Authorization": "Bearer not.a.jwt"},
-    {"X-Api-Key": ""},
-    {"X-Api-Key": "unknown-key"},
-], ids=["none", "basic", "empty-bearer", "garbage-token", "empty-key", "unknown-key"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer not.a.jwt"},
+        {"X-Api-Key": ""},
+        {"X-Api-Key": "unknown-key"},
+    ],
+    ids=["none", "basic", "empty-bearer", "garbage-token", "empty-key", "unknown-key"],
+)
 def test_missing_or_malformed_credentials(invoke: Any, headers: dict[str, str]) -> None:
     assert_401(invoke("get", {}, headers))
 

@@ -9,10 +9,9 @@ import pytest
 from activity_dev import REPO_ROOT, lambdas
 from activity_dev.openapi import openapi_json
 from factories import World
-from openapi_spec_validator import validate
-
 from glow_activity import API_PREFIX, OPERATIONS
 from glow_activity.models import GetActivityRequest
+from openapi_spec_validator import validate
 
 ALL_OPS = [f"activity.{op}" for op in ("get", "search", "problem", "resolve", "refresh", "export", "docs")]
 
@@ -20,18 +19,32 @@ ALL_OPS = [f"activity.{op}" for op in ("get", "search", "problem", "resolve", "r
 @pytest.fixture
 def people(world: World) -> dict[str, Any]:
     dept = world.department()
-    return {"admin": world.profile(roles=["admin"]),
-            "coord": world.profile(roles=["coordinator"], departments=[dept]),
-            "ta": world.profile("Tess the TA", roles=["ta"], departments=[dept]),
-            "stranger": world.profile("Stranger", roles=["ta"], departments=[world.department()])}
+    return {
+        "admin": world.profile(roles=["admin"]),
+        "coord": world.profile(roles=["coordinator"], departments=[dept]),
+        "ta": world.profile("Tess the TA", roles=["ta"], departments=[dept]),
+        "stranger": world.profile("Stranger", roles=["ta"], departments=[world.department()]),
+    }
 
 
-@pytest.mark.parametrize("who, permitted", [
-    ("admin", ALL_OPS),
-    ("coord", ["activity.get", "activity.search", "activity.problem", "activity.resolve", "activity.export",
-               "activity.docs"]),
-    ("ta", ["activity.problem", "activity.docs"]),
-])
+@pytest.mark.parametrize(
+    "who, permitted",
+    [
+        ("admin", ALL_OPS),
+        (
+            "coord",
+            [
+                "activity.get",
+                "activity.search",
+                "activity.problem",
+                "activity.resolve",
+                "activity.export",
+                "activity.docs",
+            ],
+        ),
+        ("ta", ["activity.problem", "activity.docs"]),
+    ],
+)
 def test_docs_permissions_differ_by_role(invoke: Any, people: dict[str, Any], who: str, permitted: list[str]) -> None:
     res = invoke("docs", {}, people[who].headers)
     assert res.status == 200
@@ -97,11 +110,15 @@ def test_template_routes_api_operations_and_openapi_agree(invoke: Any, people: d
     resolvers = set()
     for spec in [s for s in lambdas.functions() if s.path]:
         app = lambdas.load_module(spec).app
-        paths = app.get_openapi_schema(security_schemes={"ApiKey": {"type": "apiKey", "in": "header",
-                                                                   "name": "X-Api-Key"},
-                                                        "Bearer": {"type": "http", "scheme": "bearer"}}).paths
-        resolvers |= {(m.upper(), p) for p, item in (paths or {}).items() for m in ("post", "get")
-                      if getattr(item, m) is not None}
+        paths = app.get_openapi_schema(
+            security_schemes={
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+                "Bearer": {"type": "http", "scheme": "bearer"},
+            }
+        ).paths
+        resolvers |= {
+            (m.upper(), p) for p, item in (paths or {}).items() for m in ("post", "get") if getattr(item, m) is not None
+        }
     document = json.loads((REPO_ROOT / "openapi.json").read_text(encoding="utf-8"))
     openapi = {(m.upper(), p) for p, item in document["paths"].items() for m in item}
     docs = {(op["method"], op["path"]) for op in invoke("docs", {}, people["admin"].headers).body["api_operations"]}

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from factories import World
+from glow_activity.models import GetActivityRequest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from glow_activity.models import GetActivityRequest
 
 BASE = datetime(2025, 3, 1, tzinfo=UTC)
 SPAN_SECONDS = 6 * 24 * 3600
@@ -29,8 +28,12 @@ def bound() -> st.SearchStrategy[str | None]:
     )
 
 
-events = st.lists(st.tuples(st.sampled_from(["session", "login", "grant", "emulation", "problem"]),
-                            st.integers(0, 2), micro_instants), max_size=25)
+events = st.lists(
+    st.tuples(
+        st.sampled_from(["session", "login", "grant", "emulation", "problem"]), st.integers(0, 2), micro_instants
+    ),
+    max_size=25,
+)
 
 REFERENCE_SQL = """
 WITH scope AS (
@@ -50,11 +53,13 @@ SELECT id::text, ss, ll, gg, ee, pp FROM per
 """
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=events, date_from=bound(), date_to=bound())
-def test_get_after_refresh_equals_base_table_sql(invoke: Any, conn: Any, refresh: Any, data: list[Any],
-                                                 date_from: str | None, date_to: str | None) -> None:
+def test_get_after_refresh_equals_base_table_sql(
+    invoke: Any, conn: Any, refresh: Any, data: list[Any], date_from: str | None, date_to: str | None
+) -> None:
     world = World(conn)
     dept = world.department()
     admin = world.profile(roles=["admin"])
@@ -78,13 +83,16 @@ def test_get_after_refresh_equals_base_table_sql(invoke: Any, conn: Any, refresh
     res = invoke("get", body, admin.headers)
     assert res.status == 200, res.body
     got = res.body
-    rows = conn.run(REFERENCE_SQL, dept=dept, lo=lo or datetime(1, 1, 1, tzinfo=UTC),
-                    hi=hi or datetime(9999, 1, 1, tzinfo=UTC))
+    rows = conn.run(
+        REFERENCE_SQL, dept=dept, lo=lo or datetime(1, 1, 1, tzinfo=UTC), hi=hi or datetime(9999, 1, 1, tzinfo=UTC)
+    )
     expected = {pid: (ss, ll, gg, pp) for pid, ss, ll, gg, ee, pp in rows}
     assert got["sessions_count"] == sum(r[1] for r in rows)
     assert got["logins_count"] == sum(r[2] for r in rows)
     assert got["emulations_count"] == sum(r[4] for r in rows)
     assert got["active_profiles_count"] == sum(1 for r in rows if r[1] + r[2] > 0)
-    listed = {r["profile_id"]: (r["sessions_count"], r["logins_count"], r["grants_count"], r["problems_count"])
-              for r in got["profile_summary"]}
+    listed = {
+        r["profile_id"]: (r["sessions_count"], r["logins_count"], r["grants_count"], r["problems_count"])
+        for r in got["profile_summary"]
+    }
     assert listed == {pid: counts for pid, counts in expected.items() if sum(counts) > 0}

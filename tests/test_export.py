@@ -16,7 +16,6 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 from factories import World
-
 from glow_activity.settings import get_settings
 
 
@@ -36,8 +35,13 @@ def data(world: World, refresh: Any) -> dict[str, Any]:
     dept, other = world.department("Export dept"), world.department("Other dept")
     admin = world.profile(roles=["admin"])
     coord = world.profile(roles=["coordinator"], departments=[dept])
-    ana = world.profile("=HYPERLINK(\"http://evil\")", departments=[dept], roles=["ta", "head_ta"],
-                        inactive_roles=["instructor"], email="ana@example.org")
+    ana = world.profile(
+        '=HYPERLINK("http://evil")',
+        departments=[dept],
+        roles=["ta", "head_ta"],
+        inactive_roles=["instructor"],
+        email="ana@example.org",
+    )
     bo = world.profile('Bo "the, quoted" Ünïcødé 🎓', departments=[dept, other], email="+bo@example.org")
     far = world.profile("Far", departments=[other])
     s1 = world.session(ana, "2025-02-01T10:00:00", total_tokens=123, total_cost="0.000246", message_count=7)
@@ -46,10 +50,22 @@ def data(world: World, refresh: Any) -> dict[str, Any]:
     world.session(ana, "2024-12-31T23:59:59")  # outside the window used below
     l1 = world.login(ana, "2025-02-01T09:00:00", method="@sso")
     g1 = world.grant(bo, "2025-02-05T00:00:00", kind="emulation", granted_by=admin)
-    q1 = world.problem(ana, "2025-02-01T11:00:00", session_id=s1, message="-1+1\tline\nbreak, \"quoted\"")
+    q1 = world.problem(ana, "2025-02-01T11:00:00", session_id=s1, message='-1+1\tline\nbreak, "quoted"')
     refresh()
-    return {"dept": dept, "admin": admin, "coord": coord, "ana": ana, "bo": bo, "far": far, "s1": s1, "s2": s2,
-            "l1": l1, "g1": g1, "q1": q1, "world": world}
+    return {
+        "dept": dept,
+        "admin": admin,
+        "coord": coord,
+        "ana": ana,
+        "bo": bo,
+        "far": far,
+        "s1": s1,
+        "s2": s2,
+        "l1": l1,
+        "g1": g1,
+        "q1": q1,
+        "world": world,
+    }
 
 
 def test_export_downloads_through_the_presigned_url(invoke: Any, data: dict[str, Any], conn: Any) -> None:
@@ -62,8 +78,14 @@ def test_export_downloads_through_the_presigned_url(invoke: Any, data: dict[str,
     expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
     assert timedelta(minutes=14) < expires - datetime.now(UTC) <= timedelta(minutes=15)
     archive = download(body["download_url"])
-    assert sorted(archive.namelist()) == ["grants.csv", "logins.csv", "manifest.json", "problems.csv",
-                                          "profiles.csv", "sessions.csv"]
+    assert sorted(archive.namelist()) == [
+        "grants.csv",
+        "logins.csv",
+        "manifest.json",
+        "problems.csv",
+        "profiles.csv",
+        "sessions.csv",
+    ]
     profiles = read_csv(archive, "profiles.csv")
     sessions = read_csv(archive, "sessions.csv")
     logins = read_csv(archive, "logins.csv")
@@ -78,18 +100,34 @@ def test_export_downloads_through_the_presigned_url(invoke: Any, data: dict[str,
     assert s1["department_ids"] == data["dept"]
     assert s1["roles"] == "head_ta;ta"
     assert (s1["created_at"], s1["total_tokens"], s1["total_cost"], s1["active"]) == (
-        "2025-02-01T10:00:00.000000Z", "123", "0.000246", "f")
+        "2025-02-01T10:00:00.000000Z",
+        "123",
+        "0.000246",
+        "f",
+    )
     bo_row = sessions[1]
     assert bo_row["profile_name"] == 'Bo "the, quoted" Ünïcødé 🎓'  # quotes, commas, unicode round-trip
     assert bo_row["profile_email"] == "'+bo@example.org"
-    assert bo_row["department_ids"] == ";".join(sorted([data["dept"], data["world"].conn.run(
-        "SELECT department_id FROM profile_departments WHERE profile_id = CAST(:p AS uuid) AND department_id <> :d",
-        p=data["bo"].id, d=data["dept"])[0][0]]))
+    assert bo_row["department_ids"] == ";".join(
+        sorted(
+            [
+                data["dept"],
+                data["world"].conn.run(
+                    "SELECT department_id FROM profile_departments"
+                    " WHERE profile_id = CAST(:p AS uuid) AND department_id <> :d",
+                    p=data["bo"].id,
+                    d=data["dept"],
+                )[0][0],
+            ]
+        )
+    )
     assert [(x["login_id"], x["method"]) for x in logins] == [(data["l1"], "'@sso")]
-    assert [(x["grant_id"], x["kind"], x["granted_by"]) for x in grants] == [(data["g1"], "emulation",
-                                                                              data["admin"].id)]
+    assert [(x["grant_id"], x["kind"], x["granted_by"]) for x in grants] == [
+        (data["g1"], "emulation", data["admin"].id)
+    ]
     assert [(x["problem_id"], x["message"], x["session_id"]) for x in problems] == [
-        (data["q1"], "'-1+1\tline\nbreak, \"quoted\"", data["s1"])]
+        (data["q1"], '\'-1+1\tline\nbreak, "quoted"', data["s1"])
+    ]
     manifest = json.loads(archive.read("manifest.json"))
     counts = {"profiles.csv": 3, "sessions.csv": 2, "logins.csv": 1, "grants.csv": 1, "problems.csv": 1}
     assert manifest["row_counts"] == counts
@@ -97,8 +135,11 @@ def test_export_downloads_through_the_presigned_url(invoke: Any, data: dict[str,
     assert manifest["caller"]["profile_id"] == data["admin"].id
     assert manifest["filters"]["department_ids"] == [data["dept"]]
     assert body["row_count"] == sum(counts.values()) == manifest["row_count"]
-    stored = conn.run("SELECT status, row_count, requested_by::text, size_bytes > 0, row_counts FROM uploads"
-                      " WHERE id = CAST(:id AS uuid)", id=body["upload_id"])
+    stored = conn.run(
+        "SELECT status, row_count, requested_by::text, size_bytes > 0, row_counts FROM uploads"
+        " WHERE id = CAST(:id AS uuid)",
+        id=body["upload_id"],
+    )
     assert stored == [["succeeded", 8, data["admin"].id, True, counts]]
 
 
@@ -157,12 +198,12 @@ def test_s3_failure_leaves_nothing(invoke: Any, data: dict[str, Any], conn: Any,
     assert conn.run("SELECT count(*) FROM uploads")[0][0] == uploads_before
     prefix = f"exports/{data['admin'].id}/"
     assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) == 0
-    assert not [u for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-                if u["Key"].startswith(prefix)]
+    assert not [u for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) if u["Key"].startswith(prefix)]
 
 
-def test_large_exports_run_asynchronously_and_are_polled(invoke: Any, data: dict[str, Any], monkeypatch: Any,
-                                                         world: World) -> None:
+def test_large_exports_run_asynchronously_and_are_polled(
+    invoke: Any, data: dict[str, Any], monkeypatch: Any, world: World
+) -> None:
     monkeypatch.setenv("EXPORT_SYNC_ROW_BUDGET", "0")
     get_settings.cache_clear()
     started = invoke("export", {"department_ids": [data["dept"]]}, data["admin"].headers)

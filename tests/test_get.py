@@ -40,8 +40,9 @@ def dept_world(world: World, refresh: Any) -> dict[str, Any]:
 def test_counts_for_a_date_only_window_include_the_whole_last_day(invoke: Any, dept_world: dict[str, Any]) -> None:
     # GIVEN activity on and around 2025-03-10  WHEN an admin asks for that day in the department
     w = dept_world
-    res = invoke("get", {"date_from": "2025-03-10", "date_to": "2025-03-10", "department_ids": [w["dept"]]},
-                 w["admin"].headers)
+    res = invoke(
+        "get", {"date_from": "2025-03-10", "date_to": "2025-03-10", "department_ids": [w["dept"]]}, w["admin"].headers
+    )
     # THEN 23:59:59.999999 counts and 00:00 of the next day does not
     assert res.status == 200, res.body
     body = res.body
@@ -50,8 +51,15 @@ def test_counts_for_a_date_only_window_include_the_whole_last_day(invoke: Any, d
     assert body["emulations_count"] == 1
     assert body["active_profiles_count"] == 3
     rows = summary_by_id(body)
-    assert rows[w["ana"].id] == {"profile_id": w["ana"].id, "profile_name": "Ana", "sessions_count": 2,
-                                 "logins_count": 1, "grants_count": 1, "problems_count": 0, "activity_count": 4}
+    assert rows[w["ana"].id] == {
+        "profile_id": w["ana"].id,
+        "profile_name": "Ana",
+        "sessions_count": 2,
+        "logins_count": 1,
+        "grants_count": 1,
+        "problems_count": 0,
+        "activity_count": 4,
+    }
     assert rows[w["bo"].id]["activity_count"] == 3  # session + problem + grant
     assert rows[w["bo"].id]["problems_count"] == 1
     assert rows[w["cy"].id]["activity_count"] == 1
@@ -62,14 +70,20 @@ def test_counts_for_a_date_only_window_include_the_whole_last_day(invoke: Any, d
 def test_date_time_bounds_inside_a_day_are_exact_and_inclusive(invoke: Any, dept_world: dict[str, Any]) -> None:
     w = dept_world
     filters = {"department_ids": [w["dept"]]}
-    res = invoke("get", {**filters, "date_from": "2025-03-10T08:00:00Z", "date_to": "2025-03-10T23:59:59.999999"},
-                 w["admin"].headers)
+    res = invoke(
+        "get",
+        {**filters, "date_from": "2025-03-10T08:00:00Z", "date_to": "2025-03-10T23:59:59.999999"},
+        w["admin"].headers,
+    )
     body = res.body
     assert body["sessions_count"] == 2  # Bo 08:00 (inclusive lower) + Ana 23:59:59.999999 (inclusive upper)
     assert body["logins_count"] == 1  # Ana 12:00
     # An offset moves the instant: 10:00+02:00 is 08:00Z
-    res = invoke("get", {**filters, "date_from": "2025-03-10T10:00:00+02:00", "date_to": "2025-03-10T09:59:59+01:00"},
-                 w["admin"].headers)
+    res = invoke(
+        "get",
+        {**filters, "date_from": "2025-03-10T10:00:00+02:00", "date_to": "2025-03-10T09:59:59+01:00"},
+        w["admin"].headers,
+    )
     assert res.body["sessions_count"] == 1  # only Bo at 08:00Z
     assert res.body["logins_count"] == 0
 
@@ -78,8 +92,9 @@ def test_open_ended_windows(invoke: Any, dept_world: dict[str, Any]) -> None:
     w = dept_world
     all_time = invoke("get", {"department_ids": [w["dept"]]}, w["admin"].headers).body
     assert (all_time["sessions_count"], all_time["logins_count"]) == (4, 3)
-    since = invoke("get", {"department_ids": [w["dept"]], "date_from": "2025-03-10T23:59:59.999999Z"},
-                   w["admin"].headers).body
+    since = invoke(
+        "get", {"department_ids": [w["dept"]], "date_from": "2025-03-10T23:59:59.999999Z"}, w["admin"].headers
+    ).body
     assert since["sessions_count"] == 2
     until = invoke("get", {"department_ids": [w["dept"]], "date_to": "2025-03-09"}, w["admin"].headers).body
     assert until["sessions_count"] == 0
@@ -87,7 +102,8 @@ def test_open_ended_windows(invoke: Any, dept_world: dict[str, Any]) -> None:
 
 
 def test_role_filter_uses_active_roles_only_and_combines_with_departments(
-        invoke: Any, dept_world: dict[str, Any]) -> None:
+    invoke: Any, dept_world: dict[str, Any]
+) -> None:
     w = dept_world
     world: World = w["world"]
     other = world.department()
@@ -101,8 +117,9 @@ def test_role_filter_uses_active_roles_only_and_combines_with_departments(
     world.conn.run("REFRESH MATERIALIZED VIEW CONCURRENTLY activity_profile_totals")
     both = invoke("get", {"roles": ["ta"], "department_ids": [w["dept"], other]}, w["admin"].headers).body
     assert set(summary_by_id(both)) == {w["ana"].id, outsider.id}
-    instructors = invoke("get", {"roles": ["instructor", "head_ta"], "department_ids": [w["dept"]]},
-                         w["admin"].headers).body
+    instructors = invoke(
+        "get", {"roles": ["instructor", "head_ta"], "department_ids": [w["dept"]]}, w["admin"].headers
+    ).body
     assert set(summary_by_id(instructors)) == {w["bo"].id, w["cy"].id}
 
 
@@ -143,13 +160,17 @@ def test_ordering_ties_break_by_name_then_id(invoke: Any, world: World, refresh:
 def test_resources_describe_listed_profiles(invoke: Any, world: World, refresh: Any) -> None:
     d1, d2 = world.department("B dept"), world.department("A dept")
     admin = world.profile(roles=["admin"])
-    p = world.profile("Res", departments=[d1, d2], roles=["ta", "head_ta"], inactive_roles=["instructor"],
-                      email=None)
+    p = world.profile("Res", departments=[d1, d2], roles=["ta", "head_ta"], inactive_roles=["instructor"], email=None)
     world.session(p, "2025-05-05T05:05:05")
     refresh()
     body = invoke("get", {"department_ids": [d1]}, admin.headers).body
-    assert body["resources"]["profiles"][p.id] == {"id": p.id, "name": "Res", "email": None,
-                                                   "department_ids": sorted([d1, d2]), "roles": ["head_ta", "ta"]}
+    assert body["resources"]["profiles"][p.id] == {
+        "id": p.id,
+        "name": "Res",
+        "email": None,
+        "department_ids": sorted([d1, d2]),
+        "roles": ["head_ta", "ta"],
+    }
 
 
 def test_coordinator_sees_only_shared_departments(invoke: Any, world: World, refresh: Any) -> None:
@@ -226,16 +247,19 @@ def test_empty_database_has_null_date_range(invoke: Any, empty_db: Any) -> None:
     assert body["sessions_count"] == 0 and body["profile_summary_total"] == 0
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"date_from": "2025-03-02", "date_to": "2025-03-01"}, "body"),
-    ({"date_from": "yesterday"}, "date_from"),
-    ({"date_to": "2025-02-30"}, "date_to"),
-    ({"summary_limit": 0}, "summary_limit"),
-    ({"summary_limit": 5001}, "summary_limit"),
-    ({"summary_offset": -1}, "summary_offset"),
-    ({"department_ids": "dept-1"}, "department_ids"),
-    ({"unknown_field": 1}, "unknown_field"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"date_from": "2025-03-02", "date_to": "2025-03-01"}, "body"),
+        ({"date_from": "yesterday"}, "date_from"),
+        ({"date_to": "2025-02-30"}, "date_to"),
+        ({"summary_limit": 0}, "summary_limit"),
+        ({"summary_limit": 5001}, "summary_limit"),
+        ({"summary_offset": -1}, "summary_offset"),
+        ({"department_ids": "dept-1"}, "department_ids"),
+        ({"unknown_field": 1}, "unknown_field"),
+    ],
+)
 def test_invalid_bodies_are_422_with_detail(invoke: Any, world: World, body: dict[str, Any], field: str) -> None:
     admin = world.profile(roles=["admin"])
     res = invoke("get", body, admin.headers)

@@ -9,13 +9,13 @@ import os
 from typing import Any
 
 import pytest
-from activity_dev import lambdas
+from activity_dev import (
+    REPO_ROOT,
+    lambdas,
+)
+from glow_activity import API_PREFIX, OPERATIONS
 from samcli.yamlhelper import yaml_parse
 from samtranslator.translator.transform import transform
-
-from glow_activity import API_PREFIX, OPERATIONS
-
-from activity_dev import REPO_ROOT  # noqa: I001
 
 
 def raw() -> dict[str, Any]:
@@ -86,7 +86,9 @@ def test_every_function_has_its_own_role_without_wildcards() -> None:
 
 def test_only_export_touches_s3_and_invokes_lambda() -> None:
     roles = resources_of("AWS::IAM::Role")
-    function_roles = {fn["Properties"]["Role"]["Fn::GetAtt"][0] for fn in resources_of("AWS::Lambda::Function").values()}
+    function_roles = {
+        fn["Properties"]["Role"]["Fn::GetAtt"][0] for fn in resources_of("AWS::Lambda::Function").values()
+    }
     for name in function_roles:
         role = roles[name]
         actions = {a for s in _statements(role) for a in _listify(s.get("Action", [])) if isinstance(a, str)}
@@ -110,8 +112,9 @@ def test_database_is_private_encrypted_with_a_managed_secret() -> None:
     resources = raw()["Resources"]
     cluster = resources["DbCluster"]
     props = cluster["Properties"]
-    assert props["Engine"] == "aurora-postgresql" and str(props["EngineVersion"]).startswith("16") or \
-        raw()["Parameters"]["DbEngineVersion"]["Default"].startswith("16")
+    assert (props["Engine"] == "aurora-postgresql" and str(props["EngineVersion"]).startswith("16")) or raw()[
+        "Parameters"
+    ]["DbEngineVersion"]["Default"].startswith("16")
     assert props["ManageMasterUserPassword"] is True and props["StorageEncrypted"] is True
     assert props["DeletionProtection"] == {"Fn::If": ["IsProd", True, False]}
     assert cluster["DeletionPolicy"] == "Snapshot"
@@ -119,16 +122,33 @@ def test_database_is_private_encrypted_with_a_managed_secret() -> None:
     for name in ("DbWriterInstance", "DbReaderInstance"):
         assert resources[name]["Properties"]["PubliclyAccessible"] is False
     ingress = resources["DbSecurityGroup"]["Properties"]["SecurityGroupIngress"]
-    assert ingress == [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
-                        "SourceSecurityGroupId": {"Ref": "FunctionSecurityGroup"},
-                        "Description": "PostgreSQL from the Activity functions only"}]
+    assert ingress == [
+        {
+            "IpProtocol": "tcp",
+            "FromPort": 5432,
+            "ToPort": 5432,
+            "SourceSecurityGroupId": {"Ref": "FunctionSecurityGroup"},
+            "Description": "PostgreSQL from the Activity functions only",
+        }
+    ]
 
 
 def test_functions_get_the_environment_they_need() -> None:
     template = raw()
     env = template["Globals"]["Function"]["Environment"]["Variables"]
-    for name in ("DB_HOST", "DB_READER_HOST", "DB_NAME", "DB_SECRET_ARN", "DB_SSLROOTCERT", "JWT_JWKS_URL",
-                 "JWT_SECRET_ARN", "JWT_ISSUER", "JWT_AUDIENCE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"):
+    for name in (
+        "DB_HOST",
+        "DB_READER_HOST",
+        "DB_NAME",
+        "DB_SECRET_ARN",
+        "DB_SSLROOTCERT",
+        "JWT_JWKS_URL",
+        "JWT_SECRET_ARN",
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_LOG_LEVEL",
+    ):
         assert name in env, name
     export_env = template["Resources"]["ExportFunction"]["Properties"]["Environment"]["Variables"]
     assert {"EXPORT_BUCKET", "EXPORT_URL_TTL_SECONDS"} <= set(export_env)
@@ -138,8 +158,11 @@ def test_functions_get_the_environment_they_need() -> None:
         assert "LoggingConfig" in props, spec.logical_id
         group = template["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
         assert group["RetentionInDays"] == {"Fn::If": ["IsProd", 90, 14]}
-    timeouts = {spec.operation: template["Resources"][spec.logical_id]["Properties"].get("Timeout", 29)
-                for spec in lambdas.functions() if spec.operation}
+    timeouts = {
+        spec.operation: template["Resources"][spec.logical_id]["Properties"].get("Timeout", 29)
+        for spec in lambdas.functions()
+        if spec.operation
+    }
     assert timeouts["export"] == 900 and timeouts["refresh"] == 300 and timeouts["get"] == 29
 
 
@@ -154,7 +177,8 @@ def test_refresh_schedule_with_retries_and_dead_letters() -> None:
     schedules = resources_of("AWS::Scheduler::Schedule")
     (generated,) = schedules.values()
     assert generated["Properties"]["Target"]["DeadLetterConfig"]["Arn"] == {
-        "Fn::GetAtt": ["RefreshDeadLetterQueue", "Arn"]}
+        "Fn::GetAtt": ["RefreshDeadLetterQueue", "Arn"]
+    }
     assert "RefreshDeadLetterAlarm" in template["Resources"]
 
 

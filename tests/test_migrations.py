@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from activity_dev import REPO_ROOT, lambdas
 from activity_dev.events import LambdaContext
-
 from glow_activity import db
 from glow_activity.migrate import migrate, migration_files
 
@@ -57,7 +56,7 @@ def test_migrations_build_a_fresh_database_and_run_on_postgres_15_features_only(
 class _CloudFormation(BaseHTTPRequestHandler):
     replies: list[dict[str, Any]] = []
 
-    def do_PUT(self) -> None:  # noqa: N802 - http.server naming
+    def do_PUT(self) -> None:
         length = int(self.headers["Content-Length"])
         type(self).replies.append(json.loads(self.rfile.read(length)))
         self.send_response(200)
@@ -78,9 +77,15 @@ def response_url() -> Iterator[str]:
 
 
 def cfn_event(request_type: str, url: str) -> dict[str, Any]:
-    return {"RequestType": request_type, "ResponseURL": url, "StackId": "arn:aws:cloudformation:stack/glow",
-            "RequestId": str(uuid.uuid4()), "LogicalResourceId": "Migrations", "ResourceType": "Custom::Migrations",
-            "ResourceProperties": {"ServiceToken": "arn:aws:lambda:fn", "LayerVersion": "arn:layer:1"}}
+    return {
+        "RequestType": request_type,
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:stack/glow",
+        "RequestId": str(uuid.uuid4()),
+        "LogicalResourceId": "Migrations",
+        "ResourceType": "Custom::Migrations",
+        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:fn", "LayerVersion": "arn:layer:1"},
+    }
 
 
 def migrate_handler() -> Any:
@@ -96,8 +101,9 @@ def test_custom_resource_reports_success(database_url: str, response_url: str, r
     assert reply["PhysicalResourceId"] == "glow-activity-migrations"
 
 
-def test_custom_resource_reports_failure_of_a_broken_migration(database_url: str, response_url: str,
-                                                               monkeypatch: Any, tmp_path: Path) -> None:
+def test_custom_resource_reports_failure_of_a_broken_migration(
+    database_url: str, response_url: str, monkeypatch: Any, tmp_path: Path
+) -> None:
     import glow_activity.migrate as migrate_module
 
     broken = [*migration_files(), ("9999_broken", "SELECT * FROM table_that_does_not_exist;")]

@@ -12,9 +12,14 @@ from factories import World
 
 def problem_rows(conn: Any, **where: str) -> list[tuple[Any, ...]]:
     column, value = next(iter(where.items()))
-    return [tuple(r) for r in conn.run(f"SELECT id::text, type, message, session_id::text, profile_id::text,"
-                                       f" reported_by::text, resolved FROM problems WHERE {column} = CAST(:v AS uuid)",
-                                       v=value)]
+    return [
+        tuple(r)
+        for r in conn.run(
+            f"SELECT id::text, type, message, session_id::text, profile_id::text,"
+            f" reported_by::text, resolved FROM problems WHERE {column} = CAST(:v AS uuid)",
+            v=value,
+        )
+    ]
 
 
 @pytest.fixture
@@ -57,19 +62,23 @@ def test_create_about_a_session_takes_the_session_profile(invoke: Any, team: dic
     assert unknown.status == 404
 
 
-@pytest.mark.parametrize("body", [
-    {"type": "complaint", "message": "x"},
-    {"type": "bug", "message": "   "},
-    {"type": "bug", "message": "a" * 4001},
-    {"type": "bug"},
-    {"message": "x"},
-    {"type": "bug", "message": "x", "session_id": "not-a-uuid"},
-    {"type": "bug", "message": "x", "extra": True},
-    {"type": "bug", "message": "nul \x00 byte"},
-    {"type": 3, "message": "x"},
-])
-def test_invalid_problems_are_422_and_write_nothing(invoke: Any, team: dict[str, Any], conn: Any,
-                                                     body: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "complaint", "message": "x"},
+        {"type": "bug", "message": "   "},
+        {"type": "bug", "message": "a" * 4001},
+        {"type": "bug"},
+        {"message": "x"},
+        {"type": "bug", "message": "x", "session_id": "not-a-uuid"},
+        {"type": "bug", "message": "x", "extra": True},
+        {"type": "bug", "message": "nul \x00 byte"},
+        {"type": 3, "message": "x"},
+    ],
+)
+def test_invalid_problems_are_422_and_write_nothing(
+    invoke: Any, team: dict[str, Any], conn: Any, body: dict[str, Any]
+) -> None:
     before = conn.run("SELECT count(*) FROM problems")[0][0]
     res = invoke("problem", body, team["admin"].headers)
     assert res.status == 422, res.body
@@ -77,13 +86,16 @@ def test_invalid_problems_are_422_and_write_nothing(invoke: Any, team: dict[str,
     assert conn.run("SELECT count(*) FROM problems")[0][0] == before
 
 
-@pytest.mark.parametrize("message", [
-    "a" * 4000,
-    "'; DROP TABLE problems; --",
-    "Robert'); DELETE FROM profiles WHERE ('1'='1",
-    "unicode: 日本語 ✓ émoji 🎓 \u200b zero-width",
-    'quotes " and \\ backslashes, commas, and\nnewlines',
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "a" * 4000,
+        "'; DROP TABLE problems; --",
+        "Robert'); DELETE FROM profiles WHERE ('1'='1",
+        "unicode: 日本語 ✓ émoji 🎓 \u200b zero-width",
+        'quotes " and \\ backslashes, commas, and\nnewlines',
+    ],
+)
 def test_hostile_messages_are_stored_exactly(invoke: Any, team: dict[str, Any], conn: Any, message: str) -> None:
     res = invoke("problem", {"type": "other", "message": message}, team["ta"].headers)
     assert res.status == 200
@@ -101,14 +113,16 @@ def test_idempotency_key_replays_and_conflicts(invoke: Any, team: dict[str, Any]
     conflict = invoke("problem", {"type": "bug", "message": "another body"}, headers)
     assert conflict.status == 409 and conflict.body["statusCode"] == 409
     # the same key from another caller is another key
-    other = invoke("problem", {"type": "bug", "message": "once"}, {**team["ta2"].headers,
-                                                                   "Idempotency-Key": headers["Idempotency-Key"]})
+    other = invoke(
+        "problem",
+        {"type": "bug", "message": "once"},
+        {**team["ta2"].headers, "Idempotency-Key": headers["Idempotency-Key"]},
+    )
     assert other.status == 200 and other.body["problem_id"] != first.body["problem_id"]
     assert len(problem_rows(conn, reported_by=team["ta"].id)) == 1
 
 
-def test_twenty_concurrent_creates_with_one_key_make_one_problem(invoke: Any, team: dict[str, Any],
-                                                                  conn: Any) -> None:
+def test_twenty_concurrent_creates_with_one_key_make_one_problem(invoke: Any, team: dict[str, Any], conn: Any) -> None:
     headers = {**team["ta"].headers, "Idempotency-Key": f"burst-{uuid.uuid4()}"}
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(lambda _: invoke("problem", {"type": "bug", "message": "burst"}, headers), range(20)))
@@ -123,15 +137,17 @@ def test_resolve_and_reopen(invoke: Any, team: dict[str, Any], conn: Any) -> Non
     assert res.status == 200
     assert res.body["problem_id"] == qid and res.body["resolved"] is True
     assert res.body["updated_at"].endswith("Z")
-    resolved, at, by = conn.run("SELECT resolved, resolved_at, resolved_by::text FROM problems"
-                                " WHERE id = CAST(:id AS uuid)", id=qid)[0]
+    resolved, at, by = conn.run(
+        "SELECT resolved, resolved_at, resolved_by::text FROM problems WHERE id = CAST(:id AS uuid)", id=qid
+    )[0]
     assert resolved is True and at is not None and by == team["coord"].id
     repeat = invoke("resolve", {"problem_id": qid, "resolved": True}, team["coord"].headers)
     assert repeat.status == 200 and repeat.body == res.body  # harmless
     reopened = invoke("resolve", {"problem_id": qid, "resolved": False}, team["admin"].headers)
     assert reopened.body["resolved"] is False
-    assert conn.run("SELECT resolved, resolved_at, resolved_by FROM problems WHERE id = CAST(:id AS uuid)",
-                    id=qid)[0] == [False, None, None]
+    assert conn.run("SELECT resolved, resolved_at, resolved_by FROM problems WHERE id = CAST(:id AS uuid)", id=qid)[
+        0
+    ] == [False, None, None]
 
 
 def test_resolve_errors(invoke: Any, team: dict[str, Any], world: World, conn: Any) -> None:
@@ -148,11 +164,16 @@ def test_resolve_errors(invoke: Any, team: dict[str, Any], world: World, conn: A
 def test_concurrent_resolve_and_reopen_leave_a_consistent_row(invoke: Any, team: dict[str, Any], conn: Any) -> None:
     qid = team["world"].problem(team["ta"], "2025-01-01T00:00:00")
     with ThreadPoolExecutor(max_workers=20) as pool:
-        results = list(pool.map(lambda i: invoke("resolve", {"problem_id": qid, "resolved": i % 2 == 0},
-                                                 team["admin"].headers), range(20)))
+        results = list(
+            pool.map(
+                lambda i: invoke("resolve", {"problem_id": qid, "resolved": i % 2 == 0}, team["admin"].headers),
+                range(20),
+            )
+        )
     assert {r.status for r in results} == {200}
-    resolved, at, by = conn.run("SELECT resolved, resolved_at, resolved_by FROM problems WHERE id = CAST(:id AS uuid)",
-                                id=qid)[0]
+    resolved, at, by = conn.run(
+        "SELECT resolved, resolved_at, resolved_by FROM problems WHERE id = CAST(:id AS uuid)", id=qid
+    )[0]
     assert (at is not None) == resolved and (by is not None) == resolved
 
 
@@ -172,16 +193,28 @@ def test_problem_shows_in_get_and_search_after_refresh(invoke: Any, team: dict[s
 
 
 def audit_rows(conn: Any, request_id: str) -> list[list[Any]]:
-    return conn.run("SELECT operation, profile_id::text, api_key_id::text, channel, status_code FROM audit_log"
-                    " WHERE request_id = :r", r=request_id)
+    return conn.run(
+        "SELECT operation, profile_id::text, api_key_id::text, channel, status_code FROM audit_log"
+        " WHERE request_id = :r",
+        r=request_id,
+    )
 
 
-@pytest.mark.parametrize("operation, body", [
-    ("get", {}), ("search", {}), ("problem", {"type": "bug", "message": "audit"}),
-    ("resolve", {"problem_id": str(uuid.UUID(int=1))}), ("refresh", None), ("export", {}), ("docs", {}),
-])
-def test_every_endpoint_writes_one_audit_row(invoke: Any, team: dict[str, Any], conn: Any, operation: str,
-                                             body: Any) -> None:
+@pytest.mark.parametrize(
+    "operation, body",
+    [
+        ("get", {}),
+        ("search", {}),
+        ("problem", {"type": "bug", "message": "audit"}),
+        ("resolve", {"problem_id": str(uuid.UUID(int=1))}),
+        ("refresh", None),
+        ("export", {}),
+        ("docs", {}),
+    ],
+)
+def test_every_endpoint_writes_one_audit_row(
+    invoke: Any, team: dict[str, Any], conn: Any, operation: str, body: Any
+) -> None:
     admin = team["admin"]
     for channel, extra in (("api", {}), ("mcp", {"X-MCP": "1"})):
         res = invoke(operation, body, {**admin.headers, **extra})
@@ -192,8 +225,9 @@ def test_every_endpoint_writes_one_audit_row(invoke: Any, team: dict[str, Any], 
 def test_audit_records_failures_after_authentication_only(invoke: Any, team: dict[str, Any], conn: Any) -> None:
     forbidden = invoke("refresh", None, team["ta"].headers)
     assert forbidden.status == 403
-    assert audit_rows(conn, forbidden.headers["x-request-id"]) == [["refresh", team["ta"].id, team["ta"].key_id,
-                                                                   "api", 403]]
+    assert audit_rows(conn, forbidden.headers["x-request-id"]) == [
+        ["refresh", team["ta"].id, team["ta"].key_id, "api", 403]
+    ]
     bearer = invoke("problem", {"type": "bug"}, team["ta"].bearer())
     assert audit_rows(conn, bearer.headers["x-request-id"]) == [["problem", team["ta"].id, None, "api", 422]]
     anonymous = invoke("get", {}, {})

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from activity_dev.events import scheduled_event
 from factories import World
-
 from glow_activity import db, refresh
 from glow_activity.refresh import REFRESH_LOCK_KEY, VIEWS
 
@@ -34,8 +33,11 @@ def test_refresh_makes_new_rows_visible(invoke: Any, scene: dict[str, Any]) -> N
     assert invoke("search", q, scene["admin"].headers).body["total_count"] == 1
     res = invoke("refresh", None, scene["admin"].headers)
     assert res.status == 200
-    assert res.body == {"success": True, "refreshed_views": list(VIEWS),
-                        "invalidated_tags": ["artifacts", "activity", "list"]}
+    assert res.body == {
+        "success": True,
+        "refreshed_views": list(VIEWS),
+        "invalidated_tags": ["artifacts", "activity", "list"],
+    }
     after = invoke("get", q, scene["admin"].headers).body
     assert (after["sessions_count"], after["logins_count"]) == (2, 1)
     assert invoke("search", q, scene["admin"].headers).body["total_count"] == 2
@@ -52,13 +54,18 @@ def test_scheduled_event_runs_the_same_refresh_and_is_recorded(invoke: Any, scen
     scene["world"].session(scene["ta"], "2025-05-03T10:00:00")
     event = scheduled_event()
     result = invoke("refresh", event=event).raw
-    assert result == {"success": True, "refreshed_views": list(VIEWS),
-                      "invalidated_tags": ["artifacts", "activity", "list"]}
-    run = conn.run("SELECT trigger, outcome, views, finished_at >= started_at FROM refresh_runs ORDER BY id DESC"
-                   " LIMIT 1")[0]
+    assert result == {
+        "success": True,
+        "refreshed_views": list(VIEWS),
+        "invalidated_tags": ["artifacts", "activity", "list"],
+    }
+    run = conn.run(
+        "SELECT trigger, outcome, views, finished_at >= started_at FROM refresh_runs ORDER BY id DESC LIMIT 1"
+    )[0]
     assert run == ["schedule", "success", list(VIEWS), True]
-    assert conn.run("SELECT operation, profile_id, channel, status_code FROM audit_log WHERE request_id = :r",
-                    r=event["id"]) == [["refresh", None, "schedule", 200]]
+    assert conn.run(
+        "SELECT operation, profile_id, channel, status_code FROM audit_log WHERE request_id = :r", r=event["id"]
+    ) == [["refresh", None, "schedule", 200]]
     body = invoke("get", {"department_ids": [scene["dept"]]}, scene["admin"].headers).body
     assert body["sessions_count"] == 2
 
@@ -79,8 +86,10 @@ def test_readers_are_not_blocked_by_a_running_refresh(invoke: Any, scene: dict[s
     try:
         # WHEN readers run meanwhile  THEN every one of them finishes while the refresh is still open
         with ThreadPoolExecutor(max_workers=4) as pool:
-            futures = [pool.submit(invoke, op, {"department_ids": [scene["dept"]]}, scene["admin"].headers)
-                       for op in ("get", "search") * 4]
+            futures = [
+                pool.submit(invoke, op, {"department_ids": [scene["dept"]]}, scene["admin"].headers)
+                for op in ("get", "search") * 4
+            ]
             statuses = [f.result(timeout=60) for f in futures]
         assert {r.status for r in statuses} == {200}
     finally:
@@ -104,8 +113,10 @@ def test_two_refreshes_run_one_at_a_time(invoke: Any, scene: dict[str, Any], dat
     try:
         # the second refresh waits on the advisory lock
         deadline = time.monotonic() + 30
-        while not conn.run("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                           " AND objid = :k)", k=REFRESH_LOCK_KEY)[0][0]:
+        while not conn.run(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = :k)",
+            k=REFRESH_LOCK_KEY,
+        )[0][0]:
             assert time.monotonic() < deadline, "second refresh never waited on the lock"
             time.sleep(0.05)
         assert not done.is_set()
@@ -117,7 +128,8 @@ def test_two_refreshes_run_one_at_a_time(invoke: Any, scene: dict[str, Any], dat
 
 
 def test_a_failing_refresh_is_reported_releases_the_lock_and_the_next_one_works(
-        invoke: Any, scene: dict[str, Any], conn: Any, monkeypatch: Any) -> None:
+    invoke: Any, scene: dict[str, Any], conn: Any, monkeypatch: Any
+) -> None:
     # GIVEN a view that cannot be refreshed concurrently (no unique index): broken on purpose
     conn.run("DROP MATERIALIZED VIEW IF EXISTS activity_broken_test")
     conn.run("CREATE MATERIALIZED VIEW activity_broken_test AS SELECT 1 AS x")
@@ -128,9 +140,13 @@ def test_a_failing_refresh_is_reported_releases_the_lock_and_the_next_one_works(
         assert "Internal error" in failed.body["message"] and "activity_broken_test" not in failed.body["message"]
         run = conn.run("SELECT outcome, error IS NOT NULL FROM refresh_runs ORDER BY id DESC LIMIT 1")[0]
         assert run == ["failed", True]
-        assert conn.run("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k",
-                        k=REFRESH_LOCK_KEY)[0][0] == 0
-        with pytest.raises(Exception):  # noqa: B017 - the schedule re-raises for retries and the DLQ
+        assert (
+            conn.run("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k", k=REFRESH_LOCK_KEY)[0][
+                0
+            ]
+            == 0
+        )
+        with pytest.raises(Exception):
             invoke("refresh", event=scheduled_event())
     finally:
         monkeypatch.setattr(refresh, "VIEWS", VIEWS)

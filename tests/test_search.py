@@ -18,9 +18,18 @@ def history(world: World, refresh: Any) -> dict[str, Any]:
     sessions = []
     for i in range(7):
         owner = ana if i % 2 == 0 else bo
-        sid = world.session(owner, f"2025-04-0{i + 1}T10:00:00", active=i % 3 == 0, group_count=i, run_count=2 * i,
-                            chat_count=3, attempt_count=1, message_count=10 + i, total_tokens=1000 * i,
-                            total_cost=f"{i}.125000")
+        sid = world.session(
+            owner,
+            f"2025-04-0{i + 1}T10:00:00",
+            active=i % 3 == 0,
+            group_count=i,
+            run_count=2 * i,
+            chat_count=3,
+            attempt_count=1,
+            message_count=10 + i,
+            total_tokens=1000 * i,
+            total_cost=f"{i}.125000",
+        )
         sessions.append((f"2025-04-0{i + 1}T10:00:00.000000Z", sid, owner))
     # three sessions at the same instant: ties broken by session_id
     for _ in range(3):
@@ -38,15 +47,26 @@ def ordered(history: dict[str, Any], order: str) -> list[str]:
 
 
 def test_rows_carry_every_field(invoke: Any, history: dict[str, Any]) -> None:
-    res = invoke("search", {"department_ids": [history["dept"]], "sort_order": "asc", "page_size": 1},
-                 history["admin"].headers)
+    res = invoke(
+        "search", {"department_ids": [history["dept"]], "sort_order": "asc", "page_size": 1}, history["admin"].headers
+    )
     assert res.status == 200
     row = res.body["data"][0]
     assert row == {
-        "session_id": history["sessions"][0][1], "profile_id": history["ana"].id, "profile_name": "Ana",
-        "session_created_at": "2025-04-01T10:00:00Z", "session_updated_at": "2025-04-01T10:05:00Z",
-        "active": True, "group_count": 0, "run_count": 0, "chat_count": 3, "attempt_count": 1,
-        "message_count": 10, "total_tokens": 0, "total_cost": 0.125, "problem_count": 2,
+        "session_id": history["sessions"][0][1],
+        "profile_id": history["ana"].id,
+        "profile_name": "Ana",
+        "session_created_at": "2025-04-01T10:00:00Z",
+        "session_updated_at": "2025-04-01T10:05:00Z",
+        "active": True,
+        "group_count": 0,
+        "run_count": 0,
+        "chat_count": 3,
+        "attempt_count": 1,
+        "message_count": 10,
+        "total_tokens": 0,
+        "total_cost": 0.125,
+        "problem_count": 2,
     }
     assert res.headers["x-cache-tags"] == "artifacts,activity,list"
 
@@ -74,8 +94,10 @@ def test_default_order_is_newest_first(invoke: Any, history: dict[str, Any]) -> 
 @pytest.mark.parametrize("order", ["asc", "desc"])
 def test_cursor_continuation_equals_offset_pages(invoke: Any, history: dict[str, Any], order: str) -> None:
     base = {"department_ids": [history["dept"]], "sort_order": order, "page_size": 4}
-    offset_pages = [[r["session_id"] for r in invoke("search", {**base, "page": p}, history["admin"].headers)
-                     .body["data"]] for p in range(3)]
+    offset_pages = [
+        [r["session_id"] for r in invoke("search", {**base, "page": p}, history["admin"].headers).body["data"]]
+        for p in range(3)
+    ]
     body = invoke("search", base, history["admin"].headers).body
     cursor_pages = [[r["session_id"] for r in body["data"]]]
     while body["next_cursor"]:
@@ -95,8 +117,9 @@ def test_cursor_from_other_filters_is_rejected(invoke: Any, history: dict[str, A
 
 def test_filters_window_active_and_roles(invoke: Any, history: dict[str, Any]) -> None:
     h, dept = history, history["dept"]
-    window = invoke("search", {"department_ids": [dept], "date_from": "2025-04-02", "date_to": "2025-04-04"},
-                    h["admin"].headers).body
+    window = invoke(
+        "search", {"department_ids": [dept], "date_from": "2025-04-02", "date_to": "2025-04-04"}, h["admin"].headers
+    ).body
     assert window["total_count"] == 6  # 02, 03, 04 (+3 ties)
     active = invoke("search", {"department_ids": [dept], "active": True}, h["admin"].headers).body
     assert {r["session_id"] for r in active["data"]} == {h["sessions"][i][1] for i in (0, 3, 6)}
@@ -109,8 +132,9 @@ def test_filters_window_active_and_roles(invoke: Any, history: dict[str, Any]) -
 
 
 def test_empty_result_has_zero_pages(invoke: Any, history: dict[str, Any]) -> None:
-    body = invoke("search", {"department_ids": [history["dept"]], "date_from": "2030-01-01"},
-                  history["admin"].headers).body
+    body = invoke(
+        "search", {"department_ids": [history["dept"]], "date_from": "2030-01-01"}, history["admin"].headers
+    ).body
     assert body == {"data": [], "total_count": 0, "page": 0, "page_size": 50, "total_pages": 0, "next_cursor": None}
 
 
@@ -122,16 +146,19 @@ def test_coordinator_scope_and_ta_forbidden(invoke: Any, history: dict[str, Any]
     assert invoke("search", {"department_ids": ["elsewhere"]}, coord.headers).status == 403
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"sort_order": "sideways"}, "sort_order"),
-    ({"page_size": 0}, "page_size"),
-    ({"page_size": 501}, "page_size"),
-    ({"page": -1}, "page"),
-    ({"page": "1"}, "page"),
-    ({"active": "yes"}, "active"),
-    ({"colour": "red"}, "colour"),
-    ({"date_from": "2025-03-02", "date_to": "2025-03-01T23:00:00Z"}, "body"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"sort_order": "sideways"}, "sort_order"),
+        ({"page_size": 0}, "page_size"),
+        ({"page_size": 501}, "page_size"),
+        ({"page": -1}, "page"),
+        ({"page": "1"}, "page"),
+        ({"active": "yes"}, "active"),
+        ({"colour": "red"}, "colour"),
+        ({"date_from": "2025-03-02", "date_to": "2025-03-01T23:00:00Z"}, "body"),
+    ],
+)
 def test_invalid_search_is_422(invoke: Any, world: World, body: dict[str, Any], field: str) -> None:
     admin = world.profile(roles=["admin"])
     res = invoke("search", body, admin.headers)

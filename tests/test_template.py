@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from activity_dev import REPO_ROOT, lambdas
 from activity_dev.events import LambdaContext
-
 from glow_activity import API_PREFIX, OPERATIONS
 
 EVENTS = REPO_ROOT / "events"

@@ -11,8 +11,6 @@ import typing
 from typing import Any, Union, get_args, get_origin
 from uuid import UUID
 
-from pydantic import BaseModel
-
 from glow_activity.auth import Caller
 from glow_activity.catalog import OPERATION_CATALOG, Operation, allowed
 from glow_activity.db import Connection
@@ -27,10 +25,21 @@ from glow_activity.models import (
     PageText,
 )
 from glow_activity.scope import visible_conditions
+from pydantic import BaseModel
 
 # Tables the artifact reads, in the order a reader meets them.
-RESOURCE_TABLES = ("profiles", "departments", "profile_departments", "profile_roles", "sessions", "logins",
-                   "grants", "problems", "api_keys", "uploads")
+RESOURCE_TABLES = (
+    "profiles",
+    "departments",
+    "profile_departments",
+    "profile_roles",
+    "sessions",
+    "logins",
+    "grants",
+    "problems",
+    "api_keys",
+    "uploads",
+)
 
 DESCRIPTION = (
     "Engagement of teaching assistants with the Glow AI trainer: sessions, logins, access grants and "
@@ -55,27 +64,40 @@ def type_name(annotation: Any) -> str:
         return "null"
     if isinstance(annotation, type):
         return {str: "string", int: "integer", bool: "boolean", float: "number", UUID: "string (uuid)"}.get(
-            annotation, annotation.__name__)
+            annotation, annotation.__name__
+        )
     return str(annotation)
 
 
 def model_fields(model: type[BaseModel]) -> list[DocsField]:
-    return [DocsField(name=name, type=type_name(info.annotation), required=info.is_required(),
-                      description=info.description or "") for name, info in model.model_fields.items()]
+    return [
+        DocsField(
+            name=name, type=type_name(info.annotation), required=info.is_required(), description=info.description or ""
+        )
+        for name, info in model.model_fields.items()
+    ]
 
 
 def model_params(model: type[BaseModel]) -> list[OperationParam]:
     params = []
     for name, info in model.model_fields.items():
         default = None if info.is_required() else info.get_default(call_default_factory=True)
-        params.append(OperationParam(name=name, type=type_name(info.annotation), required=info.is_required(),
-                                     default=default))
+        params.append(
+            OperationParam(name=name, type=type_name(info.annotation), required=info.is_required(), default=default)
+        )
     return params
 
 
 def operation_info(op: Operation) -> OperationInfo:
-    return OperationInfo(name=op.qualified_name, description=op.description, params=model_params(op.request),
-                         returns=op.response.__name__, method=op.method, path=op.path, roles=list(op.roles))
+    return OperationInfo(
+        name=op.qualified_name,
+        description=op.description,
+        params=model_params(op.request),
+        returns=op.response.__name__,
+        method=op.method,
+        path=op.path,
+        roles=list(op.roles),
+    )
 
 
 def _table(fields: list[DocsField]) -> str:
@@ -86,17 +108,21 @@ def _table(fields: list[DocsField]) -> str:
 
 def operation_entry(op: Operation) -> DocsResponse:
     request_fields, response_fields = model_fields(op.request), model_fields(op.response)
-    content = "\n\n".join([
-        f"## {op.title}\n\n`{op.method} {op.path}`\n\n{op.description}",
-        f"Roles: {', '.join(op.roles)}. Authenticate with `X-Api-Key` or `Authorization: Bearer <JWT>`; "
-        "AI agents add `X-MCP: 1`.",
-        "### Request body\n\n" + (_table(request_fields) if request_fields else "No fields (send `{}` or nothing)."),
-        f"### Response `{op.response.__name__}`\n\n" + _table(response_fields),
-    ])
+    content = "\n\n".join(
+        [
+            f"## {op.title}\n\n`{op.method} {op.path}`\n\n{op.description}",
+            f"Roles: {', '.join(op.roles)}. Authenticate with `X-Api-Key` or `Authorization: Bearer <JWT>`; "
+            "AI agents add `X-MCP: 1`.",
+            "### Request body\n\n"
+            + (_table(request_fields) if request_fields else "No fields (send `{}` or nothing)."),
+            f"### Response `{op.response.__name__}`\n\n" + _table(response_fields),
+        ]
+    )
     fields = [f.model_copy(update={"name": f"request.{f.name}"}) for f in request_fields]
     fields += [f.model_copy(update={"name": f"response.{f.name}"}) for f in response_fields]
-    return DocsResponse(name=op.qualified_name, type="operation", description=op.description, content=content,
-                        fields=fields)
+    return DocsResponse(
+        name=op.qualified_name, type="operation", description=op.description, content=content, fields=fields
+    )
 
 
 _COLUMNS_SQL = """
@@ -112,13 +138,21 @@ def resource_entries(conn: Connection) -> list[DocsResponse]:
     columns: dict[str, list[DocsField]] = {}
     for table, column, data_type, not_null, comment in conn.run(_COLUMNS_SQL, tables=list(RESOURCE_TABLES)):
         columns.setdefault(table, []).append(
-            DocsField(name=column, type=data_type, required=bool(not_null), description=comment or data_type))
+            DocsField(name=column, type=data_type, required=bool(not_null), description=comment or data_type)
+        )
     entries = []
     for table in RESOURCE_TABLES:
         fields = columns.get(table, [])
         content = f"## Table `{table}`\n\n" + _table(fields)
-        entries.append(DocsResponse(name=table, type="table", description=f"Columns of `{table}`, read live from "
-                                    "the database catalog.", content=content, fields=fields))
+        entries.append(
+            DocsResponse(
+                name=table,
+                type="table",
+                description=f"Columns of `{table}`, read live from the database catalog.",
+                content=content,
+                fields=fields,
+            )
+        )
     return entries
 
 
@@ -128,8 +162,9 @@ def _profile_name(conn: Connection, caller: Caller, entity_id: str) -> str:
     except ValueError:
         raise NotFound("Profile not found.") from None
     where, params = visible_conditions(caller)
-    rows = conn.run(f"SELECT p.name FROM profiles p WHERE p.id = CAST(:entity AS uuid) AND {where}",
-                    entity=profile_id, **params)
+    rows = conn.run(
+        f"SELECT p.name FROM profiles p WHERE p.id = CAST(:entity AS uuid) AND {where}", entity=profile_id, **params
+    )
     if not rows:
         raise NotFound("Profile not found.")
     return str(rows[0][0])
@@ -143,14 +178,24 @@ def compose_docs(conn: Connection, caller: Caller, entity_id: str | None) -> Act
     operations = [operation_info(op) for op in OPERATION_CATALOG]
     permitted = [info for op, info in zip(OPERATION_CATALOG, operations, strict=True) if allowed(op, caller.roles)]
     artifact = DocsResponse(
-        name="activity", type="analytics", description=DESCRIPTION,
-        content="# Activity\n\n" + DESCRIPTION + "\n\n" + "\n".join(
-            f"- `{op.qualified_name}` — {op.description}" for op in OPERATION_CATALOG),
-        fields=[])
+        name="activity",
+        type="analytics",
+        description=DESCRIPTION,
+        content="# Activity\n\n"
+        + DESCRIPTION
+        + "\n\n"
+        + "\n".join(f"- `{op.qualified_name}` — {op.description}" for op in OPERATION_CATALOG),
+        fields=[],
+    )
     return ActivityDocsResponse(
-        name="activity", type="analytics", description=DESCRIPTION, artifact=artifact,
-        entries=[operation_entry(op) for op in OPERATION_CATALOG], resources=resource_entries(conn),
-        permissions=permitted, api_operations=operations,
+        name="activity",
+        type="analytics",
+        description=DESCRIPTION,
+        artifact=artifact,
+        entries=[operation_entry(op) for op in OPERATION_CATALOG],
+        resources=resource_entries(conn),
+        permissions=permitted,
+        api_operations=operations,
         page_metadata=DocsApiResponse(
             list=PageText(title="Activity", description="Engagement of TAs: counts, per-profile summary, history."),
             detail=detail,

@@ -8,7 +8,6 @@ from activity_docs import compose_docs
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from glow_activity.api import SECURITY, create_app, handle, invocation, json_response, operation_responses, path_of
 from glow_activity.db import connection
 from glow_activity.models import ActivityDocsResponse, DocsRequest
@@ -17,10 +16,17 @@ from glow_activity.observability import logger, metrics, tracer
 app = create_app()
 
 
-@app.post(path_of("docs"), compress=True, summary="Get Activity Docs Endpoint", operation_id="activity.docs",
-          description="Get composed documentation for the activity analytics.",
-          responses=operation_responses(ActivityDocsResponse, 404), security=SECURITY, tags=["Docs"])
-def docs_route(request: Annotated[DocsRequest, Body()]):  # type: ignore[no-untyped-def]  # noqa: ANN201
+@app.post(
+    path_of("docs"),
+    compress=True,
+    summary="Get Activity Docs Endpoint",
+    operation_id="activity.docs",
+    description="Get composed documentation for the activity analytics.",
+    responses=operation_responses(ActivityDocsResponse, 404),
+    security=SECURITY,
+    tags=["Docs"],
+)
+def docs_route(request: Annotated[DocsRequest, Body()]):  # type: ignore[no-untyped-def]
     inv = invocation()
     return json_response(compose_docs(connection(reader=True), inv.authenticated, request.entity_id))
 

@@ -14,7 +14,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from export_jobs import ASYNC_EVENT_KEY, estimated_rows, export_status, run_async_job, run_export, start_async
-
 from glow_activity.api import SECURITY, create_app, handle, invocation, json_response, operation_responses, path_of
 from glow_activity.db import connection
 from glow_activity.models import ExportPending, ExportRequest, ExportResponse
@@ -24,15 +23,24 @@ from glow_activity.settings import get_settings
 app = create_app()
 
 
-@app.post(path_of("export"), summary="Export Activity", operation_id="activity.export",
-          description="Export all activity data as a clean, denormalized ZIP (CSV files + manifest.json) in S3. "
-                      "Answers 200 with a presigned download_url, or 202 {upload_id, status} for a large export; "
-                      "POST {upload_id} to poll it.",
-          responses={**operation_responses(ExportResponse, 404, 502),
-                     202: {"description": "Running asynchronously; poll with upload_id.",
-                           "content": {"application/json": {"model": ExportPending}}}},
-          security=SECURITY, tags=["Activity"])
-def export_route(request: Annotated[ExportRequest, Body()]):  # type: ignore[no-untyped-def]  # noqa: ANN201
+@app.post(
+    path_of("export"),
+    summary="Export Activity",
+    operation_id="activity.export",
+    description="Export all activity data as a clean, denormalized ZIP (CSV files + manifest.json) in S3. "
+    "Answers 200 with a presigned download_url, or 202 {upload_id, status} for a large export; "
+    "POST {upload_id} to poll it.",
+    responses={
+        **operation_responses(ExportResponse, 404, 502),
+        202: {
+            "description": "Running asynchronously; poll with upload_id.",
+            "content": {"application/json": {"model": ExportPending}},
+        },
+    },
+    security=SECURITY,
+    tags=["Activity"],
+)
+def export_route(request: Annotated[ExportRequest, Body()]):  # type: ignore[no-untyped-def]
     inv = invocation()
     caller = inv.authenticated
     caller.require_reader()

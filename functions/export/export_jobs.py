@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from export_writer import ExportResult, write_export
-
 from glow_activity import db
 from glow_activity.auth import Caller
 from glow_activity.db import Connection
@@ -42,26 +41,41 @@ def file_name_for(at: datetime) -> str:
 def estimated_rows(conn: Connection, caller: Caller, request: ExportRequest) -> int:
     """Rows the export will write at most (all-time rollup totals of in-scope profiles, plus the profiles)."""
     where, params = in_scope_conditions(caller, request)
-    sql = (f"SELECT count(*) + coalesce(sum(t.sessions + t.logins + t.grants + t.problems), 0)"
-           f" FROM profiles p LEFT JOIN activity_profile_totals t ON t.profile_id = p.id WHERE {where}")
+    sql = (
+        f"SELECT count(*) + coalesce(sum(t.sessions + t.logins + t.grants + t.problems), 0)"
+        f" FROM profiles p LEFT JOIN activity_profile_totals t ON t.profile_id = p.id WHERE {where}"
+    )
     return int(conn.run(sql, **params)[0][0])
 
 
 def presign(key: str, file_name: str, ttl: int) -> str:
-    return str(s3_client().generate_presigned_url(
-        "get_object", Params={"Bucket": get_settings().export_bucket, "Key": key,
-                              "ResponseContentDisposition": f'attachment; filename="{file_name}"'},
-        ExpiresIn=ttl))
+    return str(
+        s3_client().generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": get_settings().export_bucket,
+                "Key": key,
+                "ResponseContentDisposition": f'attachment; filename="{file_name}"',
+            },
+            ExpiresIn=ttl,
+        )
+    )
 
 
 def _response(upload_id: str, key: str, file_name: str, row_count: int, expires_at: datetime) -> ExportResponse:
     ttl = max(1, int((expires_at - datetime.now(UTC)).total_seconds()))
-    return ExportResponse(upload_id=upload_id, file_name=file_name, row_count=row_count,
-                          download_url=presign(key, file_name, ttl), expires_at=iso(expires_at))
+    return ExportResponse(
+        upload_id=upload_id,
+        file_name=file_name,
+        row_count=row_count,
+        download_url=presign(key, file_name, ttl),
+        expires_at=iso(expires_at),
+    )
 
 
-def stream_to_s3(conn: Connection, caller: Caller, request: ExportRequest, key: str,
-                 file_name: str) -> tuple[ExportResult, int]:
+def stream_to_s3(
+    conn: Connection, caller: Caller, request: ExportRequest, key: str, file_name: str
+) -> tuple[ExportResult, int]:
     """`conn` reads (the reader endpoint when there is one)."""
     """Write the ZIP into S3; on any failure abort the multipart upload and re-raise."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -71,8 +85,7 @@ def stream_to_s3(conn: Connection, caller: Caller, request: ExportRequest, key: 
     if not bucket:
         raise UpstreamFailed("Exports are not configured (EXPORT_BUCKET).")
     try:
-        writer = S3MultipartWriter(s3_client(), bucket, key,
-                                   content_disposition=f'attachment; filename="{file_name}"')
+        writer = S3MultipartWriter(s3_client(), bucket, key, content_disposition=f'attachment; filename="{file_name}"')
     except (BotoCoreError, ClientError) as exc:
         raise UpstreamFailed() from exc
     try:
@@ -101,35 +114,79 @@ ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, size_bytes = EXCLUDED.s
 """
 
 
-def record(conn: Connection, *, upload_id: str, key: str, file_name: str, status: str, caller: Caller,
-           request: ExportRequest, created_at: datetime, result: ExportResult | None = None, size: int | None = None,
-           expires_at: datetime | None = None) -> None:
-    conn.run(_RECORD_SQL, id=upload_id, key=key, file_name=file_name, status=status, size=size,
-             counts=json.dumps(result.row_counts) if result else None, rows=result.row_count if result else None,
-             caller=caller.profile_id, filters=request.model_dump_json(exclude={"upload_id"}), created_at=created_at,
-             completed_at=datetime.now(UTC) if result else None, expires_at=expires_at)
+def record(
+    conn: Connection,
+    *,
+    upload_id: str,
+    key: str,
+    file_name: str,
+    status: str,
+    caller: Caller,
+    request: ExportRequest,
+    created_at: datetime,
+    result: ExportResult | None = None,
+    size: int | None = None,
+    expires_at: datetime | None = None,
+) -> None:
+    conn.run(
+        _RECORD_SQL,
+        id=upload_id,
+        key=key,
+        file_name=file_name,
+        status=status,
+        size=size,
+        counts=json.dumps(result.row_counts) if result else None,
+        rows=result.row_count if result else None,
+        caller=caller.profile_id,
+        filters=request.model_dump_json(exclude={"upload_id"}),
+        created_at=created_at,
+        completed_at=datetime.now(UTC) if result else None,
+        expires_at=expires_at,
+    )
 
 
-def run_export(conn: Connection, caller: Caller, request: ExportRequest, upload_id: str, created_at: datetime,
-               *, async_job: bool = False) -> ExportResponse:
+def run_export(
+    conn: Connection,
+    caller: Caller,
+    request: ExportRequest,
+    upload_id: str,
+    created_at: datetime,
+    *,
+    async_job: bool = False,
+) -> ExportResponse:
     settings = get_settings()
     file_name = file_name_for(created_at)
     key = f"exports/{caller.profile_id}/{upload_id}/{file_name}"
     result, size = stream_to_s3(db.connection(reader=True), caller, request, key, file_name)
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.export_url_ttl_seconds)
     # The record is written only once the object is complete: no row ever claims a missing object.
-    record(conn, upload_id=upload_id, key=key, file_name=file_name, status="succeeded", caller=caller,
-           request=request, created_at=created_at, result=result, size=size, expires_at=expires_at)
+    record(
+        conn,
+        upload_id=upload_id,
+        key=key,
+        file_name=file_name,
+        status="succeeded",
+        caller=caller,
+        request=request,
+        created_at=created_at,
+        result=result,
+        size=size,
+        expires_at=expires_at,
+    )
     metrics.add_metric(name="ExportRows", unit="Count", value=result.row_count)
-    logger.info("export written", extra={"upload_id": upload_id, "rows": result.row_count, "bytes": size,
-                                         "async": async_job})
+    logger.info(
+        "export written", extra={"upload_id": upload_id, "rows": result.row_count, "bytes": size, "async": async_job}
+    )
     return _response(upload_id, key, file_name, result.row_count, expires_at)
 
 
 def export_status(conn: Connection, caller: Caller, upload_id: str) -> ExportResponse | ExportPending:
-    rows = conn.run("SELECT status, s3_key, file_name, row_count, expires_at FROM uploads"
-                    " WHERE id = CAST(:id AS uuid) AND requested_by = CAST(:caller AS uuid)",
-                    id=upload_id, caller=caller.profile_id)
+    rows = conn.run(
+        "SELECT status, s3_key, file_name, row_count, expires_at FROM uploads"
+        " WHERE id = CAST(:id AS uuid) AND requested_by = CAST(:caller AS uuid)",
+        id=upload_id,
+        caller=caller.profile_id,
+    )
     if not rows:
         raise NotFound("Export not found.")
     status, key, file_name, row_count, expires_at = rows[0]
@@ -145,15 +202,30 @@ def export_status(conn: Connection, caller: Caller, upload_id: str) -> ExportRes
 def start_async(conn: Connection, caller: Caller, request: ExportRequest, context: Any) -> ExportPending:
     upload_id, created_at = str(uuid.uuid4()), datetime.now(UTC)
     file_name = file_name_for(created_at)
-    record(conn, upload_id=upload_id, key=f"exports/{caller.profile_id}/{upload_id}/{file_name}",
-           file_name=file_name, status="running", caller=caller, request=request, created_at=created_at)
-    job = {ASYNC_EVENT_KEY: {"upload_id": upload_id, "caller": caller.profile_id, "created_at": iso(created_at),
-                             "request": request.model_dump(mode="json", exclude={"upload_id"})}}
+    record(
+        conn,
+        upload_id=upload_id,
+        key=f"exports/{caller.profile_id}/{upload_id}/{file_name}",
+        file_name=file_name,
+        status="running",
+        caller=caller,
+        request=request,
+        created_at=created_at,
+    )
+    job = {
+        ASYNC_EVENT_KEY: {
+            "upload_id": upload_id,
+            "caller": caller.profile_id,
+            "created_at": iso(created_at),
+            "request": request.model_dump(mode="json", exclude={"upload_id"}),
+        }
+    }
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and context is not None:
         import boto3
 
-        boto3.client("lambda").invoke(FunctionName=context.invoked_function_arn, InvocationType="Event",
-                                      Payload=json.dumps(job).encode())
+        boto3.client("lambda").invoke(
+            FunctionName=context.invoked_function_arn, InvocationType="Event", Payload=json.dumps(job).encode()
+        )
     else:  # locally: a background thread stands in for the asynchronous invocation
         threading.Thread(target=run_async_job, args=(job[ASYNC_EVENT_KEY],), daemon=True).start()
     return ExportPending(upload_id=upload_id, status="running", file_name=file_name)
@@ -176,8 +248,12 @@ def run_async_job(job: dict[str, Any]) -> dict[str, Any]:
         if db.is_unavailable(exc):
             db.reset_connections()
         try:
-            db.connection().run("UPDATE uploads SET status = 'failed', error = :error, completed_at = now()"
-                                " WHERE id = CAST(:id AS uuid)", id=upload_id, error=type(exc).__name__)
+            db.connection().run(
+                "UPDATE uploads SET status = 'failed', error = :error, completed_at = now()"
+                " WHERE id = CAST(:id AS uuid)",
+                id=upload_id,
+                error=type(exc).__name__,
+            )
         except Exception:
             logger.exception("could not mark the export failed", extra={"upload_id": upload_id})
         if isinstance(exc, ServiceUnavailable):

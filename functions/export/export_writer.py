@@ -31,13 +31,17 @@ def safe_sql(column: str) -> str:
 
 
 def _ids(column: str) -> str:
-    return safe_sql(f"array_to_string(ARRAY(SELECT pd.department_id FROM profile_departments pd WHERE pd.profile_id = "
-                    f"{column} ORDER BY pd.department_id COLLATE \"C\"), ';')")
+    return safe_sql(
+        f"array_to_string(ARRAY(SELECT pd.department_id FROM profile_departments pd WHERE pd.profile_id = "
+        f"{column} ORDER BY pd.department_id COLLATE \"C\"), ';')"
+    )
 
 
 def _roles(column: str) -> str:
-    return (f"array_to_string(ARRAY(SELECT pr.role FROM profile_roles pr WHERE pr.profile_id = {column} AND pr.active"
-            f" ORDER BY pr.role COLLATE \"C\"), ';')")
+    return (
+        f"array_to_string(ARRAY(SELECT pr.role FROM profile_roles pr WHERE pr.profile_id = {column} AND pr.active"
+        f" ORDER BY pr.role COLLATE \"C\"), ';')"
+    )
 
 
 def file_queries(caller: Caller, request: ExportRequest) -> tuple[list[tuple[str, str]], dict[str, Any]]:
@@ -51,33 +55,48 @@ def file_queries(caller: Caller, request: ExportRequest) -> tuple[list[tuple[str
         return f"{column} >= CAST(:lo AS timestamptz) AND {column} < CAST(:hi AS timestamptz)"
 
     queries = [
-        ("profiles.csv", f"""
-            SELECT p.id AS profile_id, {safe_sql('p.name')} AS name, {safe_sql('p.email')} AS email,
-                   {_ids('p.id')} AS department_ids, {_roles('p.id')} AS roles, {ts_sql('p.created_at')} AS created_at
-            FROM profiles p WHERE {where} ORDER BY p.id"""),
-        ("sessions.csv", f"""
-            SELECT s.id AS session_id, s.profile_id, {safe_sql('p.name')} AS profile_name,
-                   {safe_sql('p.email')} AS profile_email, {_ids('p.id')} AS department_ids, {_roles('p.id')} AS roles,
-                   {ts_sql('s.created_at')} AS created_at, {ts_sql('s.updated_at')} AS updated_at, s.active,
+        (
+            "profiles.csv",
+            f"""
+            SELECT p.id AS profile_id, {safe_sql("p.name")} AS name, {safe_sql("p.email")} AS email,
+                   {_ids("p.id")} AS department_ids, {_roles("p.id")} AS roles, {ts_sql("p.created_at")} AS created_at
+            FROM profiles p WHERE {where} ORDER BY p.id""",
+        ),
+        (
+            "sessions.csv",
+            f"""
+            SELECT s.id AS session_id, s.profile_id, {safe_sql("p.name")} AS profile_name,
+                   {safe_sql("p.email")} AS profile_email, {_ids("p.id")} AS department_ids, {_roles("p.id")} AS roles,
+                   {ts_sql("s.created_at")} AS created_at, {ts_sql("s.updated_at")} AS updated_at, s.active,
                    s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count, s.total_tokens,
                    s.total_cost
             FROM sessions s JOIN profiles p ON p.id = s.profile_id
-            WHERE {where} AND {window('s.created_at')} ORDER BY s.created_at, s.id"""),
-        ("logins.csv", f"""
-            SELECT l.id AS login_id, l.profile_id, {ts_sql('l.logged_in_at')} AS logged_in_at,
-                   {safe_sql('l.method')} AS method
-            FROM logins l WHERE l.profile_id IN ({scope}) AND {window('l.logged_in_at')}
-            ORDER BY l.logged_in_at, l.id"""),
-        ("grants.csv", f"""
-            SELECT g.id AS grant_id, g.profile_id, g.granted_by, g.kind, {ts_sql('g.created_at')} AS created_at
-            FROM grants g WHERE g.profile_id IN ({scope}) AND {window('g.created_at')} ORDER BY g.created_at, g.id"""),
-        ("problems.csv", f"""
-            SELECT q.id AS problem_id, {safe_sql('q.type')} AS type, {safe_sql('q.message')} AS message,
-                   q.session_id, q.profile_id, q.reported_by, {ts_sql('q.created_at')} AS created_at,
-                   {ts_sql('q.updated_at')} AS updated_at, q.resolved, {ts_sql('q.resolved_at')} AS resolved_at,
+            WHERE {where} AND {window("s.created_at")} ORDER BY s.created_at, s.id""",
+        ),
+        (
+            "logins.csv",
+            f"""
+            SELECT l.id AS login_id, l.profile_id, {ts_sql("l.logged_in_at")} AS logged_in_at,
+                   {safe_sql("l.method")} AS method
+            FROM logins l WHERE l.profile_id IN ({scope}) AND {window("l.logged_in_at")}
+            ORDER BY l.logged_in_at, l.id""",
+        ),
+        (
+            "grants.csv",
+            f"""
+            SELECT g.id AS grant_id, g.profile_id, g.granted_by, g.kind, {ts_sql("g.created_at")} AS created_at
+            FROM grants g WHERE g.profile_id IN ({scope}) AND {window("g.created_at")} ORDER BY g.created_at, g.id""",
+        ),
+        (
+            "problems.csv",
+            f"""
+            SELECT q.id AS problem_id, {safe_sql("q.type")} AS type, {safe_sql("q.message")} AS message,
+                   q.session_id, q.profile_id, q.reported_by, {ts_sql("q.created_at")} AS created_at,
+                   {ts_sql("q.updated_at")} AS updated_at, q.resolved, {ts_sql("q.resolved_at")} AS resolved_at,
                    q.resolved_by
-            FROM problems q WHERE q.profile_id IN ({scope}) AND {window('q.created_at')}
-            ORDER BY q.created_at, q.id"""),
+            FROM problems q WHERE q.profile_id IN ({scope}) AND {window("q.created_at")}
+            ORDER BY q.created_at, q.id""",
+        ),
     ]
     return queries, params
 
@@ -90,8 +109,11 @@ def bind_as_settings(conn: Connection, sql: str, params: dict[str, Any]) -> str:
     formatted into SQL) and read it back with `current_setting()`."""
     for name, value in params.items():
         sql_type = next(t for py, t in _SETTING_TYPES if isinstance(value, py))
-        conn.run(f"SELECT set_config(:key, CAST(CAST(:value AS {sql_type}) AS text), true)",
-                 key=f"glow_export.{name}", value=value)
+        conn.run(
+            f"SELECT set_config(:key, CAST(CAST(:value AS {sql_type}) AS text), true)",
+            key=f"glow_export.{name}",
+            value=value,
+        )
         sql = re.sub(rf":{name}\b", f"current_setting('glow_export.{name}')", sql)
     return sql
 
@@ -129,8 +151,11 @@ def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: 
     """Write the whole ZIP to `out` (an unseekable stream is fine) from one consistent snapshot."""
     queries, params = file_queries(caller, request)
     counts: dict[str, int] = {}
-    with transaction(conn, isolation="REPEATABLE READ", read_only=True), \
-            zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+    with (
+        transaction(conn, isolation="REPEATABLE READ", read_only=True),
+        zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+    ):
+        conn.run("SET LOCAL statement_timeout = 0")  # bounded by the Lambda timeout (async: 15 min)
         generated_at = conn.run("SELECT now()")[0][0]
         for name, select in queries:
             copy_sql = bind_as_settings(conn, f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)", params)
@@ -145,8 +170,11 @@ def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: 
             "schema_version": SCHEMA_VERSION,
             "generated_at": iso(generated_at),
             "filters": request.model_dump(mode="json", exclude={"upload_id"}),
-            "caller": {"profile_id": caller.profile_id, "roles": list(caller.roles),
-                       "department_ids": list(caller.department_ids)},
+            "caller": {
+                "profile_id": caller.profile_id,
+                "roles": list(caller.roles),
+                "department_ids": list(caller.department_ids),
+            },
             "row_counts": counts,
             "row_count": sum(counts.values()),
         }

@@ -25,8 +25,13 @@ from glow_activity.models import (
 from glow_activity.scope import in_scope_conditions, visible_conditions, visible_profiles_sql
 
 KINDS = ("sessions", "logins", "grants", "emulations", "problems")
-_TIMES = {"sessions": "session_times", "logins": "login_times", "grants": "grant_times",
-          "emulations": "emulation_times", "problems": "problem_times"}
+_TIMES = {
+    "sessions": "session_times",
+    "logins": "login_times",
+    "grants": "grant_times",
+    "emulations": "emulation_times",
+    "problems": "problem_times",
+}
 
 
 def _utc_day(instant: datetime) -> date:
@@ -44,8 +49,10 @@ def per_profile_sql(caller: Caller, request: GetActivityRequest) -> tuple[str, d
     lo, hi = request.window()
     if lo is None and hi is None:
         cols = ", ".join(f"t.{kind}" for kind in KINDS)
-        return (f"SELECT t.profile_id, {cols} FROM activity_profile_totals t"
-                f" JOIN profiles p ON p.id = t.profile_id WHERE {where}"), params
+        return (
+            f"SELECT t.profile_id, {cols} FROM activity_profile_totals t"
+            f" JOIN profiles p ON p.id = t.profile_id WHERE {where}"
+        ), params
 
     day_where, whole = [], []
     if lo is not None:
@@ -59,15 +66,17 @@ def per_profile_sql(caller: Caller, request: GetActivityRequest) -> tuple[str, d
         day_where.append("d.day <= :cand_to")
         whole.append("d.day < :whole_to")
         params.update(cand_to=_utc_day(hi), whole_to=_utc_day(hi), hi=hi)
-    bounds = " AND ".join(
-        ([f"e >= :lo"] if lo is not None else []) + ([f"e < :hi"] if hi is not None else []))
+    bounds = " AND ".join((["e >= :lo"] if lo is not None else []) + (["e < :hi"] if hi is not None else []))
     whole_sql = " AND ".join(whole)
     cols = ",\n".join(
         f"sum(CASE WHEN {whole_sql} THEN d.{kind} ELSE"
         f" (SELECT count(*) FROM unnest(d.{_TIMES[kind]}) e WHERE {bounds}) END)::bigint AS {kind}"
-        for kind in KINDS)
-    sql = (f"SELECT d.profile_id,\n{cols}\nFROM activity_daily d JOIN profiles p ON p.id = d.profile_id"
-           f" WHERE {where} AND {' AND '.join(day_where)} GROUP BY d.profile_id")
+        for kind in KINDS
+    )
+    sql = (
+        f"SELECT d.profile_id,\n{cols}\nFROM activity_daily d JOIN profiles p ON p.id = d.profile_id"
+        f" WHERE {where} AND {' AND '.join(day_where)} GROUP BY d.profile_id"
+    )
     return sql, params
 
 
@@ -112,12 +121,12 @@ def facets_sql(caller: Caller) -> tuple[str, dict[str, Any]]:
     visible, params = visible_profiles_sql(caller)
     visible_where, _ = visible_conditions(caller)
     if caller.is_admin:
-        departments = ("SELECT d.id, d.name FROM departments d WHERE EXISTS (SELECT 1 FROM profile_departments pd"
-                       " JOIN profiles p ON p.id = pd.profile_id WHERE pd.department_id = d.id AND "
-                       + visible_where + ")")
+        departments = (
+            "SELECT d.id, d.name FROM departments d WHERE EXISTS (SELECT 1 FROM profile_departments pd"
+            " JOIN profiles p ON p.id = pd.profile_id WHERE pd.department_id = d.id AND " + visible_where + ")"
+        )
     else:
-        departments = ("SELECT d.id, d.name FROM departments d"
-                       " WHERE d.id = ANY(CAST(:facet_departments AS text[]))")
+        departments = "SELECT d.id, d.name FROM departments d WHERE d.id = ANY(CAST(:facet_departments AS text[]))"
         params["facet_departments"] = list(caller.department_ids)
     sql = f"""
 WITH visible AS ({visible})
@@ -142,7 +151,9 @@ def _facets(conn: Connection, caller: Caller) -> AnalyticsFacets:
     return AnalyticsFacets(
         fields={"date_range": shown, "departments": shown, "cohorts": hidden, "roles": shown, "attempts": hidden},
         department_options=[FacetOption(**option) for option in json.loads(departments_json)],
-        cohort_options=[], attempt_options=[], role_options=list(roles or []),
+        cohort_options=[],
+        attempt_options=[],
+        role_options=list(roles or []),
         date_range_earliest=earliest.isoformat() if earliest else None,
         date_range_latest=latest.isoformat() if latest else None,
     )
@@ -157,12 +168,27 @@ def activity_summary(conn: Connection, caller: Caller, request: GetActivityReque
         pid, name, email, s, lg, g, pr, act, departments, roles = row[5:]
         if pid is None:
             continue
-        summary.append(ProfileSummaryItem(profile_id=pid, profile_name=name, sessions_count=s, logins_count=lg,
-                                          grants_count=g, problems_count=pr, activity_count=act))
-        profiles[pid] = ProfileResource(id=pid, name=name, email=email, department_ids=list(departments or []),
-                                        roles=list(roles or []))
+        summary.append(
+            ProfileSummaryItem(
+                profile_id=pid,
+                profile_name=name,
+                sessions_count=s,
+                logins_count=lg,
+                grants_count=g,
+                problems_count=pr,
+                activity_count=act,
+            )
+        )
+        profiles[pid] = ProfileResource(
+            id=pid, name=name, email=email, department_ids=list(departments or []), roles=list(roles or [])
+        )
     return GetActivityResponse(
-        sessions_count=sessions, active_profiles_count=active_profiles, logins_count=logins,
-        emulations_count=emulations, profile_summary=summary, profile_summary_total=summary_total,
-        resources=ActivityResources(profiles=profiles), analytics=_facets(conn, caller),
+        sessions_count=sessions,
+        active_profiles_count=active_profiles,
+        logins_count=logins,
+        emulations_count=emulations,
+        profile_summary=summary,
+        profile_summary_total=summary_total,
+        resources=ActivityResources(profiles=profiles),
+        analytics=_facets(conn, caller),
     )

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from activity_summary import activity_summary
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from glow_activity.api import SECURITY, cacheable_response, create_app, handle, invocation, operation_responses, path_of
 from glow_activity.db import connection, transaction
 from glow_activity.freshness import CACHE_TAGS_GET, data_as_of
@@ -20,10 +18,17 @@ from glow_activity.scope import scope_key
 app = create_app()
 
 
-@app.post(path_of("get"), compress=True, summary="Get Activity", operation_id="activity.get",
-          description="Summary counts, the per-profile summary and the filter facets over the caller's scope.",
-          responses=operation_responses(GetActivityResponse, 304), security=SECURITY, tags=["Activity"])
-def get_activity(request: Annotated[GetActivityRequest, Body()]):  # type: ignore[no-untyped-def]  # noqa: ANN201 - a Response; its schema is in `responses`
+@app.post(
+    path_of("get"),
+    compress=True,
+    summary="Get Activity",
+    operation_id="activity.get",
+    description="Summary counts, the per-profile summary and the filter facets over the caller's scope.",
+    responses=operation_responses(GetActivityResponse, 304),
+    security=SECURITY,
+    tags=["Activity"],
+)
+def get_activity(request: Annotated[GetActivityRequest, Body()]):  # type: ignore[no-untyped-def]
     caller = invocation().authenticated
     caller.require_reader()
     caller.check_department_filter(request.department_ids)

@@ -12,7 +12,6 @@ import urllib.request
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from glow_activity import db
 from glow_activity.migrate import migrate
 from glow_activity.observability import logger
@@ -34,14 +33,24 @@ class _Reply:
             if self.sent:
                 return
             self.sent = True
-        body = json.dumps({
-            "Status": status, "Reason": reason[:1000],
-            "PhysicalResourceId": self.event.get("PhysicalResourceId") or PHYSICAL_ID,
-            "StackId": self.event["StackId"], "RequestId": self.event["RequestId"],
-            "LogicalResourceId": self.event["LogicalResourceId"], "NoEcho": False, "Data": data or {},
-        }).encode()
-        request = urllib.request.Request(self.event["ResponseURL"], data=body, method="PUT",  # noqa: S310
-                                         headers={"Content-Type": "", "Content-Length": str(len(body))})
+        body = json.dumps(
+            {
+                "Status": status,
+                "Reason": reason[:1000],
+                "PhysicalResourceId": self.event.get("PhysicalResourceId") or PHYSICAL_ID,
+                "StackId": self.event["StackId"],
+                "RequestId": self.event["RequestId"],
+                "LogicalResourceId": self.event["LogicalResourceId"],
+                "NoEcho": False,
+                "Data": data or {},
+            }
+        ).encode()
+        request = urllib.request.Request(  # noqa: S310 - CloudFormation's pre-signed https URL
+            self.event["ResponseURL"],
+            data=body,
+            method="PUT",
+            headers={"Content-Type": "", "Content-Length": str(len(body))},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - CloudFormation's URL
             logger.info("answered CloudFormation", extra={"status": status, "http_status": response.status})
 

@@ -21,8 +21,12 @@ VALUES (CAST(:id AS uuid), :type, :message, CAST(:session_id AS uuid), CAST(:pro
 def _session_profile(conn: Connection, inv: Invocation, session_id: str) -> str:
     """The profile of a session the caller may see; 404 otherwise (existence is not revealed)."""
     where, params = visible_conditions(inv.authenticated)
-    rows = conn.run(f"SELECT s.profile_id::text FROM sessions s JOIN profiles p ON p.id = s.profile_id"
-                    f" WHERE s.id = CAST(:session_id AS uuid) AND {where}", session_id=session_id, **params)
+    rows = conn.run(
+        f"SELECT s.profile_id::text FROM sessions s JOIN profiles p ON p.id = s.profile_id"
+        f" WHERE s.id = CAST(:session_id AS uuid) AND {where}",
+        session_id=session_id,
+        **params,
+    )
     if not rows:
         raise NotFound("Session not found.")
     return str(rows[0][0])
@@ -34,9 +38,23 @@ def create_problem(conn: Connection, inv: Invocation, request: CreateProblemRequ
     session_id = str(request.session_id) if request.session_id else None
     with transaction(conn):
         profile_id = _session_profile(conn, inv, session_id) if session_id else caller.profile_id
-        conn.run(_INSERT_SQL, id=problem_id, type=request.type, message=request.message, session_id=session_id,
-                 profile_id=profile_id, reported_by=caller.profile_id)
-        write_audit(conn, operation=inv.operation, profile_id=caller.profile_id, api_key_id=caller.api_key_id,
-                    channel=inv.channel, status_code=200, request_id=inv.request_id)
+        conn.run(
+            _INSERT_SQL,
+            id=problem_id,
+            type=request.type,
+            message=request.message,
+            session_id=session_id,
+            profile_id=profile_id,
+            reported_by=caller.profile_id,
+        )
+        write_audit(
+            conn,
+            operation=inv.operation,
+            profile_id=caller.profile_id,
+            api_key_id=caller.api_key_id,
+            channel=inv.channel,
+            status_code=200,
+            request_id=inv.request_id,
+        )
     inv.audited = True
     return CreateProblemResponse(problem_id=problem_id, success=True, message="Problem recorded.")

@@ -7,14 +7,12 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from glow_activity import db
 from glow_activity.api import SECURITY, create_app, handle, invocation, json_response, operation_responses, path_of
 from glow_activity.audit import write_audit
-from glow_activity.idempotency import delete_expired
 from glow_activity.models import RefreshRequest, RefreshResponse
 from glow_activity.observability import logger, metrics, tracer
-from glow_activity.refresh import refresh_views
+from glow_activity.refresh import delete_expired_idempotency_records, refresh_views
 
 app = create_app()
 
@@ -22,19 +20,28 @@ app = create_app()
 def _refresh(trigger: str, requested_by: str | None) -> RefreshResponse:
     conn = db.connection()
     result = refresh_views(conn, trigger, requested_by)
-    expired = delete_expired(conn)  # housekeeping rides on the schedule
-    logger.info("refreshed", extra={"run_id": result.run_id, "views": result.refreshed_views,
-                                    "expired_idempotency_records": expired})
+    expired = delete_expired_idempotency_records(conn)  # housekeeping rides on the schedule
+    logger.info(
+        "refreshed",
+        extra={"run_id": result.run_id, "views": result.refreshed_views, "expired_idempotency_records": expired},
+    )
     metrics.add_metric(name="RefreshSucceeded", unit="Count", value=1)
-    return RefreshResponse(success=True, refreshed_views=result.refreshed_views,
-                           invalidated_tags=result.invalidated_tags)
+    return RefreshResponse(
+        success=True, refreshed_views=result.refreshed_views, invalidated_tags=result.invalidated_tags
+    )
 
 
-@app.post(path_of("refresh"), summary="Activity Refresh", operation_id="activity.refresh",
-          description="Refresh activity materialized views and invalidate caches. Admins only. A second refresh "
-                      "waits for the running one, then runs.",
-          responses=operation_responses(RefreshResponse), security=SECURITY, tags=["Operations"])
-def refresh_route(request: Annotated[RefreshRequest, Body()]):  # type: ignore[no-untyped-def]  # noqa: ANN201
+@app.post(
+    path_of("refresh"),
+    summary="Activity Refresh",
+    operation_id="activity.refresh",
+    description="Refresh activity materialized views and invalidate caches. Admins only. A second refresh "
+    "waits for the running one, then runs.",
+    responses=operation_responses(RefreshResponse),
+    security=SECURITY,
+    tags=["Operations"],
+)
+def refresh_route(request: Annotated[RefreshRequest, Body()]):  # type: ignore[no-untyped-def]
     inv = invocation()
     inv.authenticated.require_admin()
     try:
@@ -63,8 +70,15 @@ def scheduled_refresh(event: dict[str, Any]) -> dict[str, Any]:
         raise
     finally:
         try:
-            write_audit(db.connection(), operation="refresh", profile_id=None, api_key_id=None, channel="schedule",
-                        status_code=status, request_id=request_id)
+            write_audit(
+                db.connection(),
+                operation="refresh",
+                profile_id=None,
+                api_key_id=None,
+                channel="schedule",
+                status_code=status,
+                request_id=request_id,
+            )
         except Exception:
             logger.exception("audit write failed", extra={"operation": "refresh"})
             metrics.add_metric(name="AuditWriteFailed", unit="Count", value=1)

@@ -30,14 +30,24 @@ def set_resolved(conn: Connection, inv: Invocation, request: ResolveProblemReque
         rows = conn.run(
             f"SELECT q.resolved, q.updated_at FROM problems q WHERE q.id = CAST(:id AS uuid) AND"
             f" (EXISTS (SELECT 1 FROM profiles p WHERE p.id = q.profile_id AND {where}){orphan}) FOR UPDATE OF q",
-            id=problem_id, **params)
+            id=problem_id,
+            **params,
+        )
         if not rows:
             raise NotFound("Problem not found.")
         resolved, updated_at = rows[0]
         if resolved != request.resolved:
-            resolved, updated_at = conn.run(_SET_SQL, resolved=request.resolved, caller=caller.profile_id,
-                                            id=problem_id)[0]
-        write_audit(conn, operation=inv.operation, profile_id=caller.profile_id, api_key_id=caller.api_key_id,
-                    channel=inv.channel, status_code=200, request_id=inv.request_id)
+            resolved, updated_at = conn.run(
+                _SET_SQL, resolved=request.resolved, caller=caller.profile_id, id=problem_id
+            )[0]
+        write_audit(
+            conn,
+            operation=inv.operation,
+            profile_id=caller.profile_id,
+            api_key_id=caller.api_key_id,
+            channel=inv.channel,
+            status_code=200,
+            request_id=inv.request_id,
+        )
     inv.audited = True
     return ResolveProblemResponse(problem_id=problem_id, resolved=resolved, updated_at=iso(updated_at))

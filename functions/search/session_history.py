@@ -38,8 +38,9 @@ def encode_cursor(request: SearchActivityRequest, created_at: datetime, session_
 
 def decode_cursor(request: SearchActivityRequest) -> tuple[datetime, str, int]:
     def invalid(msg: str) -> Unprocessable:
-        return Unprocessable(f"Invalid request: cursor: {msg}.",
-                             [{"loc": ["body", "cursor"], "msg": msg, "type": "value_error"}])
+        return Unprocessable(
+            f"Invalid request: cursor: {msg}.", [{"loc": ["body", "cursor"], "msg": msg, "type": "value_error"}]
+        )
 
     assert request.cursor is not None
     try:
@@ -73,23 +74,26 @@ def _where(caller: Caller, request: SearchActivityRequest) -> tuple[str, dict[st
 
 def count_sql(caller: Caller, request: SearchActivityRequest) -> tuple[str, dict[str, Any]]:
     where, params = _where(caller, request)
-    return (f"SELECT count(*) FROM activity_sessions s JOIN profiles p ON p.id = s.profile_id WHERE {where}",
-            params)
+    return (f"SELECT count(*) FROM activity_sessions s JOIN profiles p ON p.id = s.profile_id WHERE {where}", params)
 
 
-def page_sql(caller: Caller, request: SearchActivityRequest,
-             after: tuple[datetime, str] | None) -> tuple[str, dict[str, Any]]:
+def page_sql(
+    caller: Caller, request: SearchActivityRequest, after: tuple[datetime, str] | None
+) -> tuple[str, dict[str, Any]]:
     where, params = _where(caller, request)
     direction = "DESC" if request.sort_order == "desc" else "ASC"
     if after is not None:
-        where += f" AND (s.created_at, s.session_id) {'<' if direction == 'DESC' else '>'} (:after_at, CAST(:after_id AS uuid))"
+        beyond = "<" if direction == "DESC" else ">"
+        where += f" AND (s.created_at, s.session_id) {beyond} (:after_at, CAST(:after_id AS uuid))"
         params.update(after_at=after[0], after_id=after[1])
         params["offset"] = 0
     else:
         params["offset"] = request.page * request.page_size
     params["limit"] = request.page_size
-    sql = (f"SELECT {_COLUMNS} FROM activity_sessions s JOIN profiles p ON p.id = s.profile_id WHERE {where}"
-           f" ORDER BY s.created_at {direction}, s.session_id {direction} LIMIT :limit OFFSET :offset")
+    sql = (
+        f"SELECT {_COLUMNS} FROM activity_sessions s JOIN profiles p ON p.id = s.profile_id WHERE {where}"
+        f" ORDER BY s.created_at {direction}, s.session_id {direction} LIMIT :limit OFFSET :offset"
+    )
     return sql, params
 
 
@@ -104,15 +108,33 @@ def session_history(conn: Connection, caller: Caller, request: SearchActivityReq
     sql, params = page_sql(caller, request, after)
     rows = conn.run(sql, **params)
     data = [
-        SessionListItem(session_id=r[0], profile_id=r[1], profile_name=r[2], session_created_at=iso(r[3]),
-                        session_updated_at=iso(r[4]), active=r[5], group_count=r[6], run_count=r[7],
-                        chat_count=r[8], attempt_count=r[9], message_count=r[10], total_tokens=r[11],
-                        total_cost=money(r[12]), problem_count=r[13])
+        SessionListItem(
+            session_id=r[0],
+            profile_id=r[1],
+            profile_name=r[2],
+            session_created_at=iso(r[3]),
+            session_updated_at=iso(r[4]),
+            active=r[5],
+            group_count=r[6],
+            run_count=r[7],
+            chat_count=r[8],
+            attempt_count=r[9],
+            message_count=r[10],
+            total_tokens=r[11],
+            total_cost=money(r[12]),
+            problem_count=r[13],
+        )
         for r in rows
     ]
     seen = page * request.page_size + len(data)
     next_cursor = None
     if data and len(data) == request.page_size and seen < total:
         next_cursor = encode_cursor(request, rows[-1][3], rows[-1][0], page + 1)
-    return SearchActivityResponse(data=data, total_count=total, page=page, page_size=request.page_size,
-                                  total_pages=math.ceil(total / request.page_size), next_cursor=next_cursor)
+    return SearchActivityResponse(
+        data=data,
+        total_count=total,
+        page=page,
+        page_size=request.page_size,
+        total_pages=math.ceil(total / request.page_size),
+        next_cursor=next_cursor,
+    )

@@ -44,11 +44,32 @@ def cmd_seed(args: argparse.Namespace) -> None:
     refresh_started = time.perf_counter()
     refresh_views(conn, "cli")
     timings["refresh"] = round(time.perf_counter() - refresh_started, 2)
-    counts = {t: conn.run(f"SELECT count(*) FROM {t}")[0][0] for t in
-              ("departments", "profiles", "profile_departments", "profile_roles", "sessions", "logins", "grants",
-               "problems", "api_keys")}
-    print(json.dumps({"scale": args.scale, "seed": args.seed, "rows": counts, "seconds": timings,
-                      "seed_seconds": round(seeded, 1)}, indent=2))
+    counts = {
+        t: conn.run(f"SELECT count(*) FROM {t}")[0][0]
+        for t in (
+            "departments",
+            "profiles",
+            "profile_departments",
+            "profile_roles",
+            "sessions",
+            "logins",
+            "grants",
+            "problems",
+            "api_keys",
+        )
+    }
+    print(
+        json.dumps(
+            {
+                "scale": args.scale,
+                "seed": args.seed,
+                "rows": counts,
+                "seconds": timings,
+                "seed_seconds": round(seeded, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 def cmd_refresh(_: argparse.Namespace) -> None:
@@ -63,8 +84,14 @@ def create_key(conn, profile_id: str, name: str = "cli") -> str:  # type: ignore
     from glow_activity.auth import hash_api_key
 
     raw = "glow_" + secrets.token_urlsafe(32)
-    conn.run("INSERT INTO api_keys (id, name, key_hash, profile_id) VALUES (CAST(:id AS uuid), :name, :hash,"
-             " CAST(:profile AS uuid))", id=str(uuid.uuid4()), name=name, hash=hash_api_key(raw), profile=profile_id)
+    conn.run(
+        "INSERT INTO api_keys (id, name, key_hash, profile_id) VALUES (CAST(:id AS uuid), :name, :hash,"
+        " CAST(:profile AS uuid))",
+        id=str(uuid.uuid4()),
+        name=name,
+        hash=hash_api_key(raw),
+        profile=profile_id,
+    )
     return raw
 
 

@@ -10,14 +10,29 @@ from datetime import UTC, datetime
 from typing import Any
 
 
-def http_event(path: str, body: Any = None, headers: dict[str, str] | None = None, *, method: str = "POST",
-               raw_body: bytes | str | None = None, source_ip: str = "127.0.0.1",
-               add_default_headers: bool = True) -> dict[str, Any]:
+def http_event(
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    *,
+    method: str = "POST",
+    raw_body: bytes | str | None = None,
+    source_ip: str = "127.0.0.1",
+    add_default_headers: bool = True,
+) -> dict[str, Any]:
     """An HTTP API v2 event. `body` is JSON-encoded; `raw_body` is sent as is (binary as base64).
 
     Header names are lower-cased, as API Gateway does."""
-    lowered = {"content-type": "application/json", "user-agent": "glow-activity-local",
-               "host": "localhost", "x-forwarded-proto": "http"} if add_default_headers else {}
+    lowered = (
+        {
+            "content-type": "application/json",
+            "user-agent": "glow-activity-local",
+            "host": "localhost",
+            "x-forwarded-proto": "http",
+        }
+        if add_default_headers
+        else {}
+    )
     lowered.update({k.lower(): v for k, v in (headers or {}).items()})
     is_base64 = False
     if raw_body is not None:
@@ -46,8 +61,13 @@ def http_event(path: str, body: Any = None, headers: dict[str, str] | None = Non
             "apiId": "local",
             "domainName": "localhost",
             "domainPrefix": "localhost",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                     "userAgent": lowered.get("user-agent", "")},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
             "requestId": request_id,
             "routeKey": f"{method} {path}",
             "stage": "$default",
@@ -61,7 +81,9 @@ def http_event(path: str, body: Any = None, headers: dict[str, str] | None = Non
     return event
 
 
-def scheduled_event(rule_arn: str = "arn:aws:scheduler:us-east-1:123456789012:schedule/default/refresh") -> dict[str, Any]:
+def scheduled_event(
+    rule_arn: str = "arn:aws:scheduler:us-east-1:123456789012:schedule/default/refresh",
+) -> dict[str, Any]:
     """What EventBridge Scheduler sends to the refresh function (default Lambda target payload)."""
     return {
         "version": "0",

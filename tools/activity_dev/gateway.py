@@ -34,16 +34,23 @@ class Gateway:
         self.pool = multiprocessing.get_context("spawn").Pool(workers)
         self.extra_get: dict[str, tuple[str, bytes]] = {}
 
-    def invoke(self, method: str, path: str, headers: dict[str, str], body: bytes,
-               source_ip: str) -> tuple[int, dict[str, str], bytes]:
+    def invoke(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> tuple[int, dict[str, str], bytes]:
         spec = self.routes.get((method, path))
         if spec is None:
             allowed = [m for (m, p) in self.routes if p == path]
             status = 405 if allowed else 404
             message = "Method Not Allowed" if allowed else "Not Found"
             return status, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
-        event = http_event(path, headers=headers, raw_body=body if body else None, method=method,
-                           source_ip=source_ip, add_default_headers=False)
+        event = http_event(
+            path,
+            headers=headers,
+            raw_body=body if body else None,
+            method=method,
+            source_ip=source_ip,
+            add_default_headers=False,
+        )
         result = self.pool.apply(_invoke_in_worker, (spec.logical_id, event))
         payload = result.get("body") or ""
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
@@ -84,7 +91,7 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
 
         do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = _handle
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             if os.environ.get("ACTIVITY_GATEWAY_QUIET") != "1":
                 super().log_message(format, *args)
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer, Server
-
 from glow_activity.api import SECURITY
 
 from . import lambdas
@@ -28,21 +27,28 @@ DESCRIPTION = (
 
 
 SECURITY_SCHEMES: dict[str, Any] = {
-    "ApiKey": APIKey(in_=APIKeyIn.header, name="X-Api-Key",
-                     description="Raw API key; the service stores only its SHA-256."),
+    "ApiKey": APIKey(
+        in_=APIKeyIn.header, name="X-Api-Key", description="Raw API key; the service stores only its SHA-256."
+    ),
     "Bearer": HTTPBearer(bearerFormat="JWT", description="A JWT whose `sub` is the caller's profile id."),
 }
 
 
 def merged_schema() -> dict[str, Any]:
-    merge = OpenAPIMerge(title=TITLE, version=VERSION, description=DESCRIPTION, servers=[Server(url="/")],
-                         security_schemes=SECURITY_SCHEMES, security=SECURITY, on_conflict="error")
+    merge = OpenAPIMerge(
+        title=TITLE,
+        version=VERSION,
+        description=DESCRIPTION,
+        servers=[Server(url="/")],
+        security_schemes=SECURITY_SCHEMES,
+        security=SECURITY,
+        on_conflict="error",
+    )
     for spec in lambdas.functions():
         if not spec.path:  # the migration custom resource has no route
             continue
         module = lambdas.load_module(spec)
-        merge.add_schema(module.app.get_openapi_schema(title=TITLE, version=VERSION,
-                                                       security_schemes=SECURITY_SCHEMES))
+        merge.add_schema(module.app.get_openapi_schema(title=TITLE, version=VERSION, security_schemes=SECURITY_SCHEMES))
     return json.loads(merge.get_openapi_json_schema())
 
 
@@ -57,12 +63,22 @@ def install_swagger(gateway: Any) -> None:
 
     assets = Path(swagger_ui.__file__).parent
     spec = openapi_json()
-    html = generate_swagger_html(spec.replace("</", "<\\/"), "/swagger/swagger-ui-bundle.min.js",
-                                 "/swagger/swagger-ui.min.css", "/swagger", None, persist_authorization=True)
-    gateway.extra_get.update({
-        "/swagger": ("text/html; charset=utf-8", html.encode()),
-        "/swagger/swagger-ui-bundle.min.js": ("application/javascript",
-                                              (assets / "swagger-ui-bundle.min.js").read_bytes()),
-        "/swagger/swagger-ui.min.css": ("text/css", (assets / "swagger-ui.min.css").read_bytes()),
-        "/openapi.json": ("application/json", spec.encode()),
-    })
+    html = generate_swagger_html(
+        spec.replace("</", "<\\/"),
+        "/swagger/swagger-ui-bundle.min.js",
+        "/swagger/swagger-ui.min.css",
+        "/swagger",
+        None,
+        persist_authorization=True,
+    )
+    gateway.extra_get.update(
+        {
+            "/swagger": ("text/html; charset=utf-8", html.encode()),
+            "/swagger/swagger-ui-bundle.min.js": (
+                "application/javascript",
+                (assets / "swagger-ui-bundle.min.js").read_bytes(),
+            ),
+            "/swagger/swagger-ui.min.css": ("text/css", (assets / "swagger-ui.min.css").read_bytes()),
+            "/openapi.json": ("application/json", spec.encode()),
+        }
+    )

@@ -50,17 +50,88 @@ def demo_profile_id(conn: Connection, seed: int, index: int) -> str:
     return str(conn.run(f"SELECT {profile_id_sql(':i')}::text", seed=str(seed), i=index)[0][0])
 
 
-FIRST_NAMES = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis",
-               "Radia", "Tim", "Shafi", "Leslie", "Lynn", "John", "Katherine", "Guido", "Anita", "Niklaus",
-               "José", "Zoë", "Łukasz", "Chloé", "Søren", "Ngozi", "Mei", "Arjun", "Fatima", "Oluwaseun"]
-LAST_NAMES = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton",
-              "Ritchie", "Perlman", "Berners-Lee", "Goldwasser", "Lamport", "Conway", "McCarthy", "Johnson",
-              "van Rossum", "Borg", "Wirth", "O'Brien", "Núñez", "Kowalski", "Okafor", "Chen", "Patel"]
-DEPARTMENTS = ["Computer Science", "Mathematics", "Physics", "Chemistry", "Biology", "History", "Economics",
-               "Philosophy", "Linguistics", "Psychology", "Statistics", "Engineering", "Music", "Art", "Law"]
+FIRST_NAMES = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Margaret",
+    "Dennis",
+    "Radia",
+    "Tim",
+    "Shafi",
+    "Leslie",
+    "Lynn",
+    "John",
+    "Katherine",
+    "Guido",
+    "Anita",
+    "Niklaus",
+    "José",
+    "Zoë",
+    "Łukasz",
+    "Chloé",
+    "Søren",
+    "Ngozi",
+    "Mei",
+    "Arjun",
+    "Fatima",
+    "Oluwaseun",
+]
+LAST_NAMES = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Hamilton",
+    "Ritchie",
+    "Perlman",
+    "Berners-Lee",
+    "Goldwasser",
+    "Lamport",
+    "Conway",
+    "McCarthy",
+    "Johnson",
+    "van Rossum",
+    "Borg",
+    "Wirth",
+    "O'Brien",
+    "Núñez",
+    "Kowalski",
+    "Okafor",
+    "Chen",
+    "Patel",
+]
+DEPARTMENTS = [
+    "Computer Science",
+    "Mathematics",
+    "Physics",
+    "Chemistry",
+    "Biology",
+    "History",
+    "Economics",
+    "Philosophy",
+    "Linguistics",
+    "Psychology",
+    "Statistics",
+    "Engineering",
+    "Music",
+    "Art",
+    "Law",
+]
 
 
-def seed(conn: Connection, scale: str = "small", seed_value: int = 42, anchor: datetime | None = None) -> dict[str, float]:
+def seed(
+    conn: Connection, scale: str = "small", seed_value: int = 42, anchor: datetime | None = None
+) -> dict[str, float]:
     """Fill the platform tables; returns seconds per table. Refuses a database that already has profiles."""
     size = SCALES[scale]
     anchor = (anchor or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -76,16 +147,23 @@ def seed(conn: Connection, scale: str = "small", seed_value: int = 42, anchor: d
 
     with transaction(conn):
         conn.run("SELECT setseed(:s)", s=(seed_value % 1000) / 1000.0)
-        step("departments", """
+        step(
+            "departments",
+            """
             INSERT INTO departments (id, name)
             SELECT 'dept-' || lpad(i::text, 3, '0'),
                    (CAST(:names AS text[]))[1 + i % cardinality(CAST(:names AS text[]))]
                    || CASE WHEN i >= cardinality(CAST(:names AS text[]))
                            THEN ' ' || (1 + i / cardinality(CAST(:names AS text[])))::text ELSE '' END
-            FROM generate_series(0, CAST(:n AS int) - 1) i""", names=DEPARTMENTS, n=size.departments)
-        step("profiles", f"""
+            FROM generate_series(0, CAST(:n AS int) - 1) i""",
+            names=DEPARTMENTS,
+            n=size.departments,
+        )
+        step(
+            "profiles",
+            f"""
             INSERT INTO profiles (id, name, email, created_at, deleted_at)
-            SELECT {profile_id_sql('i')},
+            SELECT {profile_id_sql("i")},
                    CASE i WHEN 0 THEN 'Demo Admin' WHEN 1 THEN 'Demo Coordinator' WHEN 2 THEN 'Demo TA'
                         ELSE (CAST(:first AS text[]))[1 + (random() * (cardinality(CAST(:first AS text[])) - 1))::int]
                              || ' ' || (CAST(:last AS text[]))[1 + (random() * (cardinality(CAST(:last AS text[])) - 1))::int]
@@ -93,18 +171,29 @@ def seed(conn: Connection, scale: str = "small", seed_value: int = 42, anchor: d
                    CASE WHEN random() < 0.05 THEN NULL ELSE 'user' || i || '@glow.example' END,
                    CAST(:anchor AS timestamptz) - interval '800 days' + random() * interval '60 days',
                    CASE WHEN i > 2 AND random() < 0.02 THEN CAST(:anchor AS timestamptz) - random() * interval '300 days' END
-            FROM generate_series(0, CAST(:n AS int) - 1) i""", first=FIRST_NAMES, last=LAST_NAMES, n=size.profiles)
-        step("profile_departments", f"""
+            FROM generate_series(0, CAST(:n AS int) - 1) i""",
+            first=FIRST_NAMES,
+            last=LAST_NAMES,
+            n=size.profiles,
+        )
+        step(
+            "profile_departments",
+            f"""
             INSERT INTO profile_departments (profile_id, department_id)
-            SELECT DISTINCT {profile_id_sql('i')},
+            SELECT DISTINCT {profile_id_sql("i")},
                    'dept-' || lpad((CASE WHEN i < 2 THEN k % 2
                                          ELSE (power(random(), 1.5) * CAST(:d AS int))::int % CAST(:d AS int) END)::text, 3, '0')
             FROM generate_series(0, CAST(:n AS int) - 1) i
             CROSS JOIN LATERAL generate_series(0, CASE WHEN i < 2 THEN 1 ELSE (random() * 2.2)::int END) k
-            """, n=size.profiles, d=size.departments)
-        step("profile_roles", f"""
+            """,
+            n=size.profiles,
+            d=size.departments,
+        )
+        step(
+            "profile_roles",
+            f"""
             INSERT INTO profile_roles (profile_id, role, active)
-            SELECT DISTINCT ON (1, 2) {profile_id_sql('i')}, r.role, r.active
+            SELECT DISTINCT ON (1, 2) {profile_id_sql("i")}, r.role, r.active
             FROM generate_series(0, CAST(:n AS int) - 1) i
             CROSS JOIN LATERAL (
                 SELECT CASE WHEN i = 0 THEN 'admin' WHEN i = 1 THEN 'coordinator' WHEN i = 2 THEN 'ta'
@@ -115,11 +204,15 @@ def seed(conn: Connection, scale: str = "small", seed_value: int = 42, anchor: d
                 UNION ALL
                 SELECT 'ta', false FROM (SELECT random() AS y) extra WHERE i > 2 AND y < 0.08
             ) r
-            ORDER BY 1, 2, r.active DESC""", n=size.profiles)
-        step("sessions", f"""
+            ORDER BY 1, 2, r.active DESC""",
+            n=size.profiles,
+        )
+        step(
+            "sessions",
+            f"""
             INSERT INTO sessions (id, profile_id, created_at, updated_at, active, group_count, run_count,
                                   chat_count, attempt_count, message_count, total_tokens, total_cost)
-            SELECT {session_id_sql('j')}, {profile_id_sql('(power(random(), 3) * CAST(:n AS int))::int % CAST(:n AS int)')}, t.at,
+            SELECT {session_id_sql("j")}, {profile_id_sql("(power(random(), 3) * CAST(:n AS int))::int % CAST(:n AS int)")}, t.at,
                    t.at + random() * interval '3 hours', t.at > CAST(:anchor AS timestamptz) - interval '2 days' AND random() < 0.6,
                    g, g * 2 + (random() * 3)::int, c, (random() * 5)::int, c * 4 + (random() * 10)::int,
                    tokens, round((tokens * 0.000002)::numeric, 6)
@@ -127,20 +220,35 @@ def seed(conn: Connection, scale: str = "small", seed_value: int = 42, anchor: d
             CROSS JOIN LATERAL (SELECT CAST(:anchor AS timestamptz) - power(random(), 1.3) * interval '730 days' AS at,
                                        (random() * 6)::int AS g, (random() * 12)::int AS c,
                                        (random() * random() * 200000)::bigint AS tokens WHERE j >= 0) t
-            """, n=size.profiles, m=size.sessions)
-        step("logins", f"""
+            """,
+            n=size.profiles,
+            m=size.sessions,
+        )
+        step(
+            "logins",
+            f"""
             INSERT INTO logins (id, profile_id, logged_in_at, method)
-            SELECT md5(:seed || ':l:' || j)::uuid, {profile_id_sql('(power(random(), 2.5) * CAST(:n AS int))::int % CAST(:n AS int)')},
+            SELECT md5(:seed || ':l:' || j)::uuid, {profile_id_sql("(power(random(), 2.5) * CAST(:n AS int))::int % CAST(:n AS int)")},
                    CAST(:anchor AS timestamptz) - power(random(), 1.2) * interval '730 days',
                    (ARRAY['password', 'sso', 'sso', 'magic_link'])[1 + (random() * 3)::int]
-            FROM generate_series(0, CAST(:m AS int) - 1) j""", n=size.profiles, m=size.logins)
-        step("grants", f"""
+            FROM generate_series(0, CAST(:m AS int) - 1) j""",
+            n=size.profiles,
+            m=size.logins,
+        )
+        step(
+            "grants",
+            f"""
             INSERT INTO grants (id, profile_id, granted_by, kind, created_at)
-            SELECT md5(:seed || ':g:' || j)::uuid, {profile_id_sql('(power(random(), 2) * CAST(:n AS int))::int % CAST(:n AS int)')},
-                   {profile_id_sql('0')}, CASE WHEN random() < 0.35 THEN 'emulation' ELSE 'access' END,
+            SELECT md5(:seed || ':g:' || j)::uuid, {profile_id_sql("(power(random(), 2) * CAST(:n AS int))::int % CAST(:n AS int)")},
+                   {profile_id_sql("0")}, CASE WHEN random() < 0.35 THEN 'emulation' ELSE 'access' END,
                    CAST(:anchor AS timestamptz) - random() * interval '730 days'
-            FROM generate_series(0, CAST(:m AS int) - 1) j""", n=size.profiles, m=size.grants)
-        step("problems", f"""
+            FROM generate_series(0, CAST(:m AS int) - 1) j""",
+            n=size.profiles,
+            m=size.grants,
+        )
+        step(
+            "problems",
+            f"""
             INSERT INTO problems (id, type, message, session_id, profile_id, reported_by, created_at, updated_at,
                                   resolved, resolved_at, resolved_by)
             SELECT md5(:seed || ':q:' || j)::uuid,
@@ -151,19 +259,27 @@ def seed(conn: Connection, scale: str = "small", seed_value: int = 42, anchor: d
                    s.id, s.profile_id, s.profile_id, s.created_at + interval '10 minutes',
                    s.created_at + interval '10 minutes', r.resolved,
                    CASE WHEN r.resolved THEN s.created_at + interval '2 days' END,
-                   CASE WHEN r.resolved THEN {profile_id_sql('0')} END
+                   CASE WHEN r.resolved THEN {profile_id_sql("0")} END
             FROM generate_series(0, CAST(:m AS int) - 1) j
             CROSS JOIN LATERAL (SELECT random() < 0.4 AS resolved,
                                        (random() * (CAST(:sessions AS int) - 1))::int AS k WHERE j >= 0) r
-            JOIN sessions s ON s.id = {session_id_sql('r.k')}""", m=size.problems, sessions=size.sessions)
-        step("api_keys", f"""
+            JOIN sessions s ON s.id = {session_id_sql("r.k")}""",
+            m=size.problems,
+            sessions=size.sessions,
+        )
+        step(
+            "api_keys",
+            f"""
             INSERT INTO api_keys (id, name, key_hash, profile_id, created_at, expires_at, revoked_at)
             SELECT md5(:seed || 'CAST(:k AS int):' || j)::uuid, 'seed key ' || j, encode(sha256(convert_to(
                        'seed-key-' || :seed || '-' || j, 'UTF8')), 'hex'),
-                   {profile_id_sql('(j * 7) % CAST(:n AS int)')}, CAST(:anchor AS timestamptz) - interval '100 days',
+                   {profile_id_sql("(j * 7) % CAST(:n AS int)")}, CAST(:anchor AS timestamptz) - interval '100 days',
                    CASE WHEN j % 10 = 3 THEN CAST(:anchor AS timestamptz) - interval '1 day' END,
                    CASE WHEN j % 10 = 5 THEN CAST(:anchor AS timestamptz) - interval '2 days' END
-            FROM generate_series(3, CAST(:k AS int) + 2) j""", n=size.profiles, k=size.api_keys)
+            FROM generate_series(3, CAST(:k AS int) + 2) j""",
+            n=size.profiles,
+            k=size.api_keys,
+        )
     started = time.perf_counter()
     conn.run("ANALYZE")
     timings["analyze"] = round(time.perf_counter() - started, 2)

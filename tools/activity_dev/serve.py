@@ -29,8 +29,10 @@ def prepare_database(scale: str, data_dir: Path) -> str:
         refresh_views(conn, "cli")
     admin = demo_profile_id(conn, 42, DEMO_ADMIN_INDEX)
     if not conn.run("SELECT 1 FROM profiles WHERE id = CAST(:id AS uuid)", id=admin):
-        admin = conn.run("SELECT r.profile_id::text FROM profile_roles r JOIN profiles p ON p.id = r.profile_id"
-                         " WHERE r.role = 'admin' AND r.active AND p.deleted_at IS NULL LIMIT 1")[0][0]
+        admin = conn.run(
+            "SELECT r.profile_id::text FROM profile_roles r JOIN profiles p ON p.id = r.profile_id"
+            " WHERE r.role = 'admin' AND r.active AND p.deleted_at IS NULL LIMIT 1"
+        )[0][0]
     key = create_key(conn, admin, "activity serve demo")
     conn.close()
     return key
@@ -52,17 +54,20 @@ def serve(port: int = 3000, workers: int = 2, scale: str = "small", data_dir: Pa
         pass
     server = make_server(gateway, "127.0.0.1", port)
     base = f"http://localhost:{port}/api/v5/artifacts/activity"
-    print(f"""
+    print(
+        f"""
 Glow Activity API v5 on http://localhost:{port}  (Ctrl-C to stop)
-  database : {os.environ['DATABASE_URL']}
-  local S3 : {os.environ['AWS_ENDPOINT_URL']} bucket {os.environ['EXPORT_BUCKET']}
+  database : {os.environ["DATABASE_URL"]}
+  local S3 : {os.environ["AWS_ENDPOINT_URL"]} bucket {os.environ["EXPORT_BUCKET"]}
   Swagger  : http://localhost:{port}/swagger
   demo admin API key: {key}
 
   curl -s -X POST {base}/get -H 'X-Api-Key: {key}'
   curl -s -X POST {base}/search -H 'X-Api-Key: {key}' -H 'Content-Type: application/json' -d '{{"page_size": 5}}'
   curl -s -X POST {base}/refresh -H 'X-Api-Key: {key}'
-""", flush=True)
+""",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

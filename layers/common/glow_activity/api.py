@@ -86,11 +86,15 @@ def operation_responses(model: Any, *extra: int, description: str = "Success") -
     responses: dict[int, OpenAPIResponse] = {200: {"description": description, "content": {JSON: {"model": model}}}}
     responses.update(ERROR_RESPONSES)
     for code in extra:
-        responses[code] = {"description": {404: "Not found or not visible to the caller.",
-                                           409: "Idempotency-Key reused with another body.",
-                                           502: "Storage failed; nothing was saved.",
-                                           304: "Not modified (If-None-Match matched the ETag)."}[code],
-                           "content": {} if code == 304 else {JSON: {"model": ErrorResponse}}}
+        responses[code] = {
+            "description": {
+                404: "Not found or not visible to the caller.",
+                409: "Idempotency-Key reused with another body.",
+                502: "Storage failed; nothing was saved.",
+                304: "Not modified (If-None-Match matched the ETag).",
+            }[code],
+            "content": {} if code == 304 else {JSON: {"model": ErrorResponse}},
+        }
     return responses
 
 
@@ -114,8 +118,12 @@ def create_app() -> APIGatewayHttpResolver:
 
 def error_response(exc: ApiError) -> Response:
     detail = exc.detail if isinstance(exc, Unprocessable) else None
-    return Response(status_code=exc.status_code, content_type=JSON,
-                    body=error_body(exc.status_code, exc.message, detail), headers=dict(exc.headers))
+    return Response(
+        status_code=exc.status_code,
+        content_type=JSON,
+        body=error_body(exc.status_code, exc.message, detail),
+        headers=dict(exc.headers),
+    )
 
 
 def json_response(model: Any, headers: dict[str, str] | None = None, status_code: int = 200) -> Response:
@@ -165,8 +173,10 @@ def _normalised_body(event: dict[str, Any], headers: dict[str, str]) -> str:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise BadRequest() from None
     if not isinstance(parsed, dict):
-        raise Unprocessable("The request body must be a JSON object.",
-                            [{"loc": ["body"], "msg": "Input should be an object", "type": "model_type"}])
+        raise Unprocessable(
+            "The request body must be a JSON object.",
+            [{"loc": ["body"], "msg": "Input should be an object", "type": "model_type"}],
+        )
     return json.dumps(parsed)
 
 
@@ -189,18 +199,27 @@ def _finish(result: dict[str, Any], inv: Invocation) -> dict[str, Any]:
 
 def _error_result(exc: ApiError) -> dict[str, Any]:
     detail = exc.detail if isinstance(exc, Unprocessable) else None
-    return {"statusCode": exc.status_code, "isBase64Encoded": False,
-            "headers": {"Content-Type": JSON, **exc.headers},
-            "body": error_body(exc.status_code, exc.message, detail)}
+    return {
+        "statusCode": exc.status_code,
+        "isBase64Encoded": False,
+        "headers": {"Content-Type": JSON, **exc.headers},
+        "body": error_body(exc.status_code, exc.message, detail),
+    }
 
 
 def _audit(inv: Invocation, status_code: int) -> None:
     if inv.caller is None or inv.audited:
         return
     try:
-        write_audit(db.connection(), operation=inv.operation, profile_id=inv.caller.profile_id,
-                    api_key_id=inv.caller.api_key_id, channel=inv.channel, status_code=status_code,
-                    request_id=inv.request_id)
+        write_audit(
+            db.connection(),
+            operation=inv.operation,
+            profile_id=inv.caller.profile_id,
+            api_key_id=inv.caller.api_key_id,
+            channel=inv.channel,
+            status_code=status_code,
+            request_id=inv.request_id,
+        )
     except Exception as exc:  # a failed audit never turns a served request into an error
         if db.is_unavailable(exc):
             db.reset_connections()
@@ -212,8 +231,12 @@ def handle(app: APIGatewayHttpResolver, operation: str, event: dict[str, Any], c
     """Serve one API Gateway HTTP API (payload 2.0) event."""
     headers = _lower_headers(event)
     request_id = str((event.get("requestContext") or {}).get("requestId") or uuid.uuid4())
-    inv = Invocation(operation=operation, request_id=request_id, headers=headers,
-                     channel="mcp" if headers.get("x-mcp", "").strip() else "api")
+    inv = Invocation(
+        operation=operation,
+        request_id=request_id,
+        headers=headers,
+        channel="mcp" if headers.get("x-mcp", "").strip() else "api",
+    )
     token = _current.set(inv)
     logger.append_keys(request_id=request_id, operation=operation, channel=inv.channel)
     try:
@@ -232,8 +255,12 @@ def handle(app: APIGatewayHttpResolver, operation: str, event: dict[str, Any], c
         else:
             logger.exception("unhandled error")
             metrics.add_metric(name="UnhandledError", unit="Count", value=1)
-            result = {"statusCode": 500, "isBase64Encoded": False, "headers": {"Content-Type": JSON},
-                      "body": error_body(500, f"Internal error. Quote request id {request_id} to support.")}
+            result = {
+                "statusCode": 500,
+                "isBase64Encoded": False,
+                "headers": {"Content-Type": JSON},
+                "body": error_body(500, f"Internal error. Quote request id {request_id} to support."),
+            }
     finally:
         _current.reset(token)
     _audit(inv, int(result.get("statusCode", 500)))

@@ -10,7 +10,22 @@ VALUES (:operation, CAST(:profile_id AS uuid), CAST(:api_key_id AS uuid), :chann
 """
 
 
-def write_audit(conn: Connection, *, operation: str, profile_id: str | None, api_key_id: str | None,
-                channel: str, status_code: int, request_id: str) -> None:
-    conn.run(AUDIT_SQL, operation=operation, profile_id=profile_id, api_key_id=api_key_id, channel=channel,
-             status_code=status_code, request_id=request_id)
+def write_audit(
+    conn: Connection,
+    *,
+    operation: str,
+    profile_id: str | None,
+    api_key_id: str | None,
+    channel: str,
+    status_code: int,
+    request_id: str,
+) -> None:
+    conn.run(
+        AUDIT_SQL,
+        operation=operation,
+        profile_id=profile_id,
+        api_key_id=api_key_id,
+        channel=channel,
+        status_code=status_code,
+        request_id=request_id,
+    )

@@ -115,8 +115,11 @@ def _jwks_client(url: str) -> Any:
 def _token_subject(token: str, settings: Settings) -> str:
     import jwt  # only Bearer callers pay for this import
 
-    options = {"require": ["exp", "sub"], "verify_aud": bool(settings.jwt_audience),
-               "verify_iss": bool(settings.jwt_issuer)}
+    options = {
+        "require": ["exp", "sub"],
+        "verify_aud": bool(settings.jwt_audience),
+        "verify_iss": bool(settings.jwt_issuer),
+    }
     try:
         if settings.jwt_jwks_url:
             key: Any = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
@@ -126,8 +129,15 @@ def _token_subject(token: str, settings: Settings) -> str:
             algorithms = ["HS256"]
             if not key:
                 raise Unauthorized()
-        claims = jwt.decode(token, key, algorithms=algorithms, options=options,
-                            audience=settings.jwt_audience, issuer=settings.jwt_issuer, leeway=5)
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=algorithms,
+            options=options,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=5,
+        )
         return str(UUID(str(claims["sub"])))
     except Unauthorized:
         raise

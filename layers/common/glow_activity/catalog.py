@@ -54,21 +54,62 @@ class Operation:
 
 
 OPERATION_CATALOG: tuple[Operation, ...] = (
-    Operation("get", "Get Activity", "Summary counts, per-profile summary and filter facets over the caller's "
-              "scope and a date window.", GetActivityRequest, GetActivityResponse, READERS),
-    Operation("search", "Search Activity", "Get activity session history (bottom table, paginated; 0-based pages "
-              "or a keyset cursor).", SearchActivityRequest, SearchActivityResponse, READERS),
-    Operation("problem", "Create Problem", "Create new problem entry about the caller's own activity or a "
-              "visible session.", CreateProblemRequest, CreateProblemResponse, EVERYONE),
-    Operation("resolve", "Resolve Problem", "Resolve or unresolve a problem entry.", ResolveProblemRequest,
-              ResolveProblemResponse, READERS),
-    Operation("refresh", "Activity Refresh", "Refresh activity materialized views and invalidate caches.",
-              RefreshRequest,
-              RefreshResponse, ("admin",)),
-    Operation("export", "Export Activity", "Export all activity data as a clean, denormalized ZIP of CSVs in S3, "
-              "handed out by a presigned URL.", ExportRequest, ExportResponse, READERS),
-    Operation("docs", "Get Activity Docs Endpoint", "Get composed documentation for the activity analytics.",
-              DocsRequest, ActivityDocsResponse, EVERYONE),
+    Operation(
+        "get",
+        "Get Activity",
+        "Summary counts, per-profile summary and filter facets over the caller's scope and a date window.",
+        GetActivityRequest,
+        GetActivityResponse,
+        READERS,
+    ),
+    Operation(
+        "search",
+        "Search Activity",
+        "Get activity session history (bottom table, paginated; 0-based pages or a keyset cursor).",
+        SearchActivityRequest,
+        SearchActivityResponse,
+        READERS,
+    ),
+    Operation(
+        "problem",
+        "Create Problem",
+        "Create new problem entry about the caller's own activity or a visible session.",
+        CreateProblemRequest,
+        CreateProblemResponse,
+        EVERYONE,
+    ),
+    Operation(
+        "resolve",
+        "Resolve Problem",
+        "Resolve or unresolve a problem entry.",
+        ResolveProblemRequest,
+        ResolveProblemResponse,
+        READERS,
+    ),
+    Operation(
+        "refresh",
+        "Activity Refresh",
+        "Refresh activity materialized views and invalidate caches.",
+        RefreshRequest,
+        RefreshResponse,
+        ("admin",),
+    ),
+    Operation(
+        "export",
+        "Export Activity",
+        "Export all activity data as a clean, denormalized ZIP of CSVs in S3, handed out by a presigned URL.",
+        ExportRequest,
+        ExportResponse,
+        READERS,
+    ),
+    Operation(
+        "docs",
+        "Get Activity Docs Endpoint",
+        "Get composed documentation for the activity analytics.",
+        DocsRequest,
+        ActivityDocsResponse,
+        EVERYONE,
+    ),
 )
 
 

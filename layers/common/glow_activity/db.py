@@ -41,8 +41,13 @@ class ConnectParams:
     timeout: float = 10.0
 
     def kwargs(self) -> dict[str, Any]:
-        args: dict[str, Any] = {"user": self.user, "password": self.password, "database": self.database,
-                                "timeout": self.timeout, "application_name": "glow-activity"}
+        args: dict[str, Any] = {
+            "user": self.user,
+            "password": self.password,
+            "database": self.database,
+            "timeout": self.timeout,
+            "application_name": "glow-activity",
+        }
         if self.unix_sock:
             args["unix_sock"] = self.unix_sock
         else:
@@ -84,9 +89,15 @@ def _aws_params(settings: Settings, host: str) -> ConnectParams:
     secret = parameters.get_secret(settings.db_secret_arn or "", max_age=3600)
     creds = json.loads(secret) if isinstance(secret, str) else secret
     context = ssl.create_default_context(cafile=settings.db_sslrootcert)  # verify-full against the RDS CA
-    return ConnectParams(user=creds["username"], password=creds["password"], database=settings.db_name,
-                         host=host, port=settings.db_port, ssl_context=context,
-                         timeout=settings.db_connect_timeout)
+    return ConnectParams(
+        user=creds["username"],
+        password=creds["password"],
+        database=settings.db_name,
+        host=host,
+        port=settings.db_port,
+        ssl_context=context,
+        timeout=settings.db_connect_timeout,
+    )
 
 
 def connect_params(settings: Settings, *, reader: bool = False) -> ConnectParams:
@@ -98,13 +109,17 @@ def connect_params(settings: Settings, *, reader: bool = False) -> ConnectParams
     return _aws_params(settings, host)
 
 
-def open_connection(params: ConnectParams, attempts: int = 1) -> Connection:
+def open_connection(params: ConnectParams, attempts: int = 1, statement_timeout_ms: int = 0) -> Connection:
     """Connect, retrying with backoff (an Aurora cluster resuming from 0 ACU takes ~15-30 s)."""
     delay = 0.5
     for attempt in range(1, attempts + 1):
         try:
             conn = pg8000.native.Connection(**params.kwargs())
+            # pg8000's timeout is the socket's for every read; it is meant for connecting only. Long work is
+            # bounded by statement_timeout on the server instead.
+            conn._usock.settimeout(None)
             conn.run("SET TIME ZONE 'UTC'")
+            conn.run(f"SET statement_timeout = {int(statement_timeout_ms)}")
             return conn
         except (InterfaceError, OSError, DatabaseError) as exc:
             if attempt == attempts or not is_unavailable(exc):
@@ -131,7 +146,11 @@ def connection(*, reader: bool = False) -> Connection:
     role = "reader" if reader and settings.db_reader_host and not settings.database_url else "writer"
     conn = _state.connections.get(role)
     if conn is None:
-        conn = open_connection(connect_params(settings, reader=role == "reader"), settings.db_connect_attempts)
+        conn = open_connection(
+            connect_params(settings, reader=role == "reader"),
+            settings.db_connect_attempts,
+            settings.db_statement_timeout_ms,
+        )
         _state.connections[role] = conn
     return conn
 

@@ -87,8 +87,13 @@ def validation_detail(errors: list[dict[str, Any]] | Any) -> list[dict[str, Any]
     out = []
     for err in errors:
         loc = [part for part in err.get("loc", ()) if part != "body"] or ["body"]
-        out.append({"loc": ["body", *loc] if loc != ["body"] else loc, "msg": str(err.get("msg", "")),
-                    "type": str(err.get("type", ""))})
+        out.append(
+            {
+                "loc": ["body", *loc] if loc != ["body"] else loc,
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+        )
     return out
 
 

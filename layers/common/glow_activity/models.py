@@ -53,10 +53,18 @@ def parse_bound(value: str, *, upper: bool) -> datetime:
 
 
 class ActivityFilters(RequestModel):
-    date_from: str | None = Field(default=None, max_length=40, description="ISO 8601 date or date-time (UTC when no offset).",
-                                  examples=["2025-03-01"])
-    date_to: str | None = Field(default=None, max_length=40, description="ISO 8601 date (whole day included) or date-time (inclusive).",
-                                examples=["2025-03-31"])
+    date_from: str | None = Field(
+        default=None,
+        max_length=40,
+        description="ISO 8601 date or date-time (UTC when no offset).",
+        examples=["2025-03-01"],
+    )
+    date_to: str | None = Field(
+        default=None,
+        max_length=40,
+        description="ISO 8601 date (whole day included) or date-time (inclusive).",
+        examples=["2025-03-31"],
+    )
     department_ids: IdList = Field(default_factory=list, description="Profiles in any of these departments.")
     roles: IdList = Field(default_factory=list, description="Profiles with any of these active roles.")
 
@@ -89,16 +97,22 @@ class ActivityFilters(RequestModel):
         return lo, hi
 
     def filter_key(self) -> dict[str, Any]:
-        return {"date_from": self.date_from, "date_to": self.date_to,
-                "department_ids": sorted(set(self.department_ids)), "roles": sorted(set(self.roles))}
+        return {
+            "date_from": self.date_from,
+            "date_to": self.date_to,
+            "department_ids": sorted(set(self.department_ids)),
+            "roles": sorted(set(self.roles)),
+        }
 
 
 # ---------------------------------------------------------------- get
 class GetActivityRequest(ActivityFilters):
-    summary_limit: StrictInt = Field(default=1000, ge=1, le=5000,
-                                     description="At most this many profile_summary rows (contract addition).")
-    summary_offset: StrictInt = Field(default=0, ge=0, le=10_000_000,
-                                      description="Rows of profile_summary to skip (contract addition).")
+    summary_limit: StrictInt = Field(
+        default=1000, ge=1, le=5000, description="At most this many profile_summary rows (contract addition)."
+    )
+    summary_offset: StrictInt = Field(
+        default=0, ge=0, le=10_000_000, description="Rows of profile_summary to skip (contract addition)."
+    )
 
 
 class ProfileSummaryItem(ResponseModel):
@@ -160,8 +174,11 @@ class SearchActivityRequest(ActivityFilters):
     page: StrictInt = Field(default=0, ge=0, le=10_000_000, description="0-based page number.")
     page_size: StrictInt = Field(default=50, ge=1, le=500)
     sort_order: Literal["asc", "desc"] = Field(default="desc", description="Order of session_created_at.")
-    cursor: str | None = Field(default=None, max_length=2000,
-                               description="next_cursor of the previous page: keyset continuation (contract addition).")
+    cursor: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="next_cursor of the previous page: keyset continuation (contract addition).",
+    )
 
 
 class SessionListItem(ResponseModel):
@@ -195,10 +212,14 @@ ProblemType = Literal["feature", "bug", "question", "other"]
 
 
 class CreateProblemRequest(RequestModel):
-    type: str = Field(description="feature, bug, question or other (case-insensitive).", examples=["bug"],
-                      max_length=40)
-    message: str = Field(description="1..4000 characters after trimming.", max_length=1_048_576,
-                         examples=["The AI answer in this session quoted a student's grade."])
+    type: str = Field(
+        description="feature, bug, question or other (case-insensitive).", examples=["bug"], max_length=40
+    )
+    message: str = Field(
+        description="1..4000 characters after trimming.",
+        max_length=1_048_576,
+        examples=["The AI answer in this session quoted a student's grade."],
+    )
     session_id: UUID | None = Field(default=None, description="The session the problem is about (contract addition).")
 
     @field_validator("type")

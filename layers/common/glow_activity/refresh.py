@@ -9,6 +9,7 @@ ROLLBACK, or by PostgreSQL when the connection dies: a killed refresh never leav
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from .db import Connection, transaction
@@ -27,16 +28,26 @@ class RefreshResult:
 
 
 def refresh_views(conn: Connection, trigger: str, requested_by: str | None = None) -> RefreshResult:
-    run_id = int(conn.run(
-        "INSERT INTO refresh_runs (trigger, requested_by, outcome) VALUES (:trigger, CAST(:by AS uuid), 'running')"
-        " RETURNING id", trigger=trigger, by=requested_by)[0][0])
+    run_id = int(
+        conn.run(
+            "INSERT INTO refresh_runs (trigger, requested_by, outcome) VALUES (:trigger, CAST(:by AS uuid), 'running')"
+            " RETURNING id",
+            trigger=trigger,
+            by=requested_by,
+        )[0][0]
+    )
     try:
         with transaction(conn):
+            conn.run("SET LOCAL statement_timeout = 0")  # as long as it takes; the Lambda timeout bounds it
             conn.run("SELECT pg_advisory_xact_lock(:key)", key=REFRESH_LOCK_KEY)
             for view in VIEWS:
                 conn.run(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
-            conn.run("UPDATE refresh_runs SET outcome = 'success', finished_at = clock_timestamp(),"
-                     " views = CAST(:views AS text[]) WHERE id = :id", views=list(VIEWS), id=run_id)
+            conn.run(
+                "UPDATE refresh_runs SET outcome = 'success', finished_at = clock_timestamp(),"
+                " views = CAST(:views AS text[]) WHERE id = :id",
+                views=list(VIEWS),
+                id=run_id,
+            )
     except Exception as exc:
         _record_failure(conn, run_id, exc)
         raise
@@ -45,7 +56,17 @@ def refresh_views(conn: Connection, trigger: str, requested_by: str | None = Non
 
 def _record_failure(conn: Connection, run_id: int, exc: Exception) -> None:
     try:
-        conn.run("UPDATE refresh_runs SET outcome = 'failed', finished_at = clock_timestamp(), error = :error"
-                 " WHERE id = :id", error=f"{type(exc).__name__}: {exc}"[:2000], id=run_id)
+        conn.run(
+            "UPDATE refresh_runs SET outcome = 'failed', finished_at = clock_timestamp(), error = :error"
+            " WHERE id = :id",
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            id=run_id,
+        )
     except Exception:  # noqa: S110 - the connection may be gone; the original error is what matters
         pass
+
+
+def delete_expired_idempotency_records(conn: Connection) -> int:
+    """Housekeeping that rides on the schedule: idempotency records past their 24 h."""
+    rows = conn.run("DELETE FROM idempotency_records WHERE expiration < :now RETURNING 1", now=int(time.time()))
+    return len(rows)

@@ -45,12 +45,16 @@ def in_scope_conditions(caller: Caller, filters: ActivityFilters) -> tuple[str, 
     """Visible profiles that also pass the department and role filters (both must hold when both given)."""
     sql, params = visible_conditions(caller)
     if filters.department_ids:
-        sql += (" AND EXISTS (SELECT 1 FROM profile_departments fd WHERE fd.profile_id = p.id"
-                " AND fd.department_id = ANY(CAST(:scope_departments AS text[])))")
+        sql += (
+            " AND EXISTS (SELECT 1 FROM profile_departments fd WHERE fd.profile_id = p.id"
+            " AND fd.department_id = ANY(CAST(:scope_departments AS text[])))"
+        )
         params["scope_departments"] = sorted(set(filters.department_ids))
     if filters.roles:
-        sql += (" AND EXISTS (SELECT 1 FROM profile_roles fr WHERE fr.profile_id = p.id AND fr.active"
-                " AND fr.role = ANY(CAST(:scope_roles AS text[])))")
+        sql += (
+            " AND EXISTS (SELECT 1 FROM profile_roles fr WHERE fr.profile_id = p.id AND fr.active"
+            " AND fr.role = ANY(CAST(:scope_roles AS text[])))"
+        )
         params["scope_roles"] = sorted(set(filters.roles))
     return sql, params
 

@@ -18,6 +18,7 @@ class Settings(BaseModel):
     db_sslrootcert: str | None = None
     db_connect_timeout: float = Field(default=10.0, gt=0)
     db_connect_attempts: int = Field(default=3, ge=1)
+    db_statement_timeout_ms: int = Field(default=25_000, ge=0)  # API work; refresh and export lift it
     export_bucket: str | None = None
     export_url_ttl_seconds: int = Field(default=900, ge=1, le=3600)
     export_sync_row_budget: int = Field(default=2_000_000, ge=0)

@@ -1,0 +1,381 @@
+"""`activity bench`: handler latencies, their SQL floors and peers, export throughput and memory, refresh
+time and cold starts — all measured in one run on one database, so ratios hold on a noisy machine.
+
+Timings are printed and written to bench/results/latest.json; nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from . import REPO_ROOT, embedded_pg, lambdas, local_s3
+from .events import LambdaContext, http_event
+from .seed import DEMO_ADMIN_INDEX, SCALES, demo_profile_id, seed
+
+ITERATIONS = {"small": 60, "medium": 40, "large": 30}
+
+# What a developer would write without rollups: the contract's definitions straight over the base tables.
+BASE_TABLE_GET_SQL = """
+WITH scope AS (SELECT p.id FROM profiles p WHERE p.deleted_at IS NULL),
+per AS (
+    SELECT s.id,
+      (SELECT count(*) FROM sessions x WHERE x.profile_id = s.id AND x.created_at >= :lo AND x.created_at < :hi) ss,
+      (SELECT count(*) FROM logins x WHERE x.profile_id = s.id AND x.logged_in_at >= :lo AND x.logged_in_at < :hi) ll,
+      (SELECT count(*) FROM grants x WHERE x.profile_id = s.id AND x.created_at >= :lo AND x.created_at < :hi) gg,
+      (SELECT count(*) FROM grants x WHERE x.profile_id = s.id AND x.kind = 'emulation'
+         AND x.created_at >= :lo AND x.created_at < :hi) ee,
+      (SELECT count(*) FROM problems x WHERE x.profile_id = s.id AND x.created_at >= :lo AND x.created_at < :hi) pp
+    FROM scope s
+)
+SELECT sum(ss), sum(ll), sum(ee), count(*) FILTER (WHERE ss + ll > 0),
+       (SELECT json_agg(t) FROM (SELECT id, ss + ll + gg + pp AS act FROM per WHERE ss + ll + gg + pp > 0
+                                 ORDER BY act DESC, id LIMIT 1000) t)
+FROM per
+"""
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+    return {"p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99), "n": len(ordered)}
+
+
+def timed(fn: Callable[[], Any], iterations: int, warmup: int = 3) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return percentiles(samples)
+
+
+class Harness:
+    def __init__(self, url: str, scale: str, iterations: int) -> None:
+        from glow_activity.db import open_connection, params_from_url
+
+        self.url, self.scale, self.iterations = url, scale, iterations
+        self.conn = open_connection(params_from_url(url))
+        self.results: dict[str, Any] = {}
+        self.admin_key = self._key(demo_profile_id(self.conn, 42, DEMO_ADMIN_INDEX))
+        coordinator = self.conn.run(
+            "SELECT r.profile_id::text FROM profile_roles r JOIN profiles p ON p.id = r.profile_id"
+            " JOIN profile_departments d ON d.profile_id = p.id WHERE r.role = 'coordinator' AND r.active"
+            " AND p.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM profile_roles a WHERE a.profile_id = p.id"
+            " AND a.role = 'admin' AND a.active) GROUP BY 1 HAVING count(*) = 1 LIMIT 1"
+        )[0][0]
+        self.coordinator_key = self._key(coordinator)
+
+    def _key(self, profile_id: str) -> str:
+        from .cli import create_key
+
+        return create_key(self.conn, profile_id, "bench")
+
+    def handler(self, operation: str) -> Callable[..., dict[str, Any]]:
+        return lambdas.load_handler(lambdas.by_operation(operation))
+
+    def call(self, operation: str, body: dict[str, Any], key: str) -> dict[str, Any]:
+        result = self.handler(operation)(
+            http_event(f"/api/v5/artifacts/activity/{operation}", body, {"X-Api-Key": key}), LambdaContext(operation)
+        )
+        assert result["statusCode"] == 200, result
+        return result
+
+    def record(self, name: str, value: Any) -> None:
+        self.results[name] = value
+        print(f"  {name:<42} {json.dumps(value)}", flush=True)
+
+
+def function_module(operation: str, module: str) -> Any:
+    """A module that ships beside a handler (on the path once the handler is loaded, as in Lambda)."""
+    import importlib
+
+    lambdas.load_handler(lambdas.by_operation(operation))
+    return importlib.import_module(module)
+
+
+def bench_get_and_search(h: Harness) -> None:
+    from glow_activity.auth import load_caller
+    from glow_activity.models import GetActivityRequest, SearchActivityRequest
+
+    activity_summary = function_module("get", "activity_summary")
+    session_history = function_module("search", "session_history")
+    today = datetime.now(UTC).date()
+    last90 = {"date_from": (today - timedelta(days=90)).isoformat(), "date_to": today.isoformat()}
+    admin_id = h.conn.run("SELECT profile_id::text FROM api_keys WHERE name = 'bench' ORDER BY created_at LIMIT 1")[0][
+        0
+    ]
+    admin = load_caller(h.conn, admin_id, None)
+    coordinator_id = h.conn.run(
+        "SELECT profile_id::text FROM api_keys WHERE name = 'bench' ORDER BY created_at OFFSET 1 LIMIT 1"
+    )[0][0]
+    coordinator = load_caller(h.conn, coordinator_id, None)
+    scenarios = {
+        "get admin all-time": ({}, h.admin_key, admin),
+        "get admin last 90 days": (last90, h.admin_key, admin),
+        "get coordinator 1 dept last 90 days": (last90, h.coordinator_key, coordinator),
+        "get admin role=ta last 90 days": ({**last90, "roles": ["ta"]}, h.admin_key, admin),
+    }
+    for name, (body, key, caller) in scenarios.items():
+        h.record(name, timed(lambda b=body, k=key: h.call("get", b, k), h.iterations))
+        request = GetActivityRequest.model_validate(body)
+
+        def raw_sql(request: GetActivityRequest = request, caller: Any = caller) -> None:
+            sql, params = activity_summary.summary_sql(caller, request)
+            h.conn.run(sql, **params)
+            sql, params = activity_summary.facets_sql(caller)
+            h.conn.run(sql, **params)
+
+        h.record(name + " [own SQL]", timed(raw_sql, h.iterations))
+    lo = datetime(1, 1, 1, tzinfo=UTC)
+    hi = datetime(9999, 1, 1, tzinfo=UTC)
+    h.record(
+        "get admin all-time [base-table SQL floor]",
+        timed(lambda: h.conn.run(BASE_TABLE_GET_SQL, lo=lo, hi=hi), max(3, h.iterations // 10), warmup=1),
+    )
+
+    total = h.conn.run("SELECT count(*) FROM activity_sessions")[0][0]
+    deep_offset = max(0, total * 9 // 10)
+    row = h.conn.run(
+        "SELECT created_at, session_id::text FROM activity_sessions ORDER BY created_at DESC,"
+        " session_id DESC OFFSET :o LIMIT 1",
+        o=deep_offset,
+    )[0]
+    first = SearchActivityRequest.model_validate({"page_size": 50})
+    cursor = session_history.encode_cursor(first, row[0], row[1], deep_offset // 50 + 1)
+    searches = {
+        "search first page": {"page_size": 50},
+        "search page 100 by offset": {"page_size": 50, "page": 100},
+        "search deep page by cursor (90% in)": {"page_size": 50, "cursor": cursor},
+    }
+    for name, body in searches.items():
+        h.record(name, timed(lambda b=body: h.call("search", b, h.admin_key), h.iterations))
+        request = SearchActivityRequest.model_validate(body)
+
+        def raw_search(request: SearchActivityRequest = request) -> None:
+            sql, params = session_history.count_sql(admin, request)
+            h.conn.run(sql, **params)
+            after = session_history.decode_cursor(request)[:2] if request.cursor else None
+            sql, params = session_history.page_sql(admin, request, after)
+            h.conn.run(sql, **params)
+
+        h.record(name + " [own SQL]", timed(raw_search, h.iterations))
+
+
+EXPORT_CHILD = textwrap.dedent("""
+    import json, resource, sys, time
+    from activity_dev import lambdas
+    from activity_dev.events import LambdaContext, http_event
+    handler = lambdas.load_handler(lambdas.by_operation("export"))
+    started = time.perf_counter()
+    result = handler(http_event("/api/v5/artifacts/activity/export", {}, {"X-Api-Key": sys.argv[1]}),
+                     LambdaContext("export"))
+    seconds = time.perf_counter() - started
+    body = json.loads(result["body"])
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"status": result["statusCode"], "seconds": seconds, "rows": body.get("row_count"),
+                      "upload_id": body.get("upload_id"), "peak_rss_mb": rss_mb}))
+""")
+
+
+def bench_export(h: Harness) -> None:
+    import boto3
+
+    env = {**os.environ, "EXPORT_SYNC_ROW_BUDGET": str(10**12), "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    out = subprocess.run(
+        [sys.executable, "-c", EXPORT_CHILD, h.admin_key],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    )
+    stats = json.loads(out.stdout.strip().splitlines()[-1])
+    size = h.conn.run("SELECT size_bytes FROM uploads WHERE id = CAST(:id AS uuid)", id=stats["upload_id"])[0][0]
+    boto3.client("s3")  # the bucket is local (moto); the object size is what the service recorded
+    h.record(
+        "export everything",
+        {
+            "rows": stats["rows"],
+            "seconds": round(stats["seconds"], 2),
+            "rows_per_s": round(stats["rows"] / stats["seconds"]),
+            "peak_rss_mb": round(stats["peak_rss_mb"], 1),
+            "zip_bytes": size,
+        },
+    )
+    h.record("export everything [COPY floor]", copy_floor(h))
+
+
+def copy_floor(h: Harness) -> dict[str, Any]:
+    """The same five COPY statements, deflated at the same level, with no Python in between (psql | gzip)."""
+    export_writer = function_module("export", "export_writer")
+    from glow_activity.auth import load_caller
+    from glow_activity.models import ExportRequest
+
+    admin_id = h.conn.run("SELECT profile_id::text FROM api_keys WHERE name = 'bench' ORDER BY created_at LIMIT 1")[0][
+        0
+    ]
+    queries, params = export_writer.file_queries(load_caller(h.conn, admin_id, None), ExportRequest())
+    settings = "".join(f"SET glow_export.{k} = '{v}';\n" for k, v in params.items())
+    script = settings + "".join(
+        f"\\copy ({_inline(sql, params)}) TO STDOUT WITH (FORMAT csv, HEADER true)\n" for _, sql in queries
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
+        fh.write(script)
+    started = time.perf_counter()
+    psql = subprocess.run(  # noqa: S602 - a fixed pipeline of our own; the floor must have no Python in it
+        f"psql '{h.url}' -q -X -f {fh.name} | gzip -1 | wc -c",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = time.perf_counter() - started
+    return {"seconds": round(seconds, 2), "compressed_bytes": int(psql.stdout.strip())}
+
+
+def _inline(sql: str, params: dict[str, Any]) -> str:
+    import re
+
+    for name in params:
+        sql = re.sub(rf":{name}\b", f"current_setting('glow_export.{name}')", sql)
+    return " ".join(sql.split())
+
+
+def bench_refresh(h: Harness) -> None:
+    from glow_activity.refresh import refresh_views
+
+    samples = []
+    for _ in range(3 if h.scale == "large" else 5):
+        started = time.perf_counter()
+        refresh_views(h.conn, "cli")
+        samples.append(time.perf_counter() - started)
+    h.record("refresh all views", {"median_s": round(statistics.median(samples), 2), "max_s": round(max(samples), 2)})
+
+
+COLD_CHILD = textwrap.dedent("""
+    import sys, time
+    started = time.perf_counter()
+    from activity_dev import lambdas
+    from activity_dev.events import LambdaContext, http_event
+    spec = lambdas.by_operation(sys.argv[1])
+    handler = lambdas.load_handler(spec)
+    result = handler(http_event(spec.path, {}, {"X-Api-Key": sys.argv[2]}), LambdaContext(sys.argv[1]))
+    elapsed = time.perf_counter() - started
+    print(elapsed, "boto3" in sys.modules, result["statusCode"])
+""")
+
+BARE_CHILD = textwrap.dedent("""
+    import sys, time
+    started = time.perf_counter()
+    import pg8000.native, pydantic
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+    app = APIGatewayHttpResolver(enable_validation=True)
+    class Body(pydantic.BaseModel):
+        x: int = 0
+    @app.post("/bare")
+    def bare(body: Body):
+        return {"ok": True}
+    event = {"version": "2.0", "routeKey": "POST /bare", "rawPath": "/bare", "headers": {}, "body": "{}",
+             "requestContext": {"http": {"method": "POST", "path": "/bare"}, "stage": "$default"},
+             "isBase64Encoded": False}
+    app.resolve(event, None)
+    print(time.perf_counter() - started, "boto3" in sys.modules, 200)
+""")
+
+
+def cold(code: str, *args: str) -> tuple[float, bool]:
+    env = {**os.environ, "POWERTOOLS_LOG_LEVEL": "WARNING", "PYTHONDONTWRITEBYTECODE": "0"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
+    seconds, boto, _ = out.stdout.strip().splitlines()[-1].split()
+    return float(seconds), boto == "True"
+
+
+def bench_cold_starts(h: Harness) -> None:
+    bare = [cold(BARE_CHILD)[0] for _ in range(5)]
+    bare_median = statistics.median(bare)
+    h.record("cold start [bare Powertools handler]", {"median_ms": round(bare_median * 1000, 1)})
+    for spec in lambdas.functions():
+        if not spec.operation:
+            continue
+        runs = [cold(COLD_CHILD, spec.operation, h.admin_key) for _ in range(5)]
+        median = statistics.median(r[0] for r in runs)
+        h.record(
+            f"cold start {spec.operation}",
+            {
+                "median_ms": round(median * 1000, 1),
+                "vs_bare": round(median / bare_median, 2),
+                "boto3_imported": any(r[1] for r in runs),
+            },
+        )
+
+
+def main(
+    scale: str = "small", iterations: int = 0, output: Path | None = None, data_dir: Path | None = None
+) -> dict[str, Any]:
+    os.environ.setdefault("JWT_SECRET", "bench-secret-bench-secret-bench-secret")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    from glow_activity.db import open_connection, params_from_url
+    from glow_activity.migrate import migrate
+    from glow_activity.refresh import refresh_views
+
+    url = os.environ.get("DATABASE_URL") or embedded_pg.database_url(data_dir)
+    conn = open_connection(params_from_url(url))
+    migrate(conn)
+    seed_seconds = None
+    if not conn.run("SELECT EXISTS (SELECT 1 FROM profiles)")[0][0]:
+        print(f"seeding {scale} ...", flush=True)
+        started = time.perf_counter()
+        seed(conn, scale)
+        seed_seconds = round(time.perf_counter() - started, 1)
+        refresh_views(conn, "cli")
+    s3 = local_s3.start("glow-activity-bench")
+    counts = {
+        t: conn.run(f"SELECT count(*) FROM {t}")[0][0]
+        for t in ("profiles", "departments", "sessions", "logins", "grants", "problems")
+    }
+    h = Harness(url, scale, iterations or ITERATIONS[scale])
+    print(f"scale={scale} rows={counts}", flush=True)
+    try:
+        bench_get_and_search(h)
+        bench_export(h)
+        bench_refresh(h)
+        bench_cold_starts(h)
+    finally:
+        s3.stop()
+    report = {
+        "generated_at": datetime.now(UTC).isoformat(),
+        "scale": scale,
+        "rows": counts,
+        "seed_seconds": seed_seconds,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "postgres": conn.run("SHOW server_version")[0][0],
+        "results": h.results,
+        "scales": {k: v.__dict__ for k, v in SCALES.items()},
+    }
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {output}")
+    return report
