@@ -3,6 +3,7 @@ handlers loaded from template.yaml and invoked with API Gateway HTTP API v2 even
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import json
@@ -34,6 +35,11 @@ from glow_activity.refresh import refresh_views
 from glow_activity.settings import get_settings
 
 
+def harness_params(url: str) -> db.ConnectParams:
+    """The tests' own connections carry another application_name than the service's."""
+    return dataclasses.replace(db.params_from_url(url), application_name="glow-tests")
+
+
 @pytest.fixture(scope="session")
 def database_url() -> str:
     url = embedded_pg.database_url()
@@ -47,7 +53,7 @@ def database_url() -> str:
 @pytest.fixture
 def conn(database_url: str) -> Iterator[Any]:
     """A separate autocommit connection for building rows and checking the database."""
-    connection = db.open_connection(db.params_from_url(database_url))
+    connection = db.open_connection(harness_params(database_url))
     yield connection
     connection.close()
 

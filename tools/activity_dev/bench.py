@@ -270,15 +270,20 @@ def bench_refresh(h: Harness) -> None:
 
 
 COLD_CHILD = textwrap.dedent("""
-    import sys, time
+    # What the Lambda runtime does: the function's code and the layer on sys.path, import, first invocation.
+    import json, sys, time
     started = time.perf_counter()
-    from activity_dev import lambdas
-    from activity_dev.events import LambdaContext, http_event
-    spec = lambdas.by_operation(sys.argv[1])
-    handler = lambdas.load_handler(spec)
-    result = handler(http_event(spec.path, {}, {"X-Api-Key": sys.argv[2]}), LambdaContext(sys.argv[1]))
-    elapsed = time.perf_counter() - started
-    print(elapsed, "boto3" in sys.modules, result["statusCode"])
+    code_uri, layer, module_name, event_json = sys.argv[1:5]
+    sys.path[:0] = [code_uri, layer]
+    module = __import__(module_name)
+
+    class Context:
+        function_name, memory_limit_in_mb, aws_request_id = module_name, 512, "cold"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + module_name
+        def get_remaining_time_in_millis(self): return 29000
+
+    result = module.lambda_handler(json.loads(event_json), Context())
+    print(time.perf_counter() - started, "boto3" in sys.modules, result["statusCode"])
 """)
 
 BARE_CHILD = textwrap.dedent("""
@@ -287,6 +292,7 @@ BARE_CHILD = textwrap.dedent("""
     import pg8000.native, pydantic
     from aws_lambda_powertools import Logger, Metrics, Tracer
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+    logger, tracer, metrics = Logger(service="bare"), Tracer(service="bare"), Metrics(namespace="bare")
     app = APIGatewayHttpResolver(enable_validation=True)
     class Body(pydantic.BaseModel):
         x: int = 0
@@ -314,10 +320,13 @@ def bench_cold_starts(h: Harness) -> None:
     bare = [cold(BARE_CHILD)[0] for _ in range(5)]
     bare_median = statistics.median(bare)
     h.record("cold start [bare Powertools handler]", {"median_ms": round(bare_median * 1000, 1)})
+    layer = str(REPO_ROOT / "layers" / "common")
     for spec in lambdas.functions():
         if not spec.operation:
             continue
-        runs = [cold(COLD_CHILD, spec.operation, h.admin_key) for _ in range(5)]
+        event = http_event(spec.path or "", {}, {"X-Api-Key": h.admin_key})
+        module = spec.handler.rsplit(".", 1)[0]
+        runs = [cold(COLD_CHILD, str(spec.code_uri), layer, module, json.dumps(event)) for _ in range(5)]
         median = statistics.median(r[0] for r in runs)
         h.record(
             f"cold start {spec.operation}",

@@ -15,7 +15,12 @@ def free_port() -> int:
 
 def start(bucket: str = "glow-activity-exports-local", port: int | None = None) -> Any:
     """Start moto in server mode, export AWS_* and EXPORT_BUCKET, create the bucket; returns the server."""
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    # werkzeug logs every request line, presigned query strings (signatures) included: keep it quiet.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     port = port or free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -227,6 +227,21 @@ def _audit(inv: Invocation, status_code: int) -> None:
         metrics.add_metric(name="AuditWriteFailed", unit="Count", value=1)
 
 
+def _authenticate(headers: dict[str, str]) -> Caller:
+    """Authenticate; a container's connection that died while idle (the cluster paused, a failover) is
+    reopened once here, on the request's first and read-only query, instead of failing the request."""
+    try:
+        return authenticate(db.connection(), headers)
+    except ApiError:
+        raise
+    except Exception as exc:
+        if not db.is_unavailable(exc):
+            raise
+        logger.info("stale database connection, reconnecting")
+        db.reset_connections()
+        return authenticate(db.connection(), headers)
+
+
 def handle(app: APIGatewayHttpResolver, operation: str, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Serve one API Gateway HTTP API (payload 2.0) event."""
     headers = _lower_headers(event)
@@ -240,7 +255,7 @@ def handle(app: APIGatewayHttpResolver, operation: str, event: dict[str, Any], c
     token = _current.set(inv)
     logger.append_keys(request_id=request_id, operation=operation, channel=inv.channel)
     try:
-        inv.caller = authenticate(db.connection(), headers)
+        inv.caller = _authenticate(headers)
         logger.append_keys(caller=inv.caller.profile_id)
         event = {**event, "body": _normalised_body(event, headers), "isBase64Encoded": False}
         result = app.resolve(event, context)

@@ -39,6 +39,7 @@ class ConnectParams:
     unix_sock: str | None = None
     ssl_context: ssl.SSLContext | bool | None = None
     timeout: float = 10.0
+    application_name: str = "glow-activity"
 
     def kwargs(self) -> dict[str, Any]:
         args: dict[str, Any] = {
@@ -46,7 +47,7 @@ class ConnectParams:
             "password": self.password,
             "database": self.database,
             "timeout": self.timeout,
-            "application_name": "glow-activity",
+            "application_name": self.application_name,
         }
         if self.unix_sock:
             args["unix_sock"] = self.unix_sock

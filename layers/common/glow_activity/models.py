@@ -19,10 +19,28 @@ ShortText = Annotated[str, Field(max_length=200)]
 IdList = Annotated[list[ShortText], Field(max_length=1000)]
 
 
+def _reject_nul(value: Any, where: str = "body") -> None:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{where} must not contain NUL characters")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _reject_nul(item, str(key))
+    elif isinstance(value, list):
+        for item in value:
+            _reject_nul(item, where)
+
+
 class RequestModel(BaseModel):
-    """Requests reject unknown fields so that a typo never passes silently."""
+    """Requests reject unknown fields so that a typo never passes silently, and NUL characters, which
+    PostgreSQL text cannot hold."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        _reject_nul(data)
+        return data
 
 
 class ResponseModel(BaseModel):
@@ -236,8 +254,6 @@ class CreateProblemRequest(RequestModel):
         trimmed = value.strip()
         if not 1 <= len(trimmed) <= 4000:
             raise ValueError("must be 1 to 4000 characters after trimming")
-        if "\x00" in trimmed:
-            raise ValueError("must not contain NUL characters")
         return trimmed
 
 
