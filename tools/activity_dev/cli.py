@@ -39,7 +39,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
     conn = _connect()
     migrate(conn)
     started = time.perf_counter()
-    timings = seed(conn, args.scale, args.seed)
+    timings = seed(conn, args.scale, args.seed, progress=lambda line: print(line, flush=True))
     seeded = time.perf_counter() - started
     refresh_started = time.perf_counter()
     refresh_views(conn, "cli")

@@ -42,7 +42,8 @@ class Gateway:
             allowed = [m for (m, p) in self.routes if p == path]
             status = 405 if allowed else 404
             message = "Method Not Allowed" if allowed else "Not Found"
-            return status, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
+            headers = {"Content-Type": "application/json", **({"Allow": ", ".join(allowed)} if allowed else {})}
+            return status, headers, json.dumps({"message": message}).encode()
         event = http_event(
             path,
             headers=headers,
@@ -89,7 +90,11 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
             status, out_headers, data = gateway.invoke(self.command, path, headers, body, self.client_address[0])
             self._send(status, out_headers, data)
 
-        do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = _handle
+        def __getattr__(self, name: str) -> Any:
+            # Any method reaches the router, which answers 404/405 as API Gateway would (never a 501).
+            if name.startswith("do_"):
+                return self._handle
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:
             if os.environ.get("ACTIVITY_GATEWAY_QUIET") != "1":
