@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 import pytest
+from factories import World
+from openapi_spec_validator import validate
+
 from activity_dev import REPO_ROOT, lambdas
 from activity_dev.openapi import openapi_json
-from factories import World
 from glow_activity import API_PREFIX, OPERATIONS
 from glow_activity.models import GetActivityRequest
-from openapi_spec_validator import validate
 
 ALL_OPS = [f"activity.{op}" for op in ("get", "search", "problem", "resolve", "refresh", "export", "docs")]
 

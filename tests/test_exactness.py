@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from factories import World
-from glow_activity.models import GetActivityRequest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from glow_activity.models import GetActivityRequest
 
 BASE = datetime(2025, 3, 1, tzinfo=UTC)
 SPAN_SECONDS = 6 * 24 * 3600

@@ -16,6 +16,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 from factories import World
+
 from glow_activity.settings import get_settings
 
 

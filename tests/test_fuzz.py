@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from activity_dev import REPO_ROOT
-from activity_dev.gateway import Gateway, make_server
 from conftest import harness_params
 from factories import World
 from hypothesis import HealthCheck, settings
@@ -26,6 +24,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from activity_dev import REPO_ROOT
+from activity_dev.gateway import Gateway, make_server
 from glow_activity import db
 
 pytestmark = pytest.mark.slow

@@ -9,13 +9,14 @@ import os
 from typing import Any
 
 import pytest
+from samcli.yamlhelper import yaml_parse
+from samtranslator.translator.transform import transform
+
 from activity_dev import (
     REPO_ROOT,
     lambdas,
 )
 from glow_activity import API_PREFIX, OPERATIONS
-from samcli.yamlhelper import yaml_parse
-from samtranslator.translator.transform import transform
 
 
 def raw() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from activity_dev import REPO_ROOT, lambdas
 from activity_dev.events import LambdaContext
 from glow_activity import db

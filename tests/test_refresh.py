@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from activity_dev.events import scheduled_event
 from factories import World
+
+from activity_dev.events import scheduled_event
 from glow_activity import db, refresh
 from glow_activity.refresh import REFRESH_LOCK_KEY, VIEWS
 

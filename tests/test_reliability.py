@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from activity_dev.events import scheduled_event
 from conftest import harness_params
 from factories import World, make_jwt
+
+from activity_dev.events import scheduled_event
 from glow_activity import db
 from glow_activity.settings import get_settings
 
@@ -335,7 +336,7 @@ def test_fifty_parallel_invocations_lose_and_duplicate_nothing(invoke: Any, worl
     with ThreadPoolExecutor(max_workers=12) as pool:
         results = list(pool.map(lambda c: invoke(*c), calls))
     assert [r.status for r in results] == [200] * 50, [
-        (c[0], r.status, r.body) for c, r in zip(calls, results) if r.status != 200
+        (c[0], r.status, r.body) for c, r in zip(calls, results, strict=True) if r.status != 200
     ]
     unique = [c for c in calls if c[0] == "problem" and "Idempotency-Key" not in c[2]]
     messages = [

@@ -11,6 +11,8 @@ import typing
 from typing import Any, Union, get_args, get_origin
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from glow_activity.auth import Caller
 from glow_activity.catalog import OPERATION_CATALOG, Operation, allowed
 from glow_activity.db import Connection
@@ -25,7 +27,6 @@ from glow_activity.models import (
     PageText,
 )
 from glow_activity.scope import visible_conditions
-from pydantic import BaseModel
 
 # Tables the artifact reads, in the order a reader meets them.
 RESOURCE_TABLES = (

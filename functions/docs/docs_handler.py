@@ -8,6 +8,7 @@ from activity_docs import compose_docs
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from glow_activity.api import SECURITY, create_app, handle, invocation, json_response, operation_responses, path_of
 from glow_activity.db import connection
 from glow_activity.models import ActivityDocsResponse, DocsRequest

@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from export_jobs import ASYNC_EVENT_KEY, estimated_rows, export_status, run_async_job, run_export, start_async
+
 from glow_activity.api import SECURITY, create_app, handle, invocation, json_response, operation_responses, path_of
 from glow_activity.db import connection
 from glow_activity.models import ExportPending, ExportRequest, ExportResponse

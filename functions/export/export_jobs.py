@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from export_writer import ExportResult, write_export
+
 from glow_activity import db
 from glow_activity.auth import Caller
 from glow_activity.db import Connection

@@ -8,6 +8,7 @@ from activity_summary import activity_summary
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from glow_activity.api import SECURITY, cacheable_response, create_app, handle, invocation, operation_responses, path_of
 from glow_activity.db import connection, transaction
 from glow_activity.freshness import CACHE_TAGS_GET, data_as_of

@@ -12,6 +12,7 @@ import urllib.request
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from glow_activity import db
 from glow_activity.migrate import migrate
 from glow_activity.observability import logger

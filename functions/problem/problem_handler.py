@@ -10,12 +10,13 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from problem_reports import create_problem
+
 from glow_activity.api import SECURITY, create_app, handle, invocation, json_response, operation_responses, path_of
 from glow_activity.db import connection
 from glow_activity.errors import Conflict, Unprocessable
 from glow_activity.models import CreateProblemRequest, CreateProblemResponse
 from glow_activity.observability import logger, metrics, tracer
-from problem_reports import create_problem
 
 app = create_app()
 IN_PROGRESS_WAIT_SECONDS = 10.0
@@ -30,6 +31,7 @@ def _keyed_create() -> tuple[Callable[..., dict[str, Any]], Any, tuple[type[Exce
         IdempotencyAlreadyInProgressError,
         IdempotencyValidationError,
     )
+
     from glow_activity.idempotency import PostgresPersistenceLayer, idempotency_config
 
     config = idempotency_config()

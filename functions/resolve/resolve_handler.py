@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from problem_resolution import set_resolved
+
 from glow_activity.api import SECURITY, create_app, handle, invocation, json_response, operation_responses, path_of
 from glow_activity.db import connection
 from glow_activity.models import ResolveProblemRequest, ResolveProblemResponse
 from glow_activity.observability import logger, metrics, tracer
-from problem_resolution import set_resolved
 
 app = create_app()
 

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from session_history import session_history
+
 from glow_activity.api import SECURITY, cacheable_response, create_app, handle, invocation, operation_responses, path_of
 from glow_activity.db import connection, transaction
 from glow_activity.freshness import CACHE_TAGS_SEARCH, data_as_of
 from glow_activity.models import SearchActivityRequest, SearchActivityResponse
 from glow_activity.observability import logger, metrics, tracer
 from glow_activity.scope import scope_key
-from session_history import session_history
 
 app = create_app()
 
