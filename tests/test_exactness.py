@@ -97,3 +97,73 @@ def test_get_after_refresh_equals_base_table_sql(
         for r in got["profile_summary"]
     }
     assert listed == {pid: counts for pid, counts in expected.items() if sum(counts) > 0}
+
+
+sessions_data = st.lists(st.tuples(st.integers(0, 2), micro_instants, st.booleans()), max_size=30)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(data=sessions_data, date_from=bound(), date_to=bound(), active=st.sampled_from([None, True, False]))
+def test_search_total_count_equals_its_rows(
+    invoke: Any,
+    conn: Any,
+    refresh: Any,
+    data: list[Any],
+    date_from: str | None,
+    date_to: str | None,
+    active: bool | None,
+) -> None:
+    world = World(conn)
+    dept = world.department()
+    admin = world.profile(roles=["admin"])
+    people = [world.profile(departments=[dept]) for _ in range(3)]
+    for who, at, is_active in data:
+        world.session(people[who], at, active=is_active)
+    refresh()
+    body = {"department_ids": [dept], "date_from": date_from, "date_to": date_to, "active": active, "page_size": 500}
+    try:
+        lo, hi = GetActivityRequest.model_validate({"date_from": date_from, "date_to": date_to}).window()
+    except ValueError:
+        return
+    res = invoke("search", body, admin.headers)
+    assert res.status == 200, res.body
+    expected = conn.run(
+        "SELECT count(*) FROM sessions s JOIN profile_departments d ON d.profile_id = s.profile_id"
+        " WHERE d.department_id = :dept AND s.created_at >= :lo AND s.created_at < :hi"
+        " AND (CAST(:active AS boolean) IS NULL OR s.active = CAST(:active AS boolean))",
+        dept=dept,
+        lo=lo or datetime(1, 1, 1, tzinfo=UTC),
+        hi=hi or datetime(9999, 1, 1, tzinfo=UTC),
+        active=active,
+    )
+    assert res.body["total_count"] == len(res.body["data"]) == expected[0][0]
+
+
+RECENT_BASE = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=200)
+recent_instants = st.integers(0, 200 * 24 * 3600).map(lambda s: RECENT_BASE + timedelta(seconds=s, microseconds=s % 7))
+recent_bounds = st.one_of(
+    st.none(),
+    st.integers(-5, 205).map(lambda d: (RECENT_BASE + timedelta(days=d)).date().isoformat()),
+    recent_instants.map(lambda t: t.isoformat().replace("+00:00", "Z")),
+)
+recent_events = st.lists(
+    st.tuples(
+        st.sampled_from(["session", "login", "grant", "emulation", "problem"]), st.integers(0, 2), recent_instants
+    ),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(data=recent_events, date_from=recent_bounds, date_to=recent_bounds)
+def test_get_is_exact_across_months_and_the_recent_rollup(
+    invoke: Any, conn: Any, refresh: Any, data: list[Any], date_from: str | None, date_to: str | None
+) -> None:
+    """Windows over the last 200 days touch whole months, the recent daily rollup and partial days."""
+    test_get_after_refresh_equals_base_table_sql.hypothesis.inner_test(  # type: ignore[attr-defined]
+        invoke, conn, refresh, data, date_from, date_to
+    )

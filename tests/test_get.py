@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from factories import World
 
+from glow_activity.refresh import refresh_views
+
 
 def summary_by_id(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {row["profile_id"]: row for row in body["profile_summary"]}
@@ -113,8 +115,7 @@ def test_role_filter_uses_active_roles_only_and_combines_with_departments(
     # Cy's ta role is inactive: only Ana (ta) in the department
     assert set(summary_by_id(body)) == {w["ana"].id}
     # without the department filter the outsider's session is there; names either department -> both
-    world.conn.run("REFRESH MATERIALIZED VIEW CONCURRENTLY activity_daily")
-    world.conn.run("REFRESH MATERIALIZED VIEW CONCURRENTLY activity_profile_totals")
+    refresh_views(world.conn, "cli")
     both = invoke("get", {"roles": ["ta"], "department_ids": [w["dept"], other]}, w["admin"].headers).body
     assert set(summary_by_id(both)) == {w["ana"].id, outsider.id}
     instructors = invoke(

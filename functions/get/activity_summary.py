@@ -1,13 +1,10 @@
-"""The numbers behind POST /get, read from the rollups (see migrations/0004_activity_views.sql).
-
-Days wholly inside the window use the daily counts; the first and last day of a window that starts or
-ends inside a day count the exact event instants stored with that day. An unbounded window reads the
-per-profile totals. The result is exact for any window.
-"""
+"""The numbers behind POST /get: per-profile counts from `glow_activity.rollups`, then totals, the ordered
+profile_summary window with its resources, and the facets. Right after a refresh the result equals the
+contract's definitions for any window."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 
 from glow_activity.auth import Caller
@@ -22,67 +19,25 @@ from glow_activity.models import (
     ProfileResource,
     ProfileSummaryItem,
 )
+from glow_activity.rollups import per_profile_counts_sql, plan_window, recent_coverage
 from glow_activity.scope import in_scope_conditions, visible_conditions, visible_profiles_sql
 
 KINDS = ("sessions", "logins", "grants", "emulations", "problems")
-_TIMES = {
-    "sessions": "session_times",
-    "logins": "login_times",
-    "grants": "grant_times",
-    "emulations": "emulation_times",
-    "problems": "problem_times",
-}
 
 
-def _utc_day(instant: datetime) -> date:
-    return instant.astimezone(UTC).date()
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=UTC)
-
-
-def per_profile_sql(caller: Caller, request: GetActivityRequest) -> tuple[str, dict[str, Any]]:
-    """`SELECT profile_id, sessions, logins, grants, emulations, problems` for every in-scope profile with
-    any row in the rollups over the window."""
+def per_profile_sql(
+    caller: Caller, request: GetActivityRequest, recent_from: date | None
+) -> tuple[str, dict[str, Any]]:
+    """`SELECT profile_id, sessions, logins, grants, emulations, problems` for the in-scope profiles with
+    activity in the window."""
     where, params = in_scope_conditions(caller, request)
-    lo, hi = request.window()
-    if lo is None and hi is None:
-        cols = ", ".join(f"t.{kind}" for kind in KINDS)
-        return (
-            f"SELECT t.profile_id, {cols} FROM activity_profile_totals t"
-            f" JOIN profiles p ON p.id = t.profile_id WHERE {where}"
-        ), params
-
-    day_where, whole = [], []
-    if lo is not None:
-        first_day = _utc_day(lo)
-        first_whole = first_day if lo == _midnight(first_day) else first_day + timedelta(days=1)
-        day_where.append("d.day >= :cand_from")
-        whole.append("d.day >= :whole_from")
-        params.update(cand_from=first_day, whole_from=first_whole, lo=lo)
-    if hi is not None:
-        # hi is exclusive: a day D is whole when D + 1 day <= hi, i.e. D < day(hi).
-        day_where.append("d.day <= :cand_to")
-        whole.append("d.day < :whole_to")
-        params.update(cand_to=_utc_day(hi), whole_to=_utc_day(hi), hi=hi)
-    bounds = " AND ".join((["e >= :lo"] if lo is not None else []) + (["e < :hi"] if hi is not None else []))
-    whole_sql = " AND ".join(whole)
-    cols = ",\n".join(
-        f"sum(CASE WHEN {whole_sql} THEN d.{kind} ELSE"
-        f" (SELECT count(*) FROM unnest(d.{_TIMES[kind]}) e WHERE {bounds}) END)::bigint AS {kind}"
-        for kind in KINDS
-    )
-    sql = (
-        f"SELECT d.profile_id,\n{cols}\nFROM activity_daily d JOIN profiles p ON p.id = d.profile_id"
-        f" WHERE {where} AND {' AND '.join(day_where)} GROUP BY d.profile_id"
-    )
-    return sql, params
+    plan = plan_window(*request.window(), recent_from)
+    return per_profile_counts_sql(f"SELECT p.id FROM profiles p WHERE {where}", params, plan, KINDS), params
 
 
-def summary_sql(caller: Caller, request: GetActivityRequest) -> tuple[str, dict[str, Any]]:
+def summary_sql(caller: Caller, request: GetActivityRequest, recent_from: date | None) -> tuple[str, dict[str, Any]]:
     """Totals and one window of profile_summary (with each listed profile's resource) in one statement."""
-    per_profile, params = per_profile_sql(caller, request)
+    per_profile, params = per_profile_sql(caller, request, recent_from)
     params.update(summary_limit=request.summary_limit, summary_offset=request.summary_offset)
     sql = f"""
 WITH per_profile AS ({per_profile}),
@@ -160,7 +115,8 @@ def _facets(conn: Connection, caller: Caller) -> AnalyticsFacets:
 
 
 def activity_summary(conn: Connection, caller: Caller, request: GetActivityRequest) -> GetActivityResponse:
-    sql, params = summary_sql(caller, request)
+    open_window = request.date_from is None and request.date_to is None
+    sql, params = summary_sql(caller, request, None if open_window else recent_coverage(conn))
     rows = conn.run(sql, **params)
     sessions, logins, emulations, active_profiles, summary_total = rows[0][:5]
     summary, profiles = [], {}

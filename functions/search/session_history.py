@@ -1,4 +1,5 @@
-"""The rows behind POST /search: in-scope sessions in the window, newest (or oldest) first.
+"""The rows behind POST /search: in-scope sessions in the window, newest (or oldest) first, read from the
+sessions table itself (always current); total_count comes from the rollups, like get's numbers.
 
 Offsets serve page numbers; `cursor` continues after the last row of the previous page with a keyset
 condition on (created_at, session_id), which stays fast however deep the page.
@@ -11,7 +12,7 @@ import binascii
 import hashlib
 import json
 import math
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,11 +20,12 @@ from glow_activity.auth import Caller
 from glow_activity.db import Connection
 from glow_activity.errors import Unprocessable
 from glow_activity.models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
+from glow_activity.rollups import per_profile_counts_sql, plan_window, recent_coverage
 from glow_activity.scope import in_scope_conditions
 
-_COLUMNS = """s.session_id::text, s.profile_id::text, p.name, s.created_at, s.updated_at, s.active,
+_COLUMNS = """s.id::text, s.profile_id::text, p.name, s.created_at, s.updated_at, s.active,
        s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count,
-       s.total_tokens, s.total_cost, s.problem_count"""
+       s.total_tokens, s.total_cost, (SELECT count(*) FROM problems q WHERE q.session_id = s.id)::int"""
 
 
 def _fingerprint(request: SearchActivityRequest) -> str:
@@ -72,9 +74,16 @@ def _where(caller: Caller, request: SearchActivityRequest) -> tuple[str, dict[st
     return where, params
 
 
-def count_sql(caller: Caller, request: SearchActivityRequest) -> tuple[str, dict[str, Any]]:
-    where, params = _where(caller, request)
-    return (f"SELECT count(*) FROM activity_sessions s JOIN profiles p ON p.id = s.profile_id WHERE {where}", params)
+def count_sql(caller: Caller, request: SearchActivityRequest, recent_from: date | None) -> tuple[str, dict[str, Any]]:
+    """total_count from the rollups (and the event rows where they do not reach), without counting millions
+    of session rows."""
+    where, params = in_scope_conditions(caller, request)
+    plan = plan_window(*request.window(), recent_from)
+    per_profile = per_profile_counts_sql(
+        f"SELECT p.id FROM profiles p WHERE {where}", params, plan, ("sessions", "active_sessions")
+    )
+    counted = {None: "sessions", True: "active_sessions", False: "sessions - active_sessions"}[request.active]
+    return f"SELECT coalesce(sum({counted}), 0) FROM ({per_profile}) counts", params
 
 
 def page_sql(
@@ -84,15 +93,15 @@ def page_sql(
     direction = "DESC" if request.sort_order == "desc" else "ASC"
     if after is not None:
         beyond = "<" if direction == "DESC" else ">"
-        where += f" AND (s.created_at, s.session_id) {beyond} (:after_at, CAST(:after_id AS uuid))"
+        where += f" AND (s.created_at, s.id) {beyond} (:after_at, CAST(:after_id AS uuid))"
         params.update(after_at=after[0], after_id=after[1])
         params["offset"] = 0
     else:
         params["offset"] = request.page * request.page_size
     params["limit"] = request.page_size
     sql = (
-        f"SELECT {_COLUMNS} FROM activity_sessions s JOIN profiles p ON p.id = s.profile_id WHERE {where}"
-        f" ORDER BY s.created_at {direction}, s.session_id {direction} LIMIT :limit OFFSET :offset"
+        f"SELECT {_COLUMNS} FROM sessions s JOIN profiles p ON p.id = s.profile_id WHERE {where}"
+        f" ORDER BY s.created_at {direction}, s.id {direction} LIMIT :limit OFFSET :offset"
     )
     return sql, params
 
@@ -103,7 +112,8 @@ def session_history(conn: Connection, caller: Caller, request: SearchActivityReq
     if request.cursor is not None:
         at, session_id, page = decode_cursor(request)
         after = (at, session_id)
-    sql, params = count_sql(caller, request)
+    open_window = request.date_from is None and request.date_to is None
+    sql, params = count_sql(caller, request, None if open_window else recent_coverage(conn))
     total = int(conn.run(sql, **params)[0][0])
     sql, params = page_sql(caller, request, after)
     rows = conn.run(sql, **params)

@@ -113,6 +113,7 @@ def function_module(operation: str, module: str) -> Any:
 def bench_get_and_search(h: Harness) -> None:
     from glow_activity.auth import load_caller
     from glow_activity.models import GetActivityRequest, SearchActivityRequest
+    from glow_activity.rollups import recent_coverage
 
     activity_summary = function_module("get", "activity_summary")
     session_history = function_module("search", "session_history")
@@ -137,7 +138,9 @@ def bench_get_and_search(h: Harness) -> None:
         request = GetActivityRequest.model_validate(body)
 
         def raw_sql(request: GetActivityRequest = request, caller: Any = caller) -> None:
-            sql, params = activity_summary.summary_sql(caller, request)
+            open_window = request.date_from is None and request.date_to is None
+            recent = None if open_window else recent_coverage(h.conn)
+            sql, params = activity_summary.summary_sql(caller, request, recent)
             h.conn.run(sql, **params)
             sql, params = activity_summary.facets_sql(caller)
             h.conn.run(sql, **params)
@@ -150,11 +153,10 @@ def bench_get_and_search(h: Harness) -> None:
         timed(lambda: h.conn.run(BASE_TABLE_GET_SQL, lo=lo, hi=hi), max(3, h.iterations // 10), warmup=1),
     )
 
-    total = h.conn.run("SELECT count(*) FROM activity_sessions")[0][0]
+    total = h.conn.run("SELECT count(*) FROM sessions")[0][0]
     deep_offset = max(0, total * 9 // 10)
     row = h.conn.run(
-        "SELECT created_at, session_id::text FROM activity_sessions ORDER BY created_at DESC,"
-        " session_id DESC OFFSET :o LIMIT 1",
+        "SELECT created_at, id::text FROM sessions ORDER BY created_at DESC, id DESC OFFSET :o LIMIT 1",
         o=deep_offset,
     )[0]
     first = SearchActivityRequest.model_validate({"page_size": 50})
@@ -169,7 +171,7 @@ def bench_get_and_search(h: Harness) -> None:
         request = SearchActivityRequest.model_validate(body)
 
         def raw_search(request: SearchActivityRequest = request) -> None:
-            sql, params = session_history.count_sql(admin, request)
+            sql, params = session_history.count_sql(admin, request, None)
             h.conn.run(sql, **params)
             after = session_history.decode_cursor(request)[:2] if request.cursor else None
             sql, params = session_history.page_sql(admin, request, after)

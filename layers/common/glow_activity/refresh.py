@@ -1,10 +1,11 @@
 """Refresh of the rollups that get and search read.
 
-One refresh at a time: a second caller *waits its turn* on a transaction-scoped advisory lock and then
-runs its own refresh, so its answer reflects at least the data committed when it was called. The views
-are refreshed CONCURRENTLY inside that transaction, so readers are never blocked, and the run is recorded
-in `refresh_runs` (its `finished_at` is what `X-Data-As-Of` reports). The lock is released by COMMIT or
-ROLLBACK, or by PostgreSQL when the connection dies: a killed refresh never leaves it held.
+One refresh at a time: a second caller *waits its turn* on an advisory lock and then runs its own refresh,
+so its answer reflects at least the data committed when it was called. The views are refreshed
+CONCURRENTLY in one REPEATABLE READ transaction, so readers are never blocked and all views come from one
+snapshot, and the run is recorded in `refresh_runs` (its `finished_at` is what `X-Data-As-Of` reports).
+The lock is released at the end, or by PostgreSQL when the connection dies: a killed refresh never
+leaves it held.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from .db import Connection, transaction
 from .freshness import INVALIDATED_TAGS
 
 REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
-# Order matters: activity_profile_totals is built from activity_daily.
-VIEWS = ("activity_daily", "activity_profile_totals", "activity_sessions")
+# Order matters: activity_profile_totals is built from activity_monthly.
+VIEWS = ("activity_monthly", "activity_recent_daily", "activity_profile_totals")
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,18 @@ def refresh_views(conn: Connection, trigger: str, requested_by: str | None = Non
             by=requested_by,
         )[0][0]
     )
+    # One at a time: wait for the lock *before* the snapshot is taken, so that this refresh sees what the
+    # previous one wrote. A session lock, released below or by PostgreSQL if the connection dies.
+    api_timeout = conn.run("SHOW statement_timeout")[0][0]
+    conn.run("SET statement_timeout = 0")  # waiting and refreshing take as long as they take (Lambda bounds it)
+    conn.run("SELECT pg_advisory_lock(:key)", key=REFRESH_LOCK_KEY)
     try:
-        with transaction(conn):
-            conn.run("SET LOCAL statement_timeout = 0")  # as long as it takes; the Lambda timeout bounds it
-            conn.run("SELECT pg_advisory_xact_lock(:key)", key=REFRESH_LOCK_KEY)
+        # REPEATABLE READ: every view is computed from one snapshot, so they always agree with each other.
+        with transaction(conn, isolation="REPEATABLE READ"):
+            conn.run("SET LOCAL work_mem = '256MB'")  # CONCURRENTLY sorts every row to check for duplicates
             for view in VIEWS:
                 conn.run(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
+            conn.run(f"ANALYZE {', '.join(VIEWS)}")  # fresh planner statistics for the new contents
             conn.run(
                 "UPDATE refresh_runs SET outcome = 'success', finished_at = clock_timestamp(),"
                 " views = CAST(:views AS text[]) WHERE id = :id",
@@ -51,6 +58,12 @@ def refresh_views(conn: Connection, trigger: str, requested_by: str | None = Non
     except Exception as exc:
         _record_failure(conn, run_id, exc)
         raise
+    finally:
+        try:
+            conn.run("SELECT pg_advisory_unlock(:key)", key=REFRESH_LOCK_KEY)
+            conn.run("SELECT set_config('statement_timeout', :value, false)", value=api_timeout)
+        except Exception:  # noqa: S110 - a dead connection has released the lock already
+            pass
     return RefreshResult(run_id, list(VIEWS), list(INVALIDATED_TAGS))
 
 

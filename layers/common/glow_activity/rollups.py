@@ -1,0 +1,151 @@
+"""Per-profile activity counts over any window, from the rollups where they can answer and from the event
+tables where they cannot (migrations/0005_rollups_v2.sql).
+
+A window [lo, hi) is split into
+- whole months            -> activity_monthly
+- whole days it covers    -> activity_recent_daily
+- every other instant     -> the event tables (partial days, and whole days older than the recent rollup)
+and an open window reads activity_profile_totals. The parts never overlap, so right after a refresh the
+sum equals the contract's definition for any window; the event-table parts are simply never stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from .db import Connection
+
+KINDS = ("sessions", "active_sessions", "logins", "grants", "emulations", "problems")
+
+# Each event table: its time column and what one row adds to each kind.
+_EVENTS = (
+    ("sessions", "created_at", {"sessions": "1", "active_sessions": "x.active::int"}),
+    ("logins", "logged_in_at", {"logins": "1"}),
+    ("grants", "created_at", {"grants": "1", "emulations": "(x.kind = 'emulation')::int"}),
+    ("problems", "created_at", {"problems": "1"}),
+)
+
+
+def utc_day(instant: datetime) -> date:
+    return instant.astimezone(UTC).date()
+
+
+def midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+@dataclass
+class WindowPlan:
+    open_window: bool = False
+    months: tuple[date | None, date | None] | None = None  # [from, to) month starts; None side = open
+    recent_days: list[tuple[date, date]] = field(default_factory=list)  # [from, to) days
+    event_ranges: list[tuple[datetime | None, datetime | None]] = field(default_factory=list)  # [from, to)
+
+
+def plan_window(lo: datetime | None, hi: datetime | None, recent_from: date | None) -> WindowPlan:
+    """Split [lo, hi) (None = open) into non-overlapping parts; `recent_from` is the first day the recent
+    daily rollup covers (None when it is empty)."""
+    if lo is None and hi is None:
+        return WindowPlan(open_window=True)
+    plan = WindowPlan()
+    whole_from: date | None = None
+    if lo is not None:
+        first = utc_day(lo)
+        whole_from = first if lo == midnight(first) else first + timedelta(days=1)
+    whole_to = utc_day(hi) if hi is not None else None  # day D is whole when D + 1 day <= hi
+    if whole_from is not None and whole_to is not None and whole_from >= whole_to:
+        plan.event_ranges.append((lo, hi))  # inside one day (or two partial days): events only
+        return plan
+    if lo is not None and whole_from is not None and lo < midnight(whole_from):
+        plan.event_ranges.append((lo, midnight(whole_from)))
+    if hi is not None and whole_to is not None and midnight(whole_to) < hi:
+        plan.event_ranges.append((midnight(whole_to), hi))
+    # whole months inside the whole days
+    months_from = None if whole_from is None else (whole_from if whole_from.day == 1 else next_month(whole_from))
+    months_to = None if whole_to is None else month_start(whole_to)
+    loose: list[tuple[date | None, date | None]] = []
+    if months_from is None or months_to is None or months_from < months_to:
+        plan.months = (months_from, months_to)
+        if whole_from is not None and months_from is not None and whole_from < months_from:
+            loose.append((whole_from, months_from))
+        if whole_to is not None and months_to is not None and months_to < whole_to:
+            loose.append((months_to, whole_to))
+    else:
+        loose.append((whole_from, whole_to))
+    for start, end in loose:  # loose whole days: the recent rollup where it covers them, events elsewhere
+        assert start is not None and end is not None
+        if recent_from is not None and end > recent_from:
+            covered_from = max(start, recent_from)
+            plan.recent_days.append((covered_from, end))
+            end = covered_from
+        if start < end:
+            plan.event_ranges.append((midnight(start), midnight(end)))
+    return plan
+
+
+def recent_coverage(conn: Connection) -> date | None:
+    return conn.run("SELECT min(day) FROM activity_recent_daily")[0][0]
+
+
+def _ranges(column: str, ranges: list[tuple[Any, Any]], prefix: str, params: dict[str, Any]) -> str:
+    parts = []
+    for i, (start, end) in enumerate(ranges):
+        conds = []
+        if start is not None:
+            conds.append(f"{column} >= :{prefix}{i}_from")
+            params[f"{prefix}{i}_from"] = start
+        if end is not None:
+            conds.append(f"{column} < :{prefix}{i}_to")
+            params[f"{prefix}{i}_to"] = end
+        parts.append("(" + (" AND ".join(conds) or "true") + ")")
+    return " OR ".join(parts)
+
+
+def per_profile_counts_sql(
+    scope_sql: str, params: dict[str, Any], plan: WindowPlan, kinds: tuple[str, ...] = KINDS
+) -> str:
+    """`SELECT profile_id, <kinds...>` (bigints) for the in-scope profiles with rows in the window.
+
+    `scope_sql` is a `SELECT <profile id>` of the in-scope profiles; its parameters are in `params`.
+    """
+    if plan.open_window:
+        return f"SELECT profile_id, {', '.join(kinds)} FROM activity_profile_totals WHERE profile_id IN ({scope_sql})"
+    parts = []
+    if plan.months is not None:
+        months = _ranges("m.month", [plan.months], "month", params)
+        parts.append(
+            f"SELECT m.profile_id, {', '.join('m.' + k for k in kinds)} FROM activity_monthly m"
+            f" WHERE m.profile_id IN (SELECT id FROM scope) AND ({months})"
+        )
+    if plan.recent_days:
+        days = _ranges("r.day", plan.recent_days, "day", params)
+        parts.append(
+            f"SELECT r.profile_id, {', '.join('r.' + k for k in kinds)} FROM activity_recent_daily r"
+            f" WHERE r.profile_id IN (SELECT id FROM scope) AND ({days})"
+        )
+    if plan.event_ranges:
+        for table, column, adds in _EVENTS:
+            if not any(k in adds for k in kinds):
+                continue
+            ranges = _ranges(f"x.{column}", plan.event_ranges, "at", params)
+            values = ", ".join(f"{adds.get(k, '0')} AS {k}" for k in kinds)
+            parts.append(
+                f"SELECT x.profile_id, {values} FROM {table} x"
+                f" WHERE x.profile_id IN (SELECT id FROM scope) AND ({ranges})"
+            )
+    sums = ", ".join(f"sum({k})::bigint AS {k}" for k in kinds)
+    union = "\n    UNION ALL ".join(parts)
+    return (
+        f"WITH scope AS MATERIALIZED ({scope_sql})\n"
+        f"SELECT profile_id, {sums} FROM (\n    {union}\n) activity GROUP BY profile_id"
+    )
