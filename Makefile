@@ -17,7 +17,15 @@ $(STAMP): pyproject.toml layers/common/requirements.txt
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: help install dev test test-fast lint format typecheck validate build openapi bench check clean
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
+
+$(TOOLS_STAMP):
+	$(PYTHON313) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q checkov cfn-lint-serverless
+	touch $(TOOLS_STAMP)
+
+.PHONY: help install dev test test-fast lint format typecheck validate build openapi bench check clean lint-template
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,6 +55,10 @@ typecheck: $(STAMP) ## mypy
 validate: $(STAMP) ## sam validate --lint
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam validate --lint
 
+lint-template: $(TOOLS_STAMP) ## cfn-lint with the serverless rules, and checkov, on template.yaml
+	$(TOOLS)/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
+	$(TOOLS)/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
+
 build: $(STAMP) ## sam build (needs Python 3.13 on PATH)
 	PATH="$(abspath $(BIN)):$(dir $(PYTHON313)):$$PATH" $(BIN)/sam build
 
@@ -59,4 +71,4 @@ bench: $(STAMP) ## benchmarks on a fresh embedded database (SCALE=small|medium|l
 check: lint typecheck validate test ## everything CI checks
 
 clean: ## remove build output and local data
-	rm -rf .aws-sam .local build
+	rm -rf .aws-sam .local build .venv-tools

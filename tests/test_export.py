@@ -88,7 +88,7 @@ def test_export_downloads_through_the_presigned_url(invoke: Any, data: dict[str,
         "sessions.csv",
     ]
     profiles = read_csv(archive, "profiles.csv")
-    sessions = read_csv(archive, "sessions.csv")
+    sessions = sorted(read_csv(archive, "sessions.csv"), key=lambda row: row["created_at"])
     logins = read_csv(archive, "logins.csv")
     grants = read_csv(archive, "grants.csv")
     problems = read_csv(archive, "problems.csv")

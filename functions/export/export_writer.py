@@ -65,27 +65,28 @@ def file_queries(caller: Caller, request: ExportRequest) -> tuple[list[tuple[str
         (
             "sessions.csv",
             f"""
-            SELECT s.id AS session_id, s.profile_id, {safe_sql("p.name")} AS profile_name,
-                   {safe_sql("p.email")} AS profile_email, {_ids("p.id")} AS department_ids, {_roles("p.id")} AS roles,
+            SELECT s.id AS session_id, s.profile_id, pa.profile_name, pa.profile_email, pa.department_ids, pa.roles,
                    {ts_sql("s.created_at")} AS created_at, {ts_sql("s.updated_at")} AS updated_at, s.active,
                    s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count, s.total_tokens,
                    s.total_cost
-            FROM sessions s JOIN profiles p ON p.id = s.profile_id
-            WHERE {where} AND {window("s.created_at")} ORDER BY s.created_at, s.id""",
+            FROM sessions s
+            JOIN (SELECT p.id, {safe_sql("p.name")} AS profile_name, {safe_sql("p.email")} AS profile_email,
+                         {_ids("p.id")} AS department_ids, {_roles("p.id")} AS roles
+                  FROM profiles p WHERE {where}) pa ON pa.id = s.profile_id
+            WHERE {window("s.created_at")}""",
         ),
         (
             "logins.csv",
             f"""
             SELECT l.id AS login_id, l.profile_id, {ts_sql("l.logged_in_at")} AS logged_in_at,
                    {safe_sql("l.method")} AS method
-            FROM logins l WHERE l.profile_id IN ({scope}) AND {window("l.logged_in_at")}
-            ORDER BY l.logged_in_at, l.id""",
+            FROM logins l WHERE l.profile_id IN ({scope}) AND {window("l.logged_in_at")}""",
         ),
         (
             "grants.csv",
             f"""
             SELECT g.id AS grant_id, g.profile_id, g.granted_by, g.kind, {ts_sql("g.created_at")} AS created_at
-            FROM grants g WHERE g.profile_id IN ({scope}) AND {window("g.created_at")} ORDER BY g.created_at, g.id""",
+            FROM grants g WHERE g.profile_id IN ({scope}) AND {window("g.created_at")}""",
         ),
         (
             "problems.csv",

@@ -32,7 +32,7 @@ def per_profile_sql(
     activity in the window."""
     where, params = in_scope_conditions(caller, request)
     plan = plan_window(*request.window(), recent_from)
-    return per_profile_counts_sql(f"SELECT p.id FROM profiles p WHERE {where}", params, plan, KINDS), params
+    return per_profile_counts_sql(where, params, plan, KINDS), params
 
 
 def summary_sql(caller: Caller, request: GetActivityRequest, recent_from: date | None) -> tuple[str, dict[str, Any]]:

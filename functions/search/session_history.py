@@ -79,9 +79,7 @@ def count_sql(caller: Caller, request: SearchActivityRequest, recent_from: date 
     of session rows."""
     where, params = in_scope_conditions(caller, request)
     plan = plan_window(*request.window(), recent_from)
-    per_profile = per_profile_counts_sql(
-        f"SELECT p.id FROM profiles p WHERE {where}", params, plan, ("sessions", "active_sessions")
-    )
+    per_profile = per_profile_counts_sql(where, params, plan, ("sessions", "active_sessions"))
     counted = {None: "sessions", True: "active_sessions", False: "sessions - active_sessions"}[request.active]
     return f"SELECT coalesce(sum({counted}), 0) FROM ({per_profile}) counts", params
 

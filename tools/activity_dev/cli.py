@@ -118,7 +118,12 @@ def cmd_openapi(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from .bench import main as bench_main
 
-    bench_main(scale=args.scale, iterations=args.iterations, output=Path(args.output))
+    bench_main(
+        scale=args.scale,
+        iterations=args.iterations,
+        output=Path(args.output),
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--scale", choices=("small", "medium", "large"), default="small")
     bench.add_argument("--iterations", type=int, default=0, help="0 = default for the scale")
     bench.add_argument("--output", default=str(REPO_ROOT / "bench" / "results" / "latest.json"))
+    bench.add_argument("--data-dir", default="", help="keep the embedded database here (reused when seeded)")
     bench.set_defaults(func=cmd_bench)
 
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ import hashlib
 import json
 import uuid
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -29,6 +29,7 @@ from .errors import (
     PayloadTooLarge,
     ServiceUnavailable,
     Unprocessable,
+    UnsupportedMediaType,
     error_body,
     first_problem,
     validation_detail,
@@ -48,7 +49,6 @@ class Invocation:
     channel: str
     caller: Caller | None = None
     audited: bool = False
-    extra_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def authenticated(self) -> Caller:
@@ -180,15 +180,9 @@ def _normalised_body(event: dict[str, Any], headers: dict[str, str]) -> str:
     return json.dumps(parsed)
 
 
-class UnsupportedMediaType(ApiError):
-    status_code = 415
-    default_message = "The request body must be JSON (Content-Type: application/json)."
-
-
 def _finish(result: dict[str, Any], inv: Invocation) -> dict[str, Any]:
     headers = result.setdefault("headers", {})
     headers["X-Request-Id"] = inv.request_id
-    headers.update(inv.extra_headers)
     if result.get("statusCode") == 304:
         result["body"] = ""
         result["isBase64Encoded"] = False

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import threading
 import time
@@ -89,6 +90,9 @@ def _aws_params(settings: Settings, host: str) -> ConnectParams:
 
     secret = parameters.get_secret(settings.db_secret_arn or "", max_age=3600)
     creds = json.loads(secret) if isinstance(secret, str) else secret
+    if not settings.db_sslrootcert or not os.path.exists(settings.db_sslrootcert):
+        logger.error("RDS CA bundle missing; see README 'Deploy to AWS'", extra={"path": settings.db_sslrootcert})
+        raise ServiceUnavailable("The database is not configured.")
     context = ssl.create_default_context(cafile=settings.db_sslrootcert)  # verify-full against the RDS CA
     return ConnectParams(
         user=creds["username"],

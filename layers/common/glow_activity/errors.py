@@ -53,6 +53,11 @@ class PayloadTooLarge(ApiError):
     default_message = "The request body is larger than 1 MiB."
 
 
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+    default_message = "The request body must be JSON (Content-Type: application/json)."
+
+
 class Unprocessable(ApiError):
     status_code = 422
     default_message = "The request is not valid."

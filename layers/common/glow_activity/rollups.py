@@ -112,26 +112,35 @@ def _ranges(column: str, ranges: list[tuple[Any, Any]], prefix: str, params: dic
 
 
 def per_profile_counts_sql(
-    scope_sql: str, params: dict[str, Any], plan: WindowPlan, kinds: tuple[str, ...] = KINDS
+    scope_where: str, params: dict[str, Any], plan: WindowPlan, kinds: tuple[str, ...] = KINDS
 ) -> str:
     """`SELECT profile_id, <kinds...>` (bigints) for the in-scope profiles with rows in the window.
 
-    `scope_sql` is a `SELECT <profile id>` of the in-scope profiles; its parameters are in `params`.
+    `scope_where` are conditions on `profiles p` (bound parameters in `params`). Each part joins profiles
+    itself, so the planner sees the real size of the scope: a hash join for an admin's thousands of profiles,
+    index lookups per profile for a coordinator's department.
     """
     if plan.open_window:
-        return f"SELECT profile_id, {', '.join(kinds)} FROM activity_profile_totals WHERE profile_id IN ({scope_sql})"
+        return (
+            f"SELECT t.profile_id, {', '.join('t.' + k for k in kinds)} FROM activity_profile_totals t"
+            f" JOIN profiles p ON p.id = t.profile_id WHERE {scope_where}"
+        )
     parts = []
     if plan.months is not None:
         months = _ranges("m.month", [plan.months], "month", params)
         parts.append(
             f"SELECT m.profile_id, {', '.join('m.' + k for k in kinds)} FROM activity_monthly m"
-            f" WHERE m.profile_id IN (SELECT id FROM scope) AND ({months})"
+            f" JOIN profiles p ON p.id = m.profile_id WHERE {scope_where} AND ({months})"
         )
     if plan.recent_days:
         days = _ranges("r.day", plan.recent_days, "day", params)
+        # the overall bounds go into the index condition; the ranges themselves filter
+        params["days_min"] = min(start for start, _ in plan.recent_days)
+        params["days_max"] = max(end for _, end in plan.recent_days)
+        days = f"r.day >= :days_min AND r.day < :days_max AND ({days})"
         parts.append(
             f"SELECT r.profile_id, {', '.join('r.' + k for k in kinds)} FROM activity_recent_daily r"
-            f" WHERE r.profile_id IN (SELECT id FROM scope) AND ({days})"
+            f" JOIN profiles p ON p.id = r.profile_id WHERE {scope_where} AND ({days})"
         )
     if plan.event_ranges:
         for table, column, adds in _EVENTS:
@@ -141,11 +150,8 @@ def per_profile_counts_sql(
             values = ", ".join(f"{adds.get(k, '0')} AS {k}" for k in kinds)
             parts.append(
                 f"SELECT x.profile_id, {values} FROM {table} x"
-                f" WHERE x.profile_id IN (SELECT id FROM scope) AND ({ranges})"
+                f" JOIN profiles p ON p.id = x.profile_id WHERE {scope_where} AND ({ranges})"
             )
     sums = ", ".join(f"sum({k})::bigint AS {k}" for k in kinds)
     union = "\n    UNION ALL ".join(parts)
-    return (
-        f"WITH scope AS MATERIALIZED ({scope_sql})\n"
-        f"SELECT profile_id, {sums} FROM (\n    {union}\n) activity GROUP BY profile_id"
-    )
+    return f"SELECT profile_id, {sums} FROM (\n    {union}\n) activity GROUP BY profile_id"
