@@ -23,6 +23,7 @@ from glow_activity.rollups import per_profile_counts_sql, plan_window, recent_co
 from glow_activity.scope import in_scope_conditions, visible_conditions, visible_profiles_sql
 
 KINDS = ("sessions", "logins", "grants", "emulations", "problems")
+PROFILE_ROLES = ("admin", "coordinator", "head_ta", "instructor", "ta")  # profile_roles' CHECK constraint
 
 
 def per_profile_sql(
@@ -89,11 +90,16 @@ SELECT
   (SELECT coalesce(json_agg(json_build_object('value', o.id, 'label', o.name)
                             ORDER BY o.name COLLATE "C", o.id COLLATE "C"), '[]')
    FROM ({departments}) o)::text AS departments,
-  ARRAY(SELECT DISTINCT r.role FROM profile_roles r JOIN visible v ON v.id = r.profile_id
-        WHERE r.active ORDER BY r.role) AS roles,
-  (SELECT min(t.first_active_day) FROM activity_profile_totals t JOIN visible v ON v.id = t.profile_id),
-  (SELECT max(t.last_active_day) FROM activity_profile_totals t JOIN visible v ON v.id = t.profile_id)
+  -- the roles are the schema's five: probe each (stops at the first visible holder) instead of a DISTINCT
+  ARRAY(SELECT role FROM unnest(CAST(:facet_roles AS text[])) role
+        WHERE EXISTS (SELECT 1 FROM profile_roles r JOIN visible v ON v.id = r.profile_id
+                      WHERE r.role = role.role AND r.active)
+        ORDER BY role) AS roles,
+  dates.earliest, dates.latest
+FROM (SELECT min(t.first_active_day) AS earliest, max(t.last_active_day) AS latest
+      FROM activity_profile_totals t JOIN visible v ON v.id = t.profile_id) dates
 """
+    params["facet_roles"] = list(PROFILE_ROLES)
     return sql, params
 
 
