@@ -363,6 +363,7 @@ def main(
         seed(conn, scale)
         seed_seconds = round(time.perf_counter() - started, 1)
         refresh_views(conn, "cli")
+    refresh_views(conn, "cli")  # as the schedule keeps it: current views and planner statistics
     s3 = local_s3.start("glow-activity-bench")
     counts = {
         t: conn.run(f"SELECT count(*) FROM {t}")[0][0]

@@ -85,3 +85,6 @@ CREATE INDEX IF NOT EXISTS problems_created_idx ON problems (created_at);
 INSERT INTO refresh_runs (started_at, finished_at, trigger, views, outcome)
 VALUES (now(), clock_timestamp(), 'migration',
         ARRAY['activity_monthly', 'activity_recent_daily', 'activity_profile_totals'], 'success');
+
+-- Planner statistics for the new views (each refresh analyzes them again).
+ANALYZE activity_monthly, activity_recent_daily, activity_profile_totals;
