@@ -11,9 +11,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+
 from activity_dev.gateway import Gateway, make_server
 from activity_dev.openapi import install_swagger
-
 from glow_activity import API_PREFIX, OPERATIONS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -35,10 +35,25 @@ def test_swagger_ui_lists_the_seven_operations(swagger_url: str) -> None:
     assert CHROMIUM, "CI installs chromium (.ci/run)"
     with tempfile.TemporaryDirectory() as profile:
         dom = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom", swagger_url],
-            capture_output=True, text=True, timeout=120, check=True,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                swagger_url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         ).stdout
     assert 'class="swagger-ui' in dom  # the bundle ran and rendered, from local assets
     for operation in OPERATIONS:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from glow_activity.api import Invocation
-from glow_activity.audit import write_audit
+from glow_activity.api import Invocation, audit_with_write
 from glow_activity.db import Connection, transaction
 from glow_activity.errors import NotFound
 from glow_activity.models import CreateProblemRequest, CreateProblemResponse
@@ -47,14 +46,5 @@ def create_problem(conn: Connection, inv: Invocation, request: CreateProblemRequ
             profile_id=profile_id,
             reported_by=caller.profile_id,
         )
-        write_audit(
-            conn,
-            operation=inv.operation,
-            profile_id=caller.profile_id,
-            api_key_id=caller.api_key_id,
-            channel=inv.channel,
-            status_code=200,
-            request_id=inv.request_id,
-        )
-    inv.audited = True
+        audit_with_write(conn, inv)
     return CreateProblemResponse(problem_id=problem_id, success=True, message="Problem recorded.")

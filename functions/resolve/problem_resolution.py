@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from glow_activity.api import Invocation
-from glow_activity.audit import write_audit
+from glow_activity.api import Invocation, audit_with_write
 from glow_activity.db import Connection, transaction
 from glow_activity.errors import NotFound
 from glow_activity.models import ResolveProblemRequest, ResolveProblemResponse, iso
@@ -40,14 +39,5 @@ def set_resolved(conn: Connection, inv: Invocation, request: ResolveProblemReque
             resolved, updated_at = conn.run(
                 _SET_SQL, resolved=request.resolved, caller=caller.profile_id, id=problem_id
             )[0]
-        write_audit(
-            conn,
-            operation=inv.operation,
-            profile_id=caller.profile_id,
-            api_key_id=caller.api_key_id,
-            channel=inv.channel,
-            status_code=200,
-            request_id=inv.request_id,
-        )
-    inv.audited = True
+        audit_with_write(conn, inv)
     return ResolveProblemResponse(problem_id=problem_id, resolved=resolved, updated_at=iso(updated_at))

@@ -9,12 +9,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from session_history import session_history
 
-from glow_activity.api import SECURITY, cacheable_response, create_app, handle, invocation, operation_responses, path_of
-from glow_activity.db import connection, transaction
-from glow_activity.freshness import CACHE_TAGS_SEARCH, data_as_of
+from glow_activity.api import SECURITY, cached_read, create_app, handle, operation_responses, path_of
+from glow_activity.freshness import CACHE_TAGS_SEARCH
 from glow_activity.models import SearchActivityRequest, SearchActivityResponse
 from glow_activity.observability import logger, metrics, tracer
-from glow_activity.scope import scope_key
 
 app = create_app()
 
@@ -30,14 +28,7 @@ app = create_app()
     tags=["Activity"],
 )
 def search_activity(request: Annotated[SearchActivityRequest, Body()]):  # type: ignore[no-untyped-def]
-    caller = invocation().authenticated
-    caller.require_reader()
-    caller.check_department_filter(request.department_ids)
-    conn = connection(reader=True)
-    with transaction(conn, isolation="REPEATABLE READ", read_only=True):
-        result = session_history(conn, caller, request)
-        as_of = data_as_of(conn)
-    return cacheable_response(result, scope_key=scope_key(caller), tags=CACHE_TAGS_SEARCH, data_as_of=as_of)
+    return cached_read(request, lambda conn, caller: session_history(conn, caller, request), CACHE_TAGS_SEARCH)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

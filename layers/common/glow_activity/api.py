@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -34,8 +35,10 @@ from .errors import (
     first_problem,
     validation_detail,
 )
-from .models import ErrorResponse
+from .freshness import data_as_of
+from .models import ActivityFilters, ErrorResponse
 from .observability import logger, metrics
+from .scope import scope_key
 from .settings import get_settings
 
 JSON = content_types.APPLICATION_JSON
@@ -143,6 +146,33 @@ def cacheable_response(model: Any, *, scope_key: str, tags: str, data_as_of: str
     if etag in candidates or "*" in candidates:
         return Response(status_code=304, headers=headers, body="")
     return Response(status_code=200, content_type=JSON, body=body, headers=headers)
+
+
+def cached_read(request: ActivityFilters, compute: Callable[[db.Connection, Caller], Any], tags: str) -> Response:
+    """get and search: permission checks, one read-only snapshot on the reader, then ETag/304."""
+    caller = invocation().authenticated
+    caller.require_reader()
+    caller.check_department_filter(request.department_ids)
+    conn = db.connection(reader=True)
+    with db.transaction(conn, isolation="REPEATABLE READ", read_only=True):
+        result = compute(conn, caller)
+        as_of = data_as_of(conn)
+    return cacheable_response(result, scope_key=scope_key(caller), tags=tags, data_as_of=as_of)
+
+
+def audit_with_write(conn: db.Connection, inv: Invocation) -> None:
+    """Inside a write's transaction: its audit row commits (or rolls back) with the write."""
+    caller = inv.authenticated
+    write_audit(
+        conn,
+        operation=inv.operation,
+        profile_id=caller.profile_id,
+        api_key_id=caller.api_key_id,
+        channel=inv.channel,
+        status_code=200,
+        request_id=inv.request_id,
+    )
+    inv.audited = True
 
 
 def _lower_headers(event: dict[str, Any]) -> dict[str, str]:
