@@ -113,9 +113,10 @@ def test_database_is_private_encrypted_with_a_managed_secret() -> None:
     resources = raw()["Resources"]
     cluster = resources["DbCluster"]
     props = cluster["Properties"]
-    assert (props["Engine"] == "aurora-postgresql" and str(props["EngineVersion"]).startswith("16")) or raw()[
-        "Parameters"
-    ]["DbEngineVersion"]["Default"].startswith("16")
+    assert props["Engine"] == "aurora-postgresql"
+    assert props["EngineVersion"] == {"Ref": "DbEngineVersion"}
+    assert raw()["Parameters"]["DbEngineVersion"]["Default"].startswith("16.")
+    assert props["ServerlessV2ScalingConfiguration"]["MinCapacity"] == {"Ref": "DbMinCapacity"}
     assert props["ManageMasterUserPassword"] is True and props["StorageEncrypted"] is True
     assert props["DeletionProtection"] == {"Fn::If": ["IsProd", True, False]}
     assert cluster["DeletionPolicy"] == "Snapshot"
