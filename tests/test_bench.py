@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from activity_dev import REPO_ROOT
 
 pytestmark = pytest.mark.slow

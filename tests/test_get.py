@@ -284,3 +284,19 @@ def test_gzip_when_accepted(invoke: Any, world: World) -> None:
     assert "content-encoding" not in plain.headers
     assert zipped.headers["content-encoding"] == "gzip"
     assert zipped.body == plain.body
+
+
+def test_every_response_is_gzipped_when_accepted(invoke: Any, world: World) -> None:
+    admin = world.profile(roles=["admin"])
+    accept = {**admin.headers, "Accept-Encoding": "br;q=1, gzip;q=0.8"}
+    for operation, body in (("docs", {}), ("problem", {"type": "bug", "message": "zip"}), ("refresh", None)):
+        res = invoke(operation, body, accept)
+        assert res.status == 200 and res.headers["content-encoding"] == "gzip", operation
+        assert res.body
+    error = invoke("get", {"nope": 1}, accept)
+    assert error.status == 422 and error.headers["content-encoding"] == "gzip"
+    assert error.body["statusCode"] == 422
+    unauthorized = invoke("get", {}, {"Accept-Encoding": "gzip"})
+    assert unauthorized.headers["content-encoding"] == "gzip" and unauthorized.body["statusCode"] == 401
+    refused = invoke("docs", {}, {**admin.headers, "Accept-Encoding": "gzip;q=0, identity"})
+    assert "content-encoding" not in refused.headers

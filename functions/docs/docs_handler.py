@@ -19,7 +19,6 @@ app = create_app()
 
 @app.post(
     path_of("docs"),
-    compress=True,
     summary="Get Activity Docs Endpoint",
     operation_id="activity.docs",
     description="Get composed documentation for the activity analytics.",

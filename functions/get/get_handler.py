@@ -19,7 +19,6 @@ app = create_app()
 
 @app.post(
     path_of("get"),
-    compress=True,
     summary="Get Activity",
     operation_id="activity.get",
     description="Summary counts, the per-profile summary and the filter facets over the caller's scope.",

@@ -19,7 +19,6 @@ app = create_app()
 
 @app.post(
     path_of("search"),
-    compress=True,
     summary="Search Activity",
     operation_id="activity.search",
     description="Get activity session history (bottom table, paginated).",

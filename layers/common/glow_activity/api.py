@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hashlib
 import json
 import uuid
@@ -210,7 +211,17 @@ def _normalised_body(event: dict[str, Any], headers: dict[str, str]) -> str:
     return json.dumps(parsed)
 
 
+def _accepts_gzip(headers: dict[str, str]) -> bool:
+    for coding in headers.get("accept-encoding", "").lower().split(","):
+        name, _, quality = coding.strip().partition(";q=")
+        if name in ("gzip", "*") and quality.strip() not in ("0", "0.0", "0.00", "0.000"):
+            return True
+    return False
+
+
 def _finish(result: dict[str, Any], inv: Invocation) -> dict[str, Any]:
+    """Every response: the request id, no body on 304, and gzip whenever the client accepts it (one place
+    for successes and errors alike)."""
     headers = result.setdefault("headers", {})
     headers["X-Request-Id"] = inv.request_id
     if result.get("statusCode") == 304:
@@ -218,6 +229,13 @@ def _finish(result: dict[str, Any], inv: Invocation) -> dict[str, Any]:
         result["isBase64Encoded"] = False
         headers.pop("Content-Type", None)
         headers.pop("Content-Encoding", None)
+        return result
+    body = result.get("body")
+    if body and not result.get("isBase64Encoded") and _accepts_gzip(inv.headers):
+        result["body"] = base64.b64encode(gzip.compress(body.encode("utf-8"))).decode("ascii")
+        result["isBase64Encoded"] = True
+        headers["Content-Encoding"] = "gzip"
+        headers["Vary"] = "Accept-Encoding"
     return result
 
 
