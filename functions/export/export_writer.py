@@ -148,8 +148,9 @@ class ExportResult:
         return sum(self.row_counts.values())
 
 
-def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: IO[bytes]) -> ExportResult:
-    """Write the whole ZIP to `out` (an unseekable stream is fine) from one consistent snapshot."""
+def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: Any) -> ExportResult:
+    """Write the whole ZIP to `out` (any writable binary stream; an unseekable one is fine) from one
+    consistent snapshot."""
     queries, params = file_queries(caller, request)
     counts: dict[str, int] = {}
     with (

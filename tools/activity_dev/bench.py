@@ -6,6 +6,7 @@ Timings are printed and written to bench/results/latest.json; nothing here asser
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -127,14 +128,14 @@ def bench_get_and_search(h: Harness) -> None:
         "SELECT profile_id::text FROM api_keys WHERE name = 'bench' ORDER BY created_at OFFSET 1 LIMIT 1"
     )[0][0]
     coordinator = load_caller(h.conn, coordinator_id, None)
-    scenarios = {
+    scenarios: dict[str, tuple[dict[str, Any], str, Any]] = {
         "get admin all-time": ({}, h.admin_key, admin),
         "get admin last 90 days": (last90, h.admin_key, admin),
         "get coordinator 1 dept last 90 days": (last90, h.coordinator_key, coordinator),
         "get admin role=ta last 90 days": ({**last90, "roles": ["ta"]}, h.admin_key, admin),
     }
     for name, (body, key, caller) in scenarios.items():
-        h.record(name, timed(lambda b=body, k=key: h.call("get", b, k), h.iterations))
+        h.record(name, timed(functools.partial(h.call, "get", body, key), h.iterations))
         request = GetActivityRequest.model_validate(body)
 
         def raw_sql(request: GetActivityRequest = request, caller: Any = caller) -> None:
@@ -167,10 +168,10 @@ def bench_get_and_search(h: Harness) -> None:
         "search deep page by cursor (90% in)": {"page_size": 50, "cursor": cursor},
     }
     for name, body in searches.items():
-        h.record(name, timed(lambda b=body: h.call("search", b, h.admin_key), h.iterations))
-        request = SearchActivityRequest.model_validate(body)
+        h.record(name, timed(functools.partial(h.call, "search", body, h.admin_key), h.iterations))
+        search_request = SearchActivityRequest.model_validate(body)
 
-        def raw_search(request: SearchActivityRequest = request) -> None:
+        def raw_search(request: SearchActivityRequest = search_request) -> None:
             sql, params = session_history.count_sql(admin, request, None)
             h.conn.run(sql, **params)
             after = session_history.decode_cursor(request)[:2] if request.cursor else None

@@ -28,8 +28,8 @@ DESCRIPTION = (
 
 
 SECURITY_SCHEMES: dict[str, Any] = {
-    "ApiKey": APIKey(
-        in_=APIKeyIn.header, name="X-Api-Key", description="Raw API key; the service stores only its SHA-256."
+    "ApiKey": APIKey.model_validate(
+        {"in": APIKeyIn.header, "name": "X-Api-Key", "description": "Raw API key; the service stores only its SHA-256."}
     ),
     "Bearer": HTTPBearer(bearerFormat="JWT", description="A JWT whose `sub` is the caller's profile id."),
 }

@@ -102,7 +102,7 @@ def operation_responses(model: Any, *extra: int, description: str = "Success") -
     return responses
 
 
-SECURITY = [{"ApiKey": []}, {"Bearer": []}]
+SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]
 
 
 def create_app() -> APIGatewayHttpResolver:

@@ -115,7 +115,7 @@ def _jwks_client(url: str) -> Any:
 def _token_subject(token: str, settings: Settings) -> str:
     import jwt  # only Bearer callers pay for this import
 
-    options = {
+    options: Any = {
         "require": ["exp", "sub"],
         "verify_aud": bool(settings.jwt_audience),
         "verify_iss": bool(settings.jwt_issuer),

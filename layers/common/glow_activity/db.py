@@ -19,12 +19,11 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import pg8000.native
 from pg8000.exceptions import DatabaseError, InterfaceError
+from pg8000.native import Connection
 
 from .errors import ServiceUnavailable
 from .observability import logger
 from .settings import Settings, get_settings
-
-Connection = pg8000.native.Connection
 
 # SQLSTATE classes that mean "the server is not there for us right now", not "your SQL is wrong".
 _UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
