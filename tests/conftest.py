@@ -167,7 +167,10 @@ def invoke(database_url: str) -> Invoke:
 
 @pytest.fixture
 def refresh(conn: Any) -> Callable[[], None]:
-    return lambda: refresh_views(conn, "cli") and None
+    def run() -> None:
+        refresh_views(conn, "cli")
+
+    return run
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -157,18 +157,18 @@ def test_coordinator_exports_only_its_departments(invoke: Any, data: dict[str, A
 def test_export_reads_one_snapshot(invoke: Any, data: dict[str, Any], monkeypatch: Any) -> None:
     import export_writer
 
-    original = export_writer.bind_as_settings
+    original = export_writer.settings_sql
     calls: list[int] = []
     late: dict[str, str] = {}
 
-    def write_between_files(conn: Any, sql: str, params: dict[str, Any]) -> str:
+    def write_between_files(sql: str, params: dict[str, Any]) -> str:
         calls.append(1)
         if len(calls) == 2:  # profiles.csv is written; the snapshot is taken
             late["session"] = data["world"].session(data["ana"], "2025-02-10T10:00:00")
             late["profile"] = data["world"].profile("Late", departments=[data["dept"]]).id
-        return original(conn, sql, params)
+        return original(sql, params)
 
-    monkeypatch.setattr(export_writer, "bind_as_settings", write_between_files)
+    monkeypatch.setattr(export_writer, "settings_sql", write_between_files)
     res = invoke("export", {"department_ids": [data["dept"]]}, data["admin"].headers)
     archive = download(res.body["download_url"])
     assert late["session"] not in {s["session_id"] for s in read_csv(archive, "sessions.csv")}

@@ -105,9 +105,9 @@ def file_queries(caller: Caller, request: ExportRequest) -> tuple[list[tuple[str
 _SETTING_TYPES = ((bool, "boolean"), (int, "bigint"), (datetime, "timestamptz"), (list, "text[]"), (str, "text"))
 
 
-def bind_as_settings(conn: Connection, sql: str, params: dict[str, Any]) -> str:
+def bind_settings(conn: Connection, params: dict[str, Any]) -> None:
     """COPY takes no bind parameters: pass each value as a transaction-local setting (still bound, never
-    formatted into SQL) and read it back with `current_setting()`."""
+    formatted into SQL), once per export; `settings_sql` reads them back."""
     for name, value in params.items():
         sql_type = next(t for py, t in _SETTING_TYPES if isinstance(value, py))
         conn.run(
@@ -115,6 +115,11 @@ def bind_as_settings(conn: Connection, sql: str, params: dict[str, Any]) -> str:
             key=f"glow_export.{name}",
             value=value,
         )
+
+
+def settings_sql(sql: str, params: dict[str, Any]) -> str:
+    """`sql` with each `:name` read from the setting `bind_settings` stored."""
+    for name in params:
         sql = re.sub(rf":{name}\b", f"current_setting('glow_export.{name}')", sql)
     return sql
 
@@ -159,8 +164,9 @@ def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: 
     ):
         conn.run("SET LOCAL statement_timeout = 0")  # bounded by the Lambda timeout (async: 15 min)
         generated_at = conn.run("SELECT now()")[0][0]
+        bind_settings(conn, params)
         for name, select in queries:
-            copy_sql = bind_as_settings(conn, f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)", params)
+            copy_sql = settings_sql(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)", params)
             info = zipfile.ZipInfo(name, date_time=generated_at.astimezone(UTC).timetuple()[:6])
             info.compress_type = zipfile.ZIP_DEFLATED
             with archive.open(info, mode="w", force_zip64=True) as entry:

@@ -4,6 +4,7 @@ contract's definitions for any window."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -104,8 +105,6 @@ FROM (SELECT min(t.first_active_day) AS earliest, max(t.last_active_day) AS late
 
 
 def _facets(conn: Connection, caller: Caller) -> AnalyticsFacets:
-    import json
-
     sql, params = facets_sql(caller)
     departments_json, roles, earliest, latest = conn.run(sql, **params)[0]
     shown, hidden = FieldState(visible=True, disabled=False), FieldState(visible=False, disabled=True)

@@ -236,9 +236,8 @@ def copy_floor(h: Harness) -> dict[str, Any]:
     ]
     queries, params = export_writer.file_queries(load_caller(h.conn, admin_id, None), ExportRequest())
     settings = "".join(f"SET glow_export.{k} = '{v}';\n" for k, v in params.items())
-    script = settings + "".join(
-        f"\\copy ({_inline(sql, params)}) TO STDOUT WITH (FORMAT csv, HEADER true)\n" for _, sql in queries
-    )
+    one_line = [" ".join(export_writer.settings_sql(sql, params).split()) for _, sql in queries]  # \copy: one line
+    script = settings + "".join(f"\\copy ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true)\n" for sql in one_line)
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
         fh.write(script)
     started = time.perf_counter()
@@ -251,14 +250,6 @@ def copy_floor(h: Harness) -> dict[str, Any]:
     )
     seconds = time.perf_counter() - started
     return {"seconds": round(seconds, 2), "compressed_bytes": int(psql.stdout.strip())}
-
-
-def _inline(sql: str, params: dict[str, Any]) -> str:
-    import re
-
-    for name in params:
-        sql = re.sub(rf":{name}\b", f"current_setting('glow_export.{name}')", sql)
-    return " ".join(sql.split())
 
 
 def bench_refresh(h: Harness) -> None:

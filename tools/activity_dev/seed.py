@@ -46,9 +46,8 @@ SCALES = {
     "large": Scale(150, 20_000, 2_000_000, 5_000_000, 100_000, 50_000, 2_000),
 }
 
-DEMO_ADMIN_INDEX = 0  # profile 0 is always an active admin, "Demo Admin"
-DEMO_COORDINATOR_INDEX = 1  # profile 1 is always a coordinator of departments 0 and 1
-DEMO_TA_INDEX = 2
+# Profile 0 is always "Demo Admin" (active admin), 1 "Demo Coordinator" (departments 0 and 1), 2 "Demo TA".
+DEMO_ADMIN_INDEX = 0
 
 
 def profile_id_sql(index: str) -> str:

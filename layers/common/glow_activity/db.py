@@ -178,12 +178,6 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
-def sqlstate(exc: BaseException) -> str | None:
-    if isinstance(exc, DatabaseError) and exc.args and isinstance(exc.args[0], dict):
-        return str(exc.args[0].get("C"))
-    return None
-
-
 @contextmanager
 def transaction(conn: Connection, isolation: str | None = None, read_only: bool = False) -> Iterator[Connection]:
     mode = " ISOLATION LEVEL " + isolation if isolation else ""
@@ -198,9 +192,3 @@ def transaction(conn: Connection, isolation: str | None = None, read_only: bool 
             pass
         raise
     conn.run("COMMIT")
-
-
-def rows_as_dicts(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
-    rows = conn.run(sql, **params)
-    names = [c["name"] for c in conn.columns or []]
-    return [dict(zip(names, row, strict=True)) for row in rows]

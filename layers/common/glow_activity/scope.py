@@ -35,12 +35,6 @@ def visible_conditions(caller: Caller) -> tuple[str, dict[str, Any]]:
     return " AND ".join(where), params
 
 
-def in_scope_profiles_sql(caller: Caller, filters: ActivityFilters) -> tuple[str, dict[str, Any]]:
-    """`SELECT p.id ...` of the in-scope profiles."""
-    where, params = in_scope_conditions(caller, filters)
-    return "SELECT p.id FROM profiles p WHERE " + where, params
-
-
 def in_scope_conditions(caller: Caller, filters: ActivityFilters) -> tuple[str, dict[str, Any]]:
     """Visible profiles that also pass the department and role filters (both must hold when both given)."""
     sql, params = visible_conditions(caller)
@@ -57,12 +51,6 @@ def in_scope_conditions(caller: Caller, filters: ActivityFilters) -> tuple[str, 
         )
         params["scope_roles"] = sorted(set(filters.roles))
     return sql, params
-
-
-def window_params(filters: ActivityFilters) -> dict[str, Any]:
-    """The window as bound timestamps; PostgreSQL's ±infinity stand for an open end."""
-    lo, hi = filters.window()
-    return {"lo": lo if lo is not None else "-infinity", "hi": hi if hi is not None else "infinity"}
 
 
 def scope_key(caller: Caller) -> str:
