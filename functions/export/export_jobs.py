@@ -77,8 +77,8 @@ def _response(upload_id: str, key: str, file_name: str, row_count: int, expires_
 def stream_to_s3(
     conn: Connection, caller: Caller, request: ExportRequest, key: str, file_name: str
 ) -> tuple[ExportResult, int]:
-    """`conn` reads (the reader endpoint when there is one)."""
-    """Write the ZIP into S3; on any failure abort the multipart upload and re-raise."""
+    """Write the ZIP into S3 from `conn` (the reader endpoint when there is one); on any failure abort the
+    multipart upload and re-raise."""
     from botocore.exceptions import BotoCoreError, ClientError
     from s3_stream import S3MultipartWriter
 

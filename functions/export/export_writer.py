@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from copy_stream import copy_to
+
 from glow_activity.auth import Caller
 from glow_activity.db import Connection, transaction
 from glow_activity.models import ExportRequest, iso
@@ -19,15 +21,20 @@ from glow_activity.scope import in_scope_conditions
 
 SCHEMA_VERSION = "1"
 CHUNK = 256 * 1024
+DEFLATE_LEVEL = 1  # zlib's fastest: ~10% larger than level 6, several times faster
 
 
 def ts_sql(column: str) -> str:
     return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 
+FORMULA_FIRST_CHARACTERS = "'=', '+', '-', '@', E'\\t', E'\\r'"
+
+
 def safe_sql(column: str) -> str:
-    """A text cell that a spreadsheet would run as a formula gets a leading apostrophe."""
-    return f"CASE WHEN {column} ~ '^[=+\\-@\\t\\r]' THEN '''' || {column} ELSE {column} END"
+    """A text cell that a spreadsheet would run as a formula gets a leading apostrophe. (A list of first
+    characters rather than a regex: over millions of cells the regex cost a quarter of the server's time.)"""
+    return f"CASE WHEN left({column}, 1) IN ({FORMULA_FIRST_CHARACTERS}) THEN '''' || {column} ELSE {column} END"
 
 
 def _ids(column: str) -> str:
@@ -64,15 +71,18 @@ def file_queries(caller: Caller, request: ExportRequest) -> tuple[list[tuple[str
         ),
         (
             "sessions.csv",
+            # each profile's attributes once, then joined: inlined, the planner ran the department and role
+            # subqueries once per session row (26 s of a 2M-row export instead of 0.2 s)
             f"""
+            WITH pa AS MATERIALIZED (
+                SELECT p.id, {safe_sql("p.name")} AS profile_name, {safe_sql("p.email")} AS profile_email,
+                       {_ids("p.id")} AS department_ids, {_roles("p.id")} AS roles
+                FROM profiles p WHERE {where})
             SELECT s.id AS session_id, s.profile_id, pa.profile_name, pa.profile_email, pa.department_ids, pa.roles,
                    {ts_sql("s.created_at")} AS created_at, {ts_sql("s.updated_at")} AS updated_at, s.active,
                    s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count, s.total_tokens,
                    s.total_cost
-            FROM sessions s
-            JOIN (SELECT p.id, {safe_sql("p.name")} AS profile_name, {safe_sql("p.email")} AS profile_email,
-                         {_ids("p.id")} AS department_ids, {_roles("p.id")} AS roles
-                  FROM profiles p WHERE {where}) pa ON pa.id = s.profile_id
+            FROM sessions s JOIN pa ON pa.id = s.profile_id
             WHERE {window("s.created_at")}""",
         ),
         (
@@ -160,7 +170,7 @@ def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: 
     counts: dict[str, int] = {}
     with (
         transaction(conn, isolation="REPEATABLE READ", read_only=True),
-        zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+        zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_DEFLATED, compresslevel=DEFLATE_LEVEL) as archive,
     ):
         conn.run("SET LOCAL statement_timeout = 0")  # bounded by the Lambda timeout (async: 15 min)
         generated_at = conn.run("SELECT now()")[0][0]
@@ -169,11 +179,11 @@ def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: 
             copy_sql = settings_sql(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)", params)
             info = zipfile.ZipInfo(name, date_time=generated_at.astimezone(UTC).timetuple()[:6])
             info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_level = DEFLATE_LEVEL  # a ZipInfo of our own does not take the archive's level
             with archive.open(info, mode="w", force_zip64=True) as entry:
                 chunked = _Chunked(entry)
-                conn.run(copy_sql, stream=chunked)
+                counts[name] = copy_to(conn, copy_sql, chunked)
                 chunked.flush()
-                counts[name] = int(conn.row_count)
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "generated_at": iso(generated_at),

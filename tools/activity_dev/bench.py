@@ -70,9 +70,11 @@ def timed(fn: Callable[[], Any], iterations: int, warmup: int = 3) -> dict[str, 
 class Harness:
     def __init__(self, url: str, scale: str, iterations: int) -> None:
         from glow_activity.db import open_connection, params_from_url
+        from glow_activity.settings import get_settings
 
         self.url, self.scale, self.iterations = url, scale, iterations
-        self.conn = open_connection(params_from_url(url))
+        # the handlers' own SQL runs with the API connections' settings; the base-table floor gets the server's
+        self.conn = open_connection(params_from_url(url), parallel_workers=get_settings().db_parallel_workers)
         self.results: dict[str, Any] = {}
         self.admin_key = self._key(demo_profile_id(self.conn, 42, DEMO_ADMIN_INDEX))
         coordinator = self.conn.run(
@@ -115,6 +117,7 @@ def bench_get_and_search(h: Harness) -> None:
     from glow_activity.auth import load_caller
     from glow_activity.models import GetActivityRequest, SearchActivityRequest
     from glow_activity.rollups import recent_coverage
+    from glow_activity.settings import get_settings
 
     activity_summary = function_module("get", "activity_summary")
     session_history = function_module("search", "session_history")
@@ -149,10 +152,12 @@ def bench_get_and_search(h: Harness) -> None:
         h.record(name + " [own SQL]", timed(raw_sql, h.iterations))
     lo = datetime(1, 1, 1, tzinfo=UTC)
     hi = datetime(9999, 1, 1, tzinfo=UTC)
+    h.conn.run("SET max_parallel_workers_per_gather TO DEFAULT")  # the floor at its best: parallel plans allowed
     h.record(
         "get admin all-time [base-table SQL floor]",
         timed(lambda: h.conn.run(BASE_TABLE_GET_SQL, lo=lo, hi=hi), max(3, h.iterations // 10), warmup=1),
     )
+    h.conn.run(f"SET max_parallel_workers_per_gather = {get_settings().db_parallel_workers}")
 
     total = h.conn.run("SELECT count(*) FROM sessions")[0][0]
     deep_offset = max(0, total * 9 // 10)
@@ -242,7 +247,7 @@ def copy_floor(h: Harness) -> dict[str, Any]:
         fh.write(script)
     started = time.perf_counter()
     psql = subprocess.run(  # noqa: S602 - a fixed pipeline of our own; the floor must have no Python in it
-        f"psql '{h.url}' -q -X -f {fh.name} | gzip -1 | wc -c",
+        f"psql '{h.url}' -q -X -f {fh.name} | gzip -{export_writer.DEFLATE_LEVEL} | wc -c",
         shell=True,
         capture_output=True,
         text=True,
@@ -334,8 +339,20 @@ def bench_cold_starts(h: Harness) -> None:
         )
 
 
+PARTS: dict[str, Callable[[Harness], None]] = {
+    "get_search": bench_get_and_search,
+    "export": bench_export,
+    "refresh": bench_refresh,
+    "cold": bench_cold_starts,
+}
+
+
 def main(
-    scale: str = "small", iterations: int = 0, output: Path | None = None, data_dir: Path | None = None
+    scale: str = "small",
+    iterations: int = 0,
+    output: Path | None = None,
+    data_dir: Path | None = None,
+    only: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     os.environ.setdefault("JWT_SECRET", "bench-secret-bench-secret-bench-secret")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
@@ -364,13 +381,13 @@ def main(
     h = Harness(url, scale, iterations or ITERATIONS[scale])
     print(f"scale={scale} rows={counts}", flush=True)
     try:
-        bench_get_and_search(h)
-        bench_export(h)
-        bench_refresh(h)
-        bench_cold_starts(h)
+        for part, run in PARTS.items():
+            if not only or part in only:
+                run(h)
     finally:
         s3.stop()
     report = {
+        "parts": list(only or PARTS),
         "generated_at": datetime.now(UTC).isoformat(),
         "scale": scale,
         "rows": counts,

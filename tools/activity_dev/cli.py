@@ -123,6 +123,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         iterations=args.iterations,
         output=Path(args.output),
         data_dir=Path(args.data_dir) if args.data_dir else None,
+        only=tuple(args.only),
     )
 
 
@@ -160,6 +161,13 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--iterations", type=int, default=0, help="0 = default for the scale")
     bench.add_argument("--output", default=str(REPO_ROOT / "bench" / "results" / "latest.json"))
     bench.add_argument("--data-dir", default="", help="keep the embedded database here (reused when seeded)")
+    bench.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        choices=("get_search", "export", "refresh", "cold"),
+        help="run only this part (repeatable; --output is then worth pointing elsewhere)",
+    )
     bench.set_defaults(func=cmd_bench)
 
     args = parser.parse_args(argv)

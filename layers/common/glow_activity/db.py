@@ -113,7 +113,9 @@ def connect_params(settings: Settings, *, reader: bool = False) -> ConnectParams
     return _aws_params(settings, host)
 
 
-def open_connection(params: ConnectParams, attempts: int = 1, statement_timeout_ms: int = 0) -> Connection:
+def open_connection(
+    params: ConnectParams, attempts: int = 1, statement_timeout_ms: int = 0, parallel_workers: int | None = None
+) -> Connection:
     """Connect, retrying with backoff (an Aurora cluster resuming from 0 ACU takes ~15-30 s)."""
     delay = 0.5
     for attempt in range(1, attempts + 1):
@@ -122,8 +124,10 @@ def open_connection(params: ConnectParams, attempts: int = 1, statement_timeout_
             # pg8000's timeout is the socket's for every read; it is meant for connecting only. Long work is
             # bounded by statement_timeout on the server instead.
             conn._usock.settimeout(None)
-            conn.run("SET TIME ZONE 'UTC'")
-            conn.run(f"SET statement_timeout = {int(statement_timeout_ms)}")
+            session = f"SET TIME ZONE 'UTC'; SET statement_timeout = {int(statement_timeout_ms)}"
+            if parallel_workers is not None:
+                session += f"; SET max_parallel_workers_per_gather = {int(parallel_workers)}"
+            conn.run(session)  # one round trip (simple protocol)
             return conn
         except (InterfaceError, OSError, DatabaseError) as exc:
             if attempt == attempts or not is_unavailable(exc):
@@ -154,6 +158,7 @@ def connection(*, reader: bool = False) -> Connection:
             connect_params(settings, reader=role == "reader"),
             settings.db_connect_attempts,
             settings.db_statement_timeout_ms,
+            settings.db_parallel_workers,
         )
         _state.connections[role] = conn
     return conn

@@ -19,6 +19,10 @@ class Settings(BaseModel):
     db_connect_timeout: float = Field(default=10.0, gt=0)
     db_connect_attempts: int = Field(default=3, ge=1)
     db_statement_timeout_ms: int = Field(default=25_000, ge=0)  # API work; refresh and export lift it
+    # Parallel workers per query on the API's connections: 0 = serial plans. An API query is tens of ms;
+    # starting workers for it cost more than they saved (docs/PERFORMANCE.md), and under concurrent
+    # requests the cores are better spent on other requests. Refresh restores the server's default.
+    db_parallel_workers: int = Field(default=0, ge=0)
     export_bucket: str | None = None
     export_url_ttl_seconds: int = Field(default=900, ge=1)  # capped at 3600 below: never more than an hour
     export_sync_row_budget: int = Field(default=1_500_000, ge=0)  # ~80k rows/s x 19 s (docs/PERFORMANCE.md)
