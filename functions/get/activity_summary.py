@@ -5,11 +5,14 @@ contract's definitions for any window."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from glow_activity.auth import Caller
 from glow_activity.db import Connection
+from glow_activity.freshness import LATEST_REFRESH_SQL
 from glow_activity.models import (
     ActivityResources,
     AnalyticsFacets,
@@ -20,11 +23,13 @@ from glow_activity.models import (
     ProfileResource,
     ProfileSummaryItem,
 )
-from glow_activity.rollups import per_profile_counts_sql, plan_window, recent_coverage
+from glow_activity.rollups import per_profile_counts_sql, plan_window, window_snapshot
 from glow_activity.scope import in_scope_conditions, visible_conditions, visible_profiles_sql
 
 KINDS = ("sessions", "logins", "grants", "emulations", "problems")
 PROFILE_ROLES = ("admin", "coordinator", "head_ta", "instructor", "ta")  # profile_roles' CHECK constraint
+_SUMMARY = TypeAdapter(list[ProfileSummaryItem])
+_PROFILES = TypeAdapter(dict[str, ProfileResource])
 
 
 def per_profile_sql(
@@ -37,10 +42,17 @@ def per_profile_sql(
     return per_profile_counts_sql(where, params, plan, KINDS), params
 
 
-def summary_sql(caller: Caller, request: GetActivityRequest, recent_from: date | None) -> tuple[str, dict[str, Any]]:
-    """Totals and one window of profile_summary (with each listed profile's resource) in one statement."""
+def get_sql(caller: Caller, request: GetActivityRequest, recent_from: date | None) -> tuple[str, dict[str, Any]]:
+    """Everything get answers, in one statement (one round trip, one snapshot) and one row: the totals, the
+    profile_summary window and its profiles' resources (as JSON documents keyed by the response models' field
+    names: pydantic validates each in one call, ~3x faster than building a thousand models one by one),
+    the facets, and the time of the refresh the numbers come from."""
     per_profile, params = per_profile_sql(caller, request, recent_from)
+    visible, visible_params = visible_profiles_sql(caller)
+    params.update(visible_params)  # the same scope conditions: shared names hold the same values
     params.update(summary_limit=request.summary_limit, summary_offset=request.summary_offset)
+    facets, facet_params = _facets_sql(caller)
+    params.update(facet_params)
     sql = f"""
 WITH per_profile AS ({per_profile}),
 scored AS (
@@ -64,20 +76,35 @@ page AS (
     WHERE s.activity > 0
     ORDER BY s.activity DESC, p.name COLLATE "C", s.profile_id
     LIMIT :summary_limit OFFSET :summary_offset
+),
+visible AS ({visible}),
+dates AS (
+    SELECT min(t.first_active_day) AS earliest, max(t.last_active_day) AS latest
+    FROM activity_profile_totals t JOIN visible v ON v.id = t.profile_id
 )
 SELECT t.sessions, t.logins, t.emulations, t.active_profiles, t.summary_total,
-       pg.profile_id::text, pg.name, pg.email, pg.sessions, pg.logins, pg.grants, pg.problems, pg.activity,
-       pg.department_ids, pg.roles
-FROM totals t LEFT JOIN LATERAL (SELECT * FROM page ORDER BY activity DESC, name COLLATE "C", profile_id) pg
-    ON true
+       (SELECT coalesce(json_agg(json_build_object(
+                   'profile_id', pg.profile_id, 'profile_name', pg.name, 'sessions_count', pg.sessions,
+                   'logins_count', pg.logins, 'grants_count', pg.grants, 'problems_count', pg.problems,
+                   'activity_count', pg.activity) ORDER BY pg.activity DESC, pg.name COLLATE "C", pg.profile_id), '[]')
+        FROM page pg)::text AS profile_summary,
+       (SELECT coalesce(json_object_agg(pg.profile_id, json_build_object(
+                   'id', pg.profile_id, 'name', pg.name, 'email', pg.email, 'department_ids', pg.department_ids,
+                   'roles', pg.roles) ORDER BY pg.activity DESC, pg.name COLLATE "C", pg.profile_id), '{{}}')
+        FROM page pg)::text AS profiles,
+       {facets},
+       ({LATEST_REFRESH_SQL}) AS data_as_of
+FROM totals t, dates
 """
     return sql, params
 
 
-def facets_sql(caller: Caller) -> tuple[str, dict[str, Any]]:
-    visible, params = visible_profiles_sql(caller)
-    visible_where, _ = visible_conditions(caller)
+def _facets_sql(caller: Caller) -> tuple[str, dict[str, Any]]:
+    """The facet columns over the `visible` and `dates` CTEs (every profile the caller may see, whatever the
+    filters)."""
+    params: dict[str, Any] = {"facet_roles": list(PROFILE_ROLES)}
     if caller.is_admin:
+        visible_where, _ = visible_conditions(caller)
         departments = (
             "SELECT d.id, d.name FROM departments d WHERE EXISTS (SELECT 1 FROM profile_departments pd"
             " JOIN profiles p ON p.id = pd.profile_id WHERE pd.department_id = d.id AND " + visible_where + ")"
@@ -86,8 +113,6 @@ def facets_sql(caller: Caller) -> tuple[str, dict[str, Any]]:
         departments = "SELECT d.id, d.name FROM departments d WHERE d.id = ANY(CAST(:facet_departments AS text[]))"
         params["facet_departments"] = list(caller.department_ids)
     sql = f"""
-WITH visible AS ({visible})
-SELECT
   (SELECT coalesce(json_agg(json_build_object('value', o.id, 'label', o.name)
                             ORDER BY o.name COLLATE "C", o.id COLLATE "C"), '[]')
    FROM ({departments}) o)::text AS departments,
@@ -96,17 +121,13 @@ SELECT
         WHERE EXISTS (SELECT 1 FROM profile_roles r JOIN visible v ON v.id = r.profile_id
                       WHERE r.role = role.role AND r.active)
         ORDER BY role) AS roles,
-  dates.earliest, dates.latest
-FROM (SELECT min(t.first_active_day) AS earliest, max(t.last_active_day) AS latest
-      FROM activity_profile_totals t JOIN visible v ON v.id = t.profile_id) dates
-"""
-    params["facet_roles"] = list(PROFILE_ROLES)
+  dates.earliest, dates.latest"""
     return sql, params
 
 
-def _facets(conn: Connection, caller: Caller) -> AnalyticsFacets:
-    sql, params = facets_sql(caller)
-    departments_json, roles, earliest, latest = conn.run(sql, **params)[0]
+def _facets(
+    departments_json: str, roles: list[str] | None, earliest: date | None, latest: date | None
+) -> AnalyticsFacets:
     shown, hidden = FieldState(visible=True, disabled=False), FieldState(visible=False, disabled=True)
     return AnalyticsFacets(
         fields={"date_range": shown, "departments": shown, "cohorts": hidden, "roles": shown, "attempts": hidden},
@@ -119,37 +140,22 @@ def _facets(conn: Connection, caller: Caller) -> AnalyticsFacets:
     )
 
 
-def activity_summary(conn: Connection, caller: Caller, request: GetActivityRequest) -> GetActivityResponse:
-    open_window = request.date_from is None and request.date_to is None
-    sql, params = summary_sql(caller, request, None if open_window else recent_coverage(conn))
-    rows = conn.run(sql, **params)
-    sessions, logins, emulations, active_profiles, summary_total = rows[0][:5]
-    summary, profiles = [], {}
-    for row in rows:
-        pid, name, email, s, lg, g, pr, act, departments, roles = row[5:]
-        if pid is None:
-            continue
-        summary.append(
-            ProfileSummaryItem(
-                profile_id=pid,
-                profile_name=name,
-                sessions_count=s,
-                logins_count=lg,
-                grants_count=g,
-                problems_count=pr,
-                activity_count=act,
-            )
-        )
-        profiles[pid] = ProfileResource(
-            id=pid, name=name, email=email, department_ids=list(departments or []), roles=list(roles or [])
-        )
-    return GetActivityResponse(
+def activity_summary(
+    conn: Connection, caller: Caller, request: GetActivityRequest
+) -> tuple[GetActivityResponse, datetime | None]:
+    with window_snapshot(conn, request.date_from is None and request.date_to is None) as recent_from:
+        sql, params = get_sql(caller, request, recent_from)
+        row = conn.run(sql, **params)[0]
+    sessions, logins, emulations, active_profiles, summary_total, summary_json, profiles_json = row[:7]
+    departments_json, roles, earliest, latest, as_of = row[7:]
+    response = GetActivityResponse(
         sessions_count=sessions,
         active_profiles_count=active_profiles,
         logins_count=logins,
         emulations_count=emulations,
-        profile_summary=summary,
+        profile_summary=_SUMMARY.validate_json(summary_json),
         profile_summary_total=summary_total,
-        resources=ActivityResources(profiles=profiles),
-        analytics=_facets(conn, caller),
+        resources=ActivityResources(profiles=_PROFILES.validate_json(profiles_json)),
+        analytics=_facets(departments_json, roles, earliest, latest),
     )
+    return response, as_of

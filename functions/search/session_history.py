@@ -19,13 +19,14 @@ from uuid import UUID
 from glow_activity.auth import Caller
 from glow_activity.db import Connection
 from glow_activity.errors import Unprocessable
+from glow_activity.freshness import LATEST_REFRESH_SQL
 from glow_activity.models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
-from glow_activity.rollups import per_profile_counts_sql, plan_window, recent_coverage
+from glow_activity.rollups import per_profile_counts_sql, plan_window, window_snapshot
 from glow_activity.scope import in_scope_conditions
 
-_COLUMNS = """s.id::text, s.profile_id::text, p.name, s.created_at, s.updated_at, s.active,
-       s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count,
-       s.total_tokens, s.total_cost, (SELECT count(*) FROM problems q WHERE q.session_id = s.id)::int"""
+_COLUMNS = """s.id::text AS session_id, s.profile_id::text AS profile_id, p.name, s.created_at, s.updated_at,
+       s.active, s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count,
+       s.total_tokens, s.total_cost, (SELECT count(*) FROM problems q WHERE q.session_id = s.id)::int AS problems"""
 
 
 def _fingerprint(request: SearchActivityRequest) -> str:
@@ -104,17 +105,37 @@ def page_sql(
     return sql, params
 
 
-def session_history(conn: Connection, caller: Caller, request: SearchActivityRequest) -> SearchActivityResponse:
+def search_sql(
+    caller: Caller, request: SearchActivityRequest, recent_from: date | None, after: tuple[datetime, str] | None
+) -> tuple[str, dict[str, Any]]:
+    """total_count, the time of the refresh it comes from, and the page's rows, in one statement (one round
+    trip, one snapshot): each row is `total, data_as_of, <session columns>`; no page rows gives one row of
+    NULL columns."""
+    count, params = count_sql(caller, request, recent_from)
+    page, page_params = page_sql(caller, request, after)
+    params.update(page_params)  # both come from the same scope conditions: shared names hold the same values
+    direction = "DESC" if request.sort_order == "desc" else "ASC"
+    sql = f"""
+SELECT c.total, c.data_as_of, pg.*
+FROM (SELECT ({count}) AS total, ({LATEST_REFRESH_SQL}) AS data_as_of) c
+LEFT JOIN LATERAL ({page}) pg ON true
+ORDER BY pg.created_at {direction}, CAST(pg.session_id AS uuid) {direction}"""
+    return sql, params
+
+
+def session_history(
+    conn: Connection, caller: Caller, request: SearchActivityRequest
+) -> tuple[SearchActivityResponse, datetime | None]:
     after: tuple[datetime, str] | None = None
     page = request.page
     if request.cursor is not None:
         at, session_id, page = decode_cursor(request)
         after = (at, session_id)
-    open_window = request.date_from is None and request.date_to is None
-    sql, params = count_sql(caller, request, None if open_window else recent_coverage(conn))
-    total = int(conn.run(sql, **params)[0][0])
-    sql, params = page_sql(caller, request, after)
-    rows = conn.run(sql, **params)
+    with window_snapshot(conn, request.date_from is None and request.date_to is None) as recent_from:
+        sql, params = search_sql(caller, request, recent_from, after)
+        result = conn.run(sql, **params)
+    total, as_of = int(result[0][0]), result[0][1]
+    rows = [r[2:] for r in result if r[2] is not None]
     data = [
         SessionListItem(
             session_id=r[0],
@@ -138,7 +159,7 @@ def session_history(conn: Connection, caller: Caller, request: SearchActivityReq
     next_cursor = None
     if data and len(data) == request.page_size and seen < total:
         next_cursor = encode_cursor(request, rows[-1][3], rows[-1][0], page + 1)
-    return SearchActivityResponse(
+    response = SearchActivityResponse(
         data=data,
         total_count=total,
         page=page,
@@ -146,3 +167,4 @@ def session_history(conn: Connection, caller: Caller, request: SearchActivityReq
         total_pages=math.ceil(total / request.page_size),
         next_cursor=next_cursor,
     )
+    return response, as_of

@@ -144,9 +144,7 @@ def bench_get_and_search(h: Harness) -> None:
         def raw_sql(request: GetActivityRequest = request, caller: Any = caller) -> None:
             open_window = request.date_from is None and request.date_to is None
             recent = None if open_window else recent_coverage(h.conn)
-            sql, params = activity_summary.summary_sql(caller, request, recent)
-            h.conn.run(sql, **params)
-            sql, params = activity_summary.facets_sql(caller)
+            sql, params = activity_summary.get_sql(caller, request, recent)
             h.conn.run(sql, **params)
 
         h.record(name + " [own SQL]", timed(raw_sql, h.iterations))
@@ -177,10 +175,8 @@ def bench_get_and_search(h: Harness) -> None:
         search_request = SearchActivityRequest.model_validate(body)
 
         def raw_search(request: SearchActivityRequest = search_request) -> None:
-            sql, params = session_history.count_sql(admin, request, None)
-            h.conn.run(sql, **params)
             after = session_history.decode_cursor(request)[:2] if request.cursor else None
-            sql, params = session_history.page_sql(admin, request, after)
+            sql, params = session_history.search_sql(admin, request, None, after)
             h.conn.run(sql, **params)
 
         h.record(name + " [own SQL]", timed(raw_search, h.iterations))

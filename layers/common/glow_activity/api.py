@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -36,8 +37,7 @@ from .errors import (
     first_problem,
     validation_detail,
 )
-from .freshness import data_as_of
-from .models import ActivityFilters, ErrorResponse
+from .models import ActivityFilters, ErrorResponse, iso
 from .observability import logger, metrics
 from .scope import scope_key
 from .settings import get_settings
@@ -149,16 +149,18 @@ def cacheable_response(model: Any, *, scope_key: str, tags: str, data_as_of: str
     return Response(status_code=200, content_type=JSON, body=body, headers=headers)
 
 
-def cached_read(request: ActivityFilters, compute: Callable[[db.Connection, Caller], Any], tags: str) -> Response:
-    """get and search: permission checks, one read-only snapshot on the reader, then ETag/304."""
+def cached_read(
+    request: ActivityFilters, compute: Callable[[db.Connection, Caller], tuple[Any, datetime | None]], tags: str
+) -> Response:
+    """get and search: permission checks, then `compute` on the reader (one consistent snapshot, and the time
+    of the refresh its numbers come from), then ETag/304."""
     caller = invocation().authenticated
     caller.require_reader()
     caller.check_department_filter(request.department_ids)
-    conn = db.connection(reader=True)
-    with db.transaction(conn, isolation="REPEATABLE READ", read_only=True):
-        result = compute(conn, caller)
-        as_of = data_as_of(conn)
-    return cacheable_response(result, scope_key=scope_key(caller), tags=tags, data_as_of=as_of)
+    result, as_of = compute(db.connection(reader=True), caller)
+    return cacheable_response(
+        result, scope_key=scope_key(caller), tags=tags, data_as_of=iso(as_of) if as_of is not None else None
+    )
 
 
 def audit_with_write(conn: db.Connection, inv: Invocation) -> None:
@@ -219,6 +221,10 @@ def _accepts_gzip(headers: dict[str, str]) -> bool:
     return False
 
 
+# zlib's fastest level: a 390 KB get answer in 4 ms (97 KB) instead of 19 ms (80 KB) at gzip's default 9.
+GZIP_LEVEL = 1
+
+
 def _finish(result: dict[str, Any], inv: Invocation) -> dict[str, Any]:
     """Every response: the request id, no body on 304, and gzip whenever the client accepts it (one place
     for successes and errors alike)."""
@@ -232,7 +238,7 @@ def _finish(result: dict[str, Any], inv: Invocation) -> dict[str, Any]:
         return result
     body = result.get("body")
     if body and not result.get("isBase64Encoded") and _accepts_gzip(inv.headers):
-        result["body"] = base64.b64encode(gzip.compress(body.encode("utf-8"))).decode("ascii")
+        result["body"] = base64.b64encode(gzip.compress(body.encode("utf-8"), GZIP_LEVEL)).decode("ascii")
         result["isBase64Encoded"] = True
         headers["Content-Encoding"] = "gzip"
         headers["Vary"] = "Accept-Encoding"

@@ -60,17 +60,20 @@ def hash_api_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
 
 
-_CALLER_SQL = """
-SELECT p.id::text,
+_CALLER_COLUMNS = """p.id::text,
        ARRAY(SELECT r.role FROM profile_roles r WHERE r.profile_id = p.id AND r.active ORDER BY r.role),
        ARRAY(SELECT d.department_id FROM profile_departments d WHERE d.profile_id = p.id
-             ORDER BY d.department_id)
+             ORDER BY d.department_id)"""
+
+_CALLER_SQL = f"""
+SELECT {_CALLER_COLUMNS}
 FROM profiles p
 WHERE p.id = CAST(:profile_id AS uuid) AND p.deleted_at IS NULL
 """
 
-_API_KEY_SQL = """
-SELECT k.id::text, k.profile_id::text
+# The key and its holder's permissions in one round trip (the common case: an API key alone).
+_API_KEY_SQL = f"""
+SELECT k.id::text, {_CALLER_COLUMNS}
 FROM api_keys k JOIN profiles p ON p.id = k.profile_id
 WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL
   AND (k.expires_at IS NULL OR k.expires_at > now()) AND p.deleted_at IS NULL
@@ -85,13 +88,14 @@ def load_caller(conn: Connection, profile_id: str, api_key_id: str | None) -> Ca
     return Caller(pid, tuple(roles or ()), tuple(departments or ()), api_key_id)
 
 
-def _api_key_profile(conn: Connection, raw_key: str) -> tuple[str, str]:
+def _api_key_caller(conn: Connection, raw_key: str) -> Caller:
     if not raw_key or len(raw_key) > 512:
         raise Unauthorized()
     rows = conn.run(_API_KEY_SQL, key_hash=hash_api_key(raw_key))
     if not rows:
         raise Unauthorized()
-    return rows[0][0], rows[0][1]
+    key_id, pid, roles, departments = rows[0]
+    return Caller(pid, tuple(roles or ()), tuple(departments or ()), key_id)
 
 
 @lru_cache(maxsize=1)
@@ -151,14 +155,13 @@ def authenticate(conn: Connection, headers: dict[str, str]) -> Caller:
     authorization = headers.get("authorization")
     if raw_key is None and authorization is None:
         raise Unauthorized()
-    api_key_id: str | None = None
-    profile_id: str | None = None
-    if raw_key is not None:
-        api_key_id, profile_id = _api_key_profile(conn, raw_key.strip())
-    if authorization is not None:
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized()
-        profile_id = _token_subject(token.strip(), get_settings())
-    assert profile_id is not None
-    return load_caller(conn, profile_id, api_key_id)
+    key_caller = _api_key_caller(conn, raw_key.strip()) if raw_key is not None else None
+    if authorization is None:
+        assert key_caller is not None
+        return key_caller
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized()
+    # with both headers, both must be valid and the token names the caller
+    key_id = key_caller.api_key_id if key_caller is not None else None
+    return load_caller(conn, _token_subject(token.strip(), get_settings()), key_id)

@@ -14,10 +14,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pg8000.native
+from pg8000.converters import date_in, timestamptz_in
 from pg8000.exceptions import DatabaseError, InterfaceError
 from pg8000.native import Connection
 
@@ -124,6 +126,7 @@ def open_connection(
             # pg8000's timeout is the socket's for every read; it is meant for connecting only. Long work is
             # bounded by statement_timeout on the server instead.
             conn._usock.settimeout(None)
+            _register_fast_parsers(conn)
             session = f"SET TIME ZONE 'UTC'; SET statement_timeout = {int(statement_timeout_ms)}"
             if parallel_workers is not None:
                 session += f"; SET max_parallel_workers_per_gather = {int(parallel_workers)}"
@@ -136,6 +139,30 @@ def open_connection(
             time.sleep(delay)
             delay = min(delay * 2, 4.0)
     raise ServiceUnavailable()  # pragma: no cover - loop always returns or raises
+
+
+_TIMESTAMPTZ_OID, _DATE_OID = 1184, 1082
+
+
+def _fast_timestamptz(text: str) -> datetime | str:
+    """pg8000 parses with strptime (~15 µs a value); `fromisoformat` reads PostgreSQL's ISO output in ~0.2 µs.
+    Infinities, BC dates and years past 9999 fall through to pg8000's own parser."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return timestamptz_in(text)  # type: ignore[no-any-return]
+
+
+def _fast_date(text: str) -> date | str:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return date_in(text)  # type: ignore[no-any-return]
+
+
+def _register_fast_parsers(conn: Connection) -> None:
+    conn.register_in_adapter(_TIMESTAMPTZ_OID, _fast_timestamptz)
+    conn.register_in_adapter(_DATE_OID, _fast_date)
 
 
 class _PerContainer(threading.local):
@@ -181,6 +208,22 @@ def is_unavailable(exc: BaseException) -> bool:
         code = str(exc.args[0].get("C", ""))
         return code.startswith(_UNAVAILABLE_SQLSTATES)
     return False
+
+
+@contextmanager
+def read_snapshot(conn: Connection, first_query: str) -> Iterator[list[list[Any]]]:
+    """A REPEATABLE READ, READ ONLY transaction begun in the same round trip as its first query, whose rows
+    are yielded. `first_query` takes no parameters (the simple protocol carries both statements)."""
+    rows = conn.run(f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {first_query}")
+    try:
+        yield rows
+    except BaseException:
+        try:
+            conn.run("ROLLBACK")
+        except Exception:  # noqa: S110 - the connection itself may be gone; the caller resets it
+            pass
+        raise
+    conn.run("COMMIT")
 
 
 @contextmanager

@@ -11,11 +11,13 @@ sum equals the contract's definition for any window; the event-table parts are s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from .db import Connection
+from .db import Connection, read_snapshot
 
 KINDS = ("sessions", "active_sessions", "logins", "grants", "emulations", "problems")
 
@@ -93,8 +95,23 @@ def plan_window(lo: datetime | None, hi: datetime | None, recent_from: date | No
     return plan
 
 
+RECENT_COVERAGE_SQL = "SELECT min(day) FROM activity_recent_daily"
+
+
 def recent_coverage(conn: Connection) -> date | None:
-    return conn.run("SELECT min(day) FROM activity_recent_daily")[0][0]
+    return conn.run(RECENT_COVERAGE_SQL)[0][0]
+
+
+@contextmanager
+def window_snapshot(conn: Connection, open_window: bool) -> Iterator[date | None]:
+    """What a read needs before it can plan its window: for a bounded window, a REPEATABLE READ snapshot
+    begun in the same round trip as reading the recent rollup's coverage (the plan and the queries then see
+    the same refresh); an open window plans without it and its single statement is its own snapshot."""
+    if open_window:
+        yield None
+        return
+    with read_snapshot(conn, RECENT_COVERAGE_SQL) as rows:
+        yield rows[0][0]
 
 
 def _ranges(column: str, ranges: list[tuple[Any, Any]], prefix: str, params: dict[str, Any]) -> str:
