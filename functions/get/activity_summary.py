@@ -24,7 +24,7 @@ from glow_activity.models import (
     ProfileSummaryItem,
 )
 from glow_activity.rollups import per_profile_counts_sql, plan_window, window_snapshot
-from glow_activity.scope import in_scope_conditions, visible_conditions, visible_profiles_sql
+from glow_activity.scope import in_scope_conditions, visible_conditions
 
 KINDS = ("sessions", "logins", "grants", "emulations", "problems")
 PROFILE_ROLES = ("admin", "coordinator", "head_ta", "instructor", "ta")  # profile_roles' CHECK constraint
@@ -48,11 +48,9 @@ def get_sql(caller: Caller, request: GetActivityRequest, recent_from: date | Non
     names: pydantic validates each in one call, ~3x faster than building a thousand models one by one),
     the facets, and the time of the refresh the numbers come from."""
     per_profile, params = per_profile_sql(caller, request, recent_from)
-    visible, visible_params = visible_profiles_sql(caller)
-    params.update(visible_params)  # the same scope conditions: shared names hold the same values
     params.update(summary_limit=request.summary_limit, summary_offset=request.summary_offset)
     facets, facet_params = _facets_sql(caller)
-    params.update(facet_params)
+    params.update(facet_params)  # the same scope conditions: shared names hold the same values
     sql = f"""
 WITH per_profile AS ({per_profile}),
 scored AS (
@@ -76,11 +74,6 @@ page AS (
     WHERE s.activity > 0
     ORDER BY s.activity DESC, p.name COLLATE "C", s.profile_id
     LIMIT :summary_limit OFFSET :summary_offset
-),
-visible AS ({visible}),
-dates AS (
-    SELECT min(t.first_active_day) AS earliest, max(t.last_active_day) AS latest
-    FROM activity_profile_totals t JOIN visible v ON v.id = t.profile_id
 )
 SELECT t.sessions, t.logins, t.emulations, t.active_profiles, t.summary_total,
        (SELECT coalesce(json_agg(json_build_object(
@@ -94,17 +87,18 @@ SELECT t.sessions, t.logins, t.emulations, t.active_profiles, t.summary_total,
         FROM page pg)::text AS profiles,
        {facets},
        ({LATEST_REFRESH_SQL}) AS data_as_of
-FROM totals t, dates
+FROM totals t
 """
     return sql, params
 
 
 def _facets_sql(caller: Caller) -> tuple[str, dict[str, Any]]:
-    """The facet columns over the `visible` and `dates` CTEs (every profile the caller may see, whatever the
-    filters)."""
-    params: dict[str, Any] = {"facet_roles": list(PROFILE_ROLES)}
+    """The facet columns over every profile the caller may see, whatever the filters. Each is a probe that
+    stops at its first visible profile (a role's first holder, the first profile along the first- and
+    last-active-day indexes of the totals) rather than a pass over all of them."""
+    visible_where, params = visible_conditions(caller)
+    params["facet_roles"] = list(PROFILE_ROLES)
     if caller.is_admin:
-        visible_where, _ = visible_conditions(caller)
         departments = (
             "SELECT d.id, d.name FROM departments d WHERE EXISTS (SELECT 1 FROM profile_departments pd"
             " JOIN profiles p ON p.id = pd.profile_id WHERE pd.department_id = d.id AND " + visible_where + ")"
@@ -116,12 +110,15 @@ def _facets_sql(caller: Caller) -> tuple[str, dict[str, Any]]:
   (SELECT coalesce(json_agg(json_build_object('value', o.id, 'label', o.name)
                             ORDER BY o.name COLLATE "C", o.id COLLATE "C"), '[]')
    FROM ({departments}) o)::text AS departments,
-  -- the roles are the schema's five: probe each (stops at the first visible holder) instead of a DISTINCT
-  ARRAY(SELECT role FROM unnest(CAST(:facet_roles AS text[])) role
-        WHERE EXISTS (SELECT 1 FROM profile_roles r JOIN visible v ON v.id = r.profile_id
-                      WHERE r.role = role.role AND r.active)
-        ORDER BY role) AS roles,
-  dates.earliest, dates.latest"""
+  ARRAY(SELECT role.role FROM unnest(CAST(:facet_roles AS text[])) role  -- the schema's five roles
+        CROSS JOIN LATERAL (SELECT 1 FROM profile_roles r JOIN profiles p ON p.id = r.profile_id
+                            WHERE r.role = role.role AND r.active AND {visible_where} LIMIT 1) holder
+        ORDER BY role.role) AS roles,
+  (SELECT t.first_active_day FROM activity_profile_totals t JOIN profiles p ON p.id = t.profile_id
+   WHERE t.first_active_day IS NOT NULL AND {visible_where} ORDER BY t.first_active_day LIMIT 1) AS earliest,
+  (SELECT t.last_active_day FROM activity_profile_totals t JOIN profiles p ON p.id = t.profile_id
+   WHERE t.last_active_day IS NOT NULL AND {visible_where} ORDER BY t.last_active_day DESC NULLS LAST LIMIT 1)
+    AS latest"""
     return sql, params
 
 

@@ -12,12 +12,6 @@ from .auth import Caller
 from .models import ActivityFilters
 
 
-def visible_profiles_sql(caller: Caller) -> tuple[str, dict[str, Any]]:
-    """`SELECT p.id ...` of the non-deleted profiles the caller may see."""
-    where, params = visible_conditions(caller)
-    return "SELECT p.id FROM profiles p WHERE " + where, params
-
-
 def visible_conditions(caller: Caller) -> tuple[str, dict[str, Any]]:
     """Conditions on `profiles p` for the profiles the caller may see (admin: all non-deleted;
     coordinator: sharing a department; anyone else: itself)."""
