@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -300,3 +301,20 @@ def test_every_response_is_gzipped_when_accepted(invoke: Any, world: World) -> N
     assert unauthorized.headers["content-encoding"] == "gzip" and unauthorized.body["statusCode"] == 401
     refused = invoke("docs", {}, {**admin.headers, "Accept-Encoding": "gzip;q=0, identity"})
     assert "content-encoding" not in refused.headers
+
+
+def test_json_parts_are_spliced_only_where_the_empty_field_is() -> None:
+    from glow_activity.models import ActivityResources, ProfileResource, dump_with_json_parts
+
+    tricky = 'x","profiles":{}'  # the marker's text inside a value is escaped, so it never matches
+    model = ActivityResources(profiles={})
+    body = dump_with_json_parts(
+        model,
+        {"profiles": json.dumps({"p": {"id": "p", "name": tricky, "email": None, "department_ids": [], "roles": []}})},
+    )
+    assert ActivityResources.model_validate_json(body).profiles["p"].name == tricky
+    named = ActivityResources(
+        profiles={"p": ProfileResource(id="p", name=tricky, email=None, department_ids=[], roles=[])}
+    )
+    with pytest.raises(ValueError, match="not one empty field"):
+        dump_with_json_parts(named, {"profiles": "{}"})

@@ -136,8 +136,9 @@ def json_response(model: Any, headers: dict[str, str] | None = None, status_code
 
 
 def cacheable_response(model: Any, *, scope_key: str, tags: str, data_as_of: str | None) -> Response:
-    """A 200 with a strong ETag over the caller's scope and the exact body, or a 304 when it matches."""
-    body = model.model_dump_json()
+    """A 200 with a strong ETag over the caller's scope and the exact body (a response model, or its JSON
+    already rendered), or a 304 when it matches."""
+    body = model if isinstance(model, str) else model.model_dump_json()
     etag = '"' + hashlib.sha256((scope_key + "\n" + body).encode()).hexdigest()[:40] + '"'
     headers = {"ETag": etag, "X-Cache-Tags": tags, "Cache-Control": "private, no-cache"}
     if data_as_of:

@@ -376,6 +376,21 @@ class ErrorResponse(BaseModel):
     detail: list[ErrorDetail] | None = None
 
 
+def dump_with_json_parts(model: BaseModel, parts: dict[str, str]) -> str:
+    """`model.model_dump_json()` with each field named in `parts` (left empty, [] or {}, in `model`) replaced by
+    the JSON text given for it: for the large parts of an answer that PostgreSQL renders as JSON already,
+    whose parsing, validation and serialisation again cost get ~12 ms for 1,000 profiles. An empty field's
+    `"name":[]` can only occur structurally (inside a JSON string every quote is escaped), and exactly once is
+    checked. The tests validate every response against the OpenAPI schema."""
+    body = model.model_dump_json()
+    for name, text in parts.items():
+        markers = [m for m in (f'"{name}":[]', f'"{name}":{{}}') if body.count(m) == 1]
+        if len(markers) != 1:
+            raise ValueError(f"{name!r} is not one empty field of {type(model).__name__}")
+        body = body.replace(markers[0], f'"{name}":{text}')
+    return body
+
+
 def iso(value: datetime) -> str:
     """RFC 3339 in UTC with a Z."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
