@@ -318,3 +318,16 @@ def test_json_parts_are_spliced_only_where_the_empty_field_is() -> None:
     )
     with pytest.raises(ValueError, match="not one empty field"):
         dump_with_json_parts(named, {"profiles": "{}"})
+
+
+def test_a_problem_without_a_profile_is_in_no_ones_counts(invoke: Any, dept_world: dict[str, Any]) -> None:
+    """The admin's unfiltered scope reads the event tables with an anti-join on deleted profiles; a problem the
+    platform stored without a profile must not turn into a profile of its own."""
+    w = dept_world
+    w["world"].problem(None, "2025-03-10T09:30:00")
+    for window in ({"date_from": "2025-03-10T08:00:00Z", "date_to": "2025-03-10T20:00:00Z"}, {}):
+        body = invoke("get", window, w["admin"].headers).body
+        assert None not in summary_by_id(body)
+        assert summary_by_id(body)[w["bo"].id]["problems_count"] == 1
+        assert sum(row["problems_count"] for row in body["profile_summary"]) == 1
+        assert body["profile_summary_total"] == len(body["profile_summary"])

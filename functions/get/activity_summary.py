@@ -21,7 +21,7 @@ from glow_activity.models import (
     dump_with_json_parts,
 )
 from glow_activity.rollups import per_profile_counts_sql, plan_window, window_snapshot
-from glow_activity.scope import in_scope_conditions, visible_conditions
+from glow_activity.scope import in_scope_conditions, is_everyone, visible_conditions
 
 KINDS = ("sessions", "logins", "grants", "emulations", "problems")
 PROFILE_ROLES = ("admin", "coordinator", "head_ta", "instructor", "ta")  # profile_roles' CHECK constraint
@@ -34,7 +34,7 @@ def per_profile_sql(
     activity in the window."""
     where, params = in_scope_conditions(caller, request)
     plan = plan_window(*request.window(), recent_from)
-    return per_profile_counts_sql(where, params, plan, KINDS), params
+    return per_profile_counts_sql(where, params, plan, KINDS, everyone=is_everyone(caller, request)), params
 
 
 def get_sql(caller: Caller, request: GetActivityRequest, recent_from: date | None) -> tuple[str, dict[str, Any]]:

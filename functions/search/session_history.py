@@ -22,7 +22,7 @@ from glow_activity.errors import Unprocessable
 from glow_activity.freshness import LATEST_REFRESH_SQL
 from glow_activity.models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
 from glow_activity.rollups import per_profile_counts_sql, plan_window, window_snapshot
-from glow_activity.scope import in_scope_conditions
+from glow_activity.scope import in_scope_conditions, is_everyone
 
 _COLUMNS = """s.id::text AS session_id, s.profile_id::text AS profile_id, p.name, s.created_at, s.updated_at,
        s.active, s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count,
@@ -80,7 +80,9 @@ def count_sql(caller: Caller, request: SearchActivityRequest, recent_from: date 
     of session rows."""
     where, params = in_scope_conditions(caller, request)
     plan = plan_window(*request.window(), recent_from)
-    per_profile = per_profile_counts_sql(where, params, plan, ("sessions", "active_sessions"))
+    per_profile = per_profile_counts_sql(
+        where, params, plan, ("sessions", "active_sessions"), everyone=is_everyone(caller, request)
+    )
     counted = {None: "sessions", True: "active_sessions", False: "sessions - active_sessions"}[request.active]
     return f"SELECT coalesce(sum({counted}), 0) FROM ({per_profile}) counts", params
 

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from .db import Connection, read_snapshot
+from .scope import not_deleted_sql
 
 KINDS = ("sessions", "active_sessions", "logins", "grants", "emulations", "problems")
 
@@ -129,46 +130,52 @@ def _ranges(column: str, ranges: list[tuple[Any, Any]], prefix: str, params: dic
 
 
 def per_profile_counts_sql(
-    scope_where: str, params: dict[str, Any], plan: WindowPlan, kinds: tuple[str, ...] = KINDS
+    scope_where: str,
+    params: dict[str, Any],
+    plan: WindowPlan,
+    kinds: tuple[str, ...] = KINDS,
+    *,
+    everyone: bool = False,
 ) -> str:
     """`SELECT profile_id, <kinds...>` (bigints) for the in-scope profiles with rows in the window.
 
     `scope_where` are conditions on `profiles p` (bound parameters in `params`). Each part joins profiles
     itself, so the planner sees the real size of the scope: a hash join for an admin's thousands of profiles,
-    index lookups per profile for a coordinator's department.
+    index lookups per profile for a coordinator's department. When the scope is everyone (`scope.is_everyone`),
+    each part anti-joins the deleted profiles instead (`scope.not_deleted_sql`).
     """
-    if plan.open_window:
+
+    def part(table: str, alias: str, columns: str, conditions: str) -> str:
+        if everyone:
+            where = not_deleted_sql(f"{alias}.profile_id")
+            return f"SELECT {alias}.profile_id, {columns} FROM {table} {alias} WHERE {where} AND ({conditions})"
         return (
-            f"SELECT t.profile_id, {', '.join('t.' + k for k in kinds)} FROM activity_profile_totals t"
-            f" JOIN profiles p ON p.id = t.profile_id WHERE {scope_where}"
+            f"SELECT {alias}.profile_id, {columns} FROM {table} {alias}"
+            f" JOIN profiles p ON p.id = {alias}.profile_id WHERE {scope_where} AND ({conditions})"
         )
+
+    def stored(alias: str) -> str:
+        return ", ".join(f"{alias}.{k}" for k in kinds)
+
+    if plan.open_window:
+        return part("activity_profile_totals", "t", stored("t"), "true")
     parts = []
     if plan.months is not None:
-        months = _ranges("m.month", [plan.months], "month", params)
-        parts.append(
-            f"SELECT m.profile_id, {', '.join('m.' + k for k in kinds)} FROM activity_monthly m"
-            f" JOIN profiles p ON p.id = m.profile_id WHERE {scope_where} AND ({months})"
-        )
+        parts.append(part("activity_monthly", "m", stored("m"), _ranges("m.month", [plan.months], "month", params)))
     if plan.recent_days:
         days = _ranges("r.day", plan.recent_days, "day", params)
         # the overall bounds go into the index condition; the ranges themselves filter
         params["days_min"] = min(start for start, _ in plan.recent_days)
         params["days_max"] = max(end for _, end in plan.recent_days)
-        days = f"r.day >= :days_min AND r.day < :days_max AND ({days})"
         parts.append(
-            f"SELECT r.profile_id, {', '.join('r.' + k for k in kinds)} FROM activity_recent_daily r"
-            f" JOIN profiles p ON p.id = r.profile_id WHERE {scope_where} AND ({days})"
+            part("activity_recent_daily", "r", stored("r"), f"r.day >= :days_min AND r.day < :days_max AND ({days})")
         )
     if plan.event_ranges:
         for table, column, adds in _EVENTS:
             if not any(k in adds for k in kinds):
                 continue
-            ranges = _ranges(f"x.{column}", plan.event_ranges, "at", params)
             values = ", ".join(f"{adds.get(k, '0')} AS {k}" for k in kinds)
-            parts.append(
-                f"SELECT x.profile_id, {values} FROM {table} x"
-                f" JOIN profiles p ON p.id = x.profile_id WHERE {scope_where} AND ({ranges})"
-            )
+            parts.append(part(table, "x", values, _ranges(f"x.{column}", plan.event_ranges, "at", params)))
     sums = ", ".join(f"sum({k})::bigint AS {k}" for k in kinds)
     union = "\n    UNION ALL ".join(parts)
     return f"SELECT profile_id, {sums} FROM (\n    {union}\n) activity GROUP BY profile_id"

@@ -47,6 +47,21 @@ def in_scope_conditions(caller: Caller, filters: ActivityFilters) -> tuple[str, 
     return sql, params
 
 
+def is_everyone(caller: Caller, filters: ActivityFilters) -> bool:
+    """An admin without filters sees every profile but the few deleted ones."""
+    return caller.scope == "all" and not filters.department_ids and not filters.roles
+
+
+def not_deleted_sql(profile_id_column: str) -> str:
+    """`is_everyone`'s scope as a condition on a profile_id column: an anti-join with the deleted profiles
+    (a few hundred) instead of a join with all the others (tens of thousands): half the time of an admin's
+    totals. (A problem may have no profile: it is in no one's counts.)"""
+    return (
+        f"{profile_id_column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM profiles gone"
+        f" WHERE gone.id = {profile_id_column} AND gone.deleted_at IS NOT NULL)"
+    )
+
+
 def scope_key(caller: Caller) -> str:
     """What, besides the request, decides what a caller sees: part of every ETag."""
     return "|".join((caller.profile_id, ",".join(caller.roles), ",".join(caller.department_ids)))
