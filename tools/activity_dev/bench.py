@@ -228,13 +228,20 @@ EXPORT_CHILD = textwrap.dedent("""
                      LambdaContext("export"))
     seconds = time.perf_counter() - started
     body = json.loads(result["body"])
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM is this process's own peak; ru_maxrss also counts the parent's peak at the exec (Linux keeps the
+    # forked address space's high-water mark), and the parent holds the local S3's earlier exports
+    try:
+        status = open("/proc/self/status").read()
+        rss_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024
+    except (OSError, IndexError):
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"status": result["statusCode"], "seconds": seconds, "rows": body.get("row_count"),
                       "upload_id": body.get("upload_id"), "peak_rss_mb": rss_mb}))
 """)
 
 
-def bench_export(h: Harness) -> None:
+def export_once(h: Harness) -> dict[str, Any]:
+    """One whole export through the handler, in a fresh process (its peak RSS is the export's)."""
     import boto3
 
     env = {**os.environ, "EXPORT_SYNC_ROW_BUDGET": str(10**12), "POWERTOOLS_LOG_LEVEL": "WARNING"}
@@ -247,19 +254,30 @@ def bench_export(h: Harness) -> None:
         cwd=REPO_ROOT,
     )
     stats = json.loads(out.stdout.strip().splitlines()[-1])
-    size = h.conn.run("SELECT size_bytes FROM uploads WHERE id = CAST(:id AS uuid)", id=stats["upload_id"])[0][0]
-    boto3.client("s3")  # the bucket is local (moto); the object size is what the service recorded
-    h.record(
-        "export everything",
-        {
-            "rows": stats["rows"],
-            "seconds": round(stats["seconds"], 2),
-            "rows_per_s": round(stats["rows"] / stats["seconds"]),
-            "peak_rss_mb": round(stats["peak_rss_mb"], 1),
-            "zip_bytes": size,
-        },
-    )
-    h.record("export everything [COPY floor]", copy_floor(h))
+    size, key = h.conn.run(
+        "SELECT size_bytes, s3_key FROM uploads WHERE id = CAST(:id AS uuid)", id=stats["upload_id"]
+    )[0]
+    boto3.client("s3").delete_object(Bucket=os.environ["EXPORT_BUCKET"], Key=key)  # the local S3 keeps it in memory
+    return {
+        "rows": stats["rows"],
+        "seconds": round(stats["seconds"], 2),
+        "rows_per_s": round(stats["rows"] / stats["seconds"]),
+        "peak_rss_mb": round(stats["peak_rss_mb"], 1),
+        "zip_bytes": size,
+    }
+
+
+def bench_export(h: Harness) -> None:
+    """Export and its COPY floor in alternation, three pairs at the large scale: the median pair is reported,
+    and the ratio is the median of the pairs' ratios (a slow phase of the machine falls on both of a pair)."""
+    pairs = []
+    for _ in range(3 if h.scale == "large" else 1):
+        pairs.append((export_once(h), copy_floor(h)))
+    pairs.sort(key=lambda pair: pair[0]["seconds"])
+    export, floor = pairs[len(pairs) // 2]
+    ratios = sorted(e["seconds"] / f["seconds"] for e, f in pairs)
+    h.record("export everything", {**export, "runs": len(pairs)})
+    h.record("export everything [COPY floor]", {**floor, "export_vs_floor": round(ratios[len(ratios) // 2], 2)})
 
 
 def copy_floor(h: Harness) -> dict[str, Any]:
