@@ -73,9 +73,13 @@ def params_from_url(url: str, timeout: float = 10.0) -> ConnectParams:
     host = query.get("host") or parsed.hostname
     port = parsed.port or int(query.get("port", 5432))
     unix_sock = f"{host}/.s.PGSQL.{port}" if host and host.startswith("/") else None
-    ssl_context: ssl.SSLContext | None = None
+    # pg8000: None tries TLS and falls back (what libpq calls prefer), False never tries it. Without False a
+    # local connection loaded the system's CA bundle (~50 ms of every cold start) to be told "no".
+    ssl_context: ssl.SSLContext | bool | None = None
     sslmode = query.get("sslmode", "disable" if unix_sock or host in ("localhost", "127.0.0.1") else "prefer")
-    if sslmode in ("require", "verify-ca", "verify-full"):
+    if sslmode == "disable":
+        ssl_context = False
+    elif sslmode in ("require", "verify-ca", "verify-full"):
         ssl_context = ssl.create_default_context(cafile=query.get("sslrootcert"))
         if sslmode == "require":
             ssl_context.check_hostname = False
