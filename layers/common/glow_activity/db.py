@@ -221,10 +221,10 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 @contextmanager
-def read_snapshot(conn: Connection, first_query: str) -> Iterator[list[list[Any]]]:
-    """A REPEATABLE READ, READ ONLY transaction begun in the same round trip as its first query, whose rows
-    are yielded. `first_query` takes no parameters (the simple protocol carries both statements)."""
-    rows = conn.run(f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {first_query}")
+def _begun(conn: Connection, begin: str) -> Iterator[list[list[Any]] | None]:
+    """Run `begin` (a BEGIN, maybe followed by a first query), yield its rows; COMMIT after the block, ROLLBACK
+    when it raises."""
+    rows = conn.run(begin)
     try:
         yield rows
     except BaseException:
@@ -237,16 +237,16 @@ def read_snapshot(conn: Connection, first_query: str) -> Iterator[list[list[Any]
 
 
 @contextmanager
+def read_snapshot(conn: Connection, first_query: str) -> Iterator[list[list[Any]]]:
+    """A REPEATABLE READ, READ ONLY transaction begun in the same round trip as its first query, whose rows
+    are yielded. `first_query` takes no parameters (the simple protocol carries both statements)."""
+    with _begun(conn, f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {first_query}") as rows:
+        yield rows or []
+
+
+@contextmanager
 def transaction(conn: Connection, isolation: str | None = None, read_only: bool = False) -> Iterator[Connection]:
     mode = " ISOLATION LEVEL " + isolation if isolation else ""
     mode += " READ ONLY" if read_only else ""
-    conn.run("BEGIN" + mode)
-    try:
+    with _begun(conn, "BEGIN" + mode):
         yield conn
-    except BaseException:
-        try:
-            conn.run("ROLLBACK")
-        except Exception:  # noqa: S110 - the connection itself may be gone; the caller resets it
-            pass
-        raise
-    conn.run("COMMIT")
