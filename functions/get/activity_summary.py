@@ -20,21 +20,11 @@ from glow_activity.models import (
     GetActivityResponse,
     dump_with_json_parts,
 )
-from glow_activity.rollups import per_profile_counts_sql, plan_window, window_snapshot
-from glow_activity.scope import in_scope_conditions, is_everyone, visible_conditions
+from glow_activity.rollups import in_scope_counts_sql, window_snapshot
+from glow_activity.scope import visible_conditions
 
 KINDS = ("sessions", "logins", "grants", "emulations", "problems")
 PROFILE_ROLES = ("admin", "coordinator", "head_ta", "instructor", "ta")  # profile_roles' CHECK constraint
-
-
-def per_profile_sql(
-    caller: Caller, request: GetActivityRequest, recent_from: date | None
-) -> tuple[str, dict[str, Any]]:
-    """`SELECT profile_id, sessions, logins, grants, emulations, problems` for the in-scope profiles with
-    activity in the window."""
-    where, params = in_scope_conditions(caller, request)
-    plan = plan_window(*request.window(), recent_from)
-    return per_profile_counts_sql(where, params, plan, KINDS, everyone=is_everyone(caller, request)), params
 
 
 def get_sql(caller: Caller, request: GetActivityRequest, recent_from: date | None) -> tuple[str, dict[str, Any]]:
@@ -42,7 +32,7 @@ def get_sql(caller: Caller, request: GetActivityRequest, recent_from: date | Non
     profile_summary window and its profiles' resources (rendered as JSON with the response models' field
     names, spliced into the answer as they are: `models.dump_with_json_parts`), the facets, and the time of
     the refresh the numbers come from."""
-    per_profile, params = per_profile_sql(caller, request, recent_from)
+    per_profile, params = in_scope_counts_sql(caller, request, recent_from, KINDS)
     params.update(summary_limit=request.summary_limit, summary_offset=request.summary_offset)
     facets, facet_params = _facets_sql(caller)
     params.update(facet_params)  # the same scope conditions: shared names hold the same values
@@ -134,7 +124,7 @@ def _facets(
 
 def activity_summary(conn: Connection, caller: Caller, request: GetActivityRequest) -> tuple[str, datetime | None]:
     """The JSON body of get's answer, and the time of the refresh its numbers come from."""
-    with window_snapshot(conn, request.date_from is None and request.date_to is None) as recent_from:
+    with window_snapshot(conn, request) as recent_from:
         sql, params = get_sql(caller, request, recent_from)
         row = conn.run(sql, **params)[0]
     sessions, logins, emulations, active_profiles, summary_total, summary_json, profiles_json = row[:7]

@@ -21,8 +21,8 @@ from glow_activity.db import Connection
 from glow_activity.errors import Unprocessable
 from glow_activity.freshness import LATEST_REFRESH_SQL
 from glow_activity.models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
-from glow_activity.rollups import per_profile_counts_sql, plan_window, window_snapshot
-from glow_activity.scope import in_scope_conditions, is_everyone
+from glow_activity.rollups import in_scope_counts_sql, window_snapshot
+from glow_activity.scope import in_scope_conditions
 
 _COLUMNS = """s.id::text AS session_id, s.profile_id::text AS profile_id, p.name, s.created_at, s.updated_at,
        s.active, s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count,
@@ -78,11 +78,7 @@ def _where(caller: Caller, request: SearchActivityRequest) -> tuple[str, dict[st
 def count_sql(caller: Caller, request: SearchActivityRequest, recent_from: date | None) -> tuple[str, dict[str, Any]]:
     """total_count from the rollups (and the event rows where they do not reach), without counting millions
     of session rows."""
-    where, params = in_scope_conditions(caller, request)
-    plan = plan_window(*request.window(), recent_from)
-    per_profile = per_profile_counts_sql(
-        where, params, plan, ("sessions", "active_sessions"), everyone=is_everyone(caller, request)
-    )
+    per_profile, params = in_scope_counts_sql(caller, request, recent_from, ("sessions", "active_sessions"))
     counted = {None: "sessions", True: "active_sessions", False: "sessions - active_sessions"}[request.active]
     return f"SELECT coalesce(sum({counted}), 0) FROM ({per_profile}) counts", params
 
@@ -133,7 +129,7 @@ def session_history(
     if request.cursor is not None:
         at, session_id, page = decode_cursor(request)
         after = (at, session_id)
-    with window_snapshot(conn, request.date_from is None and request.date_to is None) as recent_from:
+    with window_snapshot(conn, request) as recent_from:
         sql, params = search_sql(caller, request, recent_from, after)
         result = conn.run(sql, **params)
     total, as_of = int(result[0][0]), result[0][1]

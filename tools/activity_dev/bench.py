@@ -168,7 +168,7 @@ def bench_get_and_search(h: Harness) -> None:
         request = GetActivityRequest.model_validate(body)
 
         def read_get(caller: Any, request: GetActivityRequest = request) -> None:
-            with window_snapshot(h.conn, request.date_from is None and request.date_to is None) as recent:
+            with window_snapshot(h.conn, request) as recent:
                 sql, params = activity_summary.get_sql(caller, request, recent)
                 h.conn.run(sql, **params)
 

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from .auth import Caller
 from .db import Connection, read_snapshot
-from .scope import not_deleted_sql
+from .models import ActivityFilters
+from .scope import in_scope_conditions, is_everyone, not_deleted_sql
 
 KINDS = ("sessions", "active_sessions", "logins", "grants", "emulations", "problems")
 
@@ -99,20 +101,26 @@ def plan_window(lo: datetime | None, hi: datetime | None, recent_from: date | No
 RECENT_COVERAGE_SQL = "SELECT min(day) FROM activity_recent_daily"
 
 
-def recent_coverage(conn: Connection) -> date | None:
-    return conn.run(RECENT_COVERAGE_SQL)[0][0]
-
-
 @contextmanager
-def window_snapshot(conn: Connection, open_window: bool) -> Iterator[date | None]:
+def window_snapshot(conn: Connection, filters: ActivityFilters) -> Iterator[date | None]:
     """What a read needs before it can plan its window: for a bounded window, a REPEATABLE READ snapshot
     begun in the same round trip as reading the recent rollup's coverage (the plan and the queries then see
     the same refresh); an open window plans without it and its single statement is its own snapshot."""
-    if open_window:
+    if filters.window() == (None, None):
         yield None
         return
     with read_snapshot(conn, RECENT_COVERAGE_SQL) as rows:
         yield rows[0][0]
+
+
+def in_scope_counts_sql(
+    caller: Caller, filters: ActivityFilters, recent_from: date | None, kinds: tuple[str, ...]
+) -> tuple[str, dict[str, Any]]:
+    """`per_profile_counts_sql` for the caller's profiles in scope of the filters, over their window
+    (`recent_from` from `window_snapshot`), with its bound parameters."""
+    where, params = in_scope_conditions(caller, filters)
+    plan = plan_window(*filters.window(), recent_from)
+    return per_profile_counts_sql(where, params, plan, kinds, everyone=is_everyone(caller, filters)), params
 
 
 def _ranges(column: str, ranges: list[tuple[Any, Any]], prefix: str, params: dict[str, Any]) -> str:
