@@ -1,4 +1,6 @@
-"""The window plan splits any [lo, hi) into parts that never overlap and together cover it exactly."""
+"""The window plan splits any [lo, hi) into parts that never overlap and together cover it exactly: every
+event the rollups hold is counted once inside the window and never outside, and an event that came after
+the refresh (in the event tables only) at most once inside and never outside."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glow_activity.rollups import month_start, plan_window, utc_day
+from glow_activity.rollups import RecentCoverage, month_start, plan_window, utc_day
 
 START = datetime(2024, 10, 1, tzinfo=UTC)
 instants = st.integers(0, 500 * 24 * 3600 * 10).map(lambda ds: START + timedelta(microseconds=ds * 100_000))
@@ -16,37 +18,66 @@ bounds = st.one_of(st.none(), instants, midnights)
 recent = st.one_of(st.none(), st.integers(0, 520).map(lambda d: (START + timedelta(days=d)).date()))
 
 
-def covered_by_plan(plan: object, at: datetime, recent_from: date | None) -> int:
-    """How many parts of the plan count an event at `at` (must be 1 inside the window, 0 outside)."""
+def covered_by_plan(plan: object, at: datetime, recent_from: date | None, in_rollups: bool = True) -> int:
+    """How many parts of the plan count an event at `at`; one that came after the refresh (`in_rollups`
+    False) only by the parts that read the event tables."""
     hits = 0
     if plan.open_window:  # type: ignore[attr-defined]
-        return 1
-    if plan.months is not None:  # type: ignore[attr-defined]
+        return int(in_rollups)
+    if plan.months is not None and in_rollups:  # type: ignore[attr-defined]
         lo, hi = plan.months  # type: ignore[attr-defined]
         month = month_start(utc_day(at))
         hits += (lo is None or month >= lo) and (hi is None or month < hi)
     for lo, hi in plan.recent_days:  # type: ignore[attr-defined]
         assert recent_from is not None and lo >= recent_from
-        hits += lo <= utc_day(at) < hi
+        hits += in_rollups and lo <= utc_day(at) < hi
     for lo, hi in plan.event_ranges:  # type: ignore[attr-defined]
         hits += (lo is None or at >= lo) and (hi is None or at < hi)
     return hits
 
 
-@settings(max_examples=3000, deadline=None)
-@given(lo=bounds, hi=bounds, recent_from=recent, events=st.lists(instants, min_size=1, max_size=40))
+@settings(max_examples=5000, deadline=None)
+@given(
+    lo=bounds,
+    hi=bounds,
+    since=recent,
+    refreshed_at=st.one_of(st.none(), instants),
+    events=st.lists(instants, min_size=1, max_size=40),
+)
 def test_every_instant_is_counted_once_inside_and_never_outside(
-    lo: datetime | None, hi: datetime | None, recent_from: date | None, events: list[datetime]
+    lo: datetime | None, hi: datetime | None, since: date | None, refreshed_at: datetime | None, events: list[datetime]
 ) -> None:
     if lo is not None and hi is not None and lo >= hi:
         return
-    plan = plan_window(lo, hi, recent_from)
-    probes = [*events]
+    probes = []
     for edge in (lo, hi):  # instants right at and around the bounds and their days
         if edge is not None:
             probes += [edge, edge - timedelta(microseconds=1), edge + timedelta(microseconds=1)]
             day = datetime.combine(utc_day(edge), datetime.min.time(), tzinfo=UTC)
             probes += [day, day - timedelta(microseconds=1), day + timedelta(days=1)]
-    for at in probes:
+    # the rollups as the refresh at `refreshed_at` left them: `events` (some dated after it: clocks differ)
+    # and the probes up to then; the later probes came after it and are in the event tables only
+    held = events + [at for at in probes if refreshed_at is None or at <= refreshed_at]
+    late = [at for at in probes if refreshed_at is not None and at > refreshed_at]
+    recent_days = sorted(utc_day(at) for at in held if since is not None and utc_day(at) >= since)
+    coverage = RecentCoverage(recent_days[0], recent_days[-1]) if recent_days else RecentCoverage(None, None)
+    plan = plan_window(lo, hi, coverage)
+    for at in held:
         inside = (lo is None or at >= lo) and (hi is None or at < hi)
-        assert covered_by_plan(plan, at, recent_from) == int(inside), (lo, hi, recent_from, at, plan)
+        assert covered_by_plan(plan, at, coverage.first_day) == int(inside), (lo, hi, coverage, at, plan)
+    for at in late:
+        inside = (lo is None or at >= lo) and (hi is None or at < hi)
+        assert covered_by_plan(plan, at, coverage.first_day, in_rollups=False) <= int(inside), (lo, hi, at, plan)
+
+
+def test_a_window_up_to_today_takes_its_begun_month_whole_from_the_monthly_rollup() -> None:
+    today = date(2026, 11, 27)
+    lo = datetime(2026, 8, 29, tzinfo=UTC)
+    hi = datetime(2026, 11, 28, tzinfo=UTC)
+    plan = plan_window(lo, hi, RecentCoverage(date(2026, 8, 1), today))
+    assert plan.months == (date(2026, 9, 1), date(2026, 12, 1))
+    assert plan.recent_days == [(date(2026, 8, 29), date(2026, 9, 1))]
+    # an event on a later day (a date in the future when the rollups were refreshed): days again
+    later = plan_window(lo, hi, RecentCoverage(date(2026, 8, 1), date(2026, 11, 29)))
+    assert later.months == (date(2026, 9, 1), date(2026, 11, 1))
+    assert (date(2026, 11, 1), date(2026, 11, 28)) in later.recent_days

@@ -20,19 +20,19 @@ from glow_activity.models import (
     GetActivityResponse,
     dump_with_json_parts,
 )
-from glow_activity.rollups import in_scope_counts_sql, window_snapshot
+from glow_activity.rollups import RecentCoverage, in_scope_counts_sql, window_snapshot
 from glow_activity.scope import visible_conditions
 
 KINDS = ("sessions", "logins", "grants", "emulations", "problems")
 PROFILE_ROLES = ("admin", "coordinator", "head_ta", "instructor", "ta")  # profile_roles' CHECK constraint
 
 
-def get_sql(caller: Caller, request: GetActivityRequest, recent_from: date | None) -> tuple[str, dict[str, Any]]:
+def get_sql(caller: Caller, request: GetActivityRequest, recent: RecentCoverage) -> tuple[str, dict[str, Any]]:
     """Everything get answers, in one statement (one round trip, one snapshot) and one row: the totals, the
     profile_summary window and its profiles' resources (rendered as JSON with the response models' field
     names, spliced into the answer as they are: `models.dump_with_json_parts`), the facets, and the time of
     the refresh the numbers come from."""
-    per_profile, params = in_scope_counts_sql(caller, request, recent_from, KINDS)
+    per_profile, params = in_scope_counts_sql(caller, request, recent, KINDS)
     params.update(summary_limit=request.summary_limit, summary_offset=request.summary_offset)
     facets, facet_params = _facets_sql(caller)
     params.update(facet_params)  # the same scope conditions: shared names hold the same values
@@ -124,8 +124,8 @@ def _facets(
 
 def activity_summary(conn: Connection, caller: Caller, request: GetActivityRequest) -> tuple[str, datetime | None]:
     """The JSON body of get's answer, and the time of the refresh its numbers come from."""
-    with window_snapshot(conn, request) as recent_from:
-        sql, params = get_sql(caller, request, recent_from)
+    with window_snapshot(conn, request) as recent:
+        sql, params = get_sql(caller, request, recent)
         row = conn.run(sql, **params)[0]
     sessions, logins, emulations, active_profiles, summary_total, summary_json, profiles_json = row[:7]
     departments_json, roles, earliest, latest, as_of = row[7:]

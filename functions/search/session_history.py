@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import json
 import math
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +21,7 @@ from glow_activity.db import Connection
 from glow_activity.errors import Unprocessable
 from glow_activity.freshness import LATEST_REFRESH_SQL
 from glow_activity.models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
-from glow_activity.rollups import in_scope_counts_sql, window_snapshot
+from glow_activity.rollups import RecentCoverage, in_scope_counts_sql, window_snapshot
 from glow_activity.scope import in_scope_conditions
 
 _COLUMNS = """s.id::text AS session_id, s.profile_id::text AS profile_id, p.name, s.created_at, s.updated_at,
@@ -75,10 +75,10 @@ def _where(caller: Caller, request: SearchActivityRequest) -> tuple[str, dict[st
     return where, params
 
 
-def count_sql(caller: Caller, request: SearchActivityRequest, recent_from: date | None) -> tuple[str, dict[str, Any]]:
+def count_sql(caller: Caller, request: SearchActivityRequest, recent: RecentCoverage) -> tuple[str, dict[str, Any]]:
     """total_count from the rollups (and the event rows where they do not reach), without counting millions
     of session rows."""
-    per_profile, params = in_scope_counts_sql(caller, request, recent_from, ("sessions", "active_sessions"))
+    per_profile, params = in_scope_counts_sql(caller, request, recent, ("sessions", "active_sessions"))
     counted = {None: "sessions", True: "active_sessions", False: "sessions - active_sessions"}[request.active]
     return f"SELECT coalesce(sum({counted}), 0) FROM ({per_profile}) counts", params
 
@@ -104,12 +104,12 @@ def page_sql(
 
 
 def search_sql(
-    caller: Caller, request: SearchActivityRequest, recent_from: date | None, after: tuple[datetime, str] | None
+    caller: Caller, request: SearchActivityRequest, recent: RecentCoverage, after: tuple[datetime, str] | None
 ) -> tuple[str, dict[str, Any]]:
     """total_count, the time of the refresh it comes from, and the page's rows, in one statement (one round
     trip, one snapshot): each row is `total, data_as_of, <session columns>`; no page rows gives one row of
     NULL columns."""
-    count, params = count_sql(caller, request, recent_from)
+    count, params = count_sql(caller, request, recent)
     page, page_params = page_sql(caller, request, after)
     params.update(page_params)  # both come from the same scope conditions: shared names hold the same values
     direction = "DESC" if request.sort_order == "desc" else "ASC"
@@ -129,8 +129,8 @@ def session_history(
     if request.cursor is not None:
         at, session_id, page = decode_cursor(request)
         after = (at, session_id)
-    with window_snapshot(conn, request) as recent_from:
-        sql, params = search_sql(caller, request, recent_from, after)
+    with window_snapshot(conn, request) as recent:
+        sql, params = search_sql(caller, request, recent, after)
         result = conn.run(sql, **params)
     total, as_of = int(result[0][0]), result[0][1]
     rows = [r[2:] for r in result if r[2] is not None]

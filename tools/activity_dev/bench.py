@@ -206,8 +206,9 @@ def bench_get_and_search(h: Harness) -> None:
 
         def read_search(caller: Any, request: SearchActivityRequest = search_request) -> None:
             after = session_history.decode_cursor(request)[:2] if request.cursor else None
-            sql, params = session_history.search_sql(caller, request, None, after)
-            h.conn.run(sql, **params)
+            with window_snapshot(h.conn, request) as recent:
+                sql, params = session_history.search_sql(caller, request, recent, after)
+                h.conn.run(sql, **params)
 
         handler, raw = timed_pair(
             functools.partial(h.call, "search", body, h.admin_key),

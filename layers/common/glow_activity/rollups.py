@@ -7,6 +7,10 @@ A window [lo, hi) is split into
 - every other instant     -> the event tables (partial days, and whole days older than the recent rollup)
 and an open window reads activity_profile_totals. The parts never overlap, so right after a refresh the
 sum equals the contract's definition for any window; the event-table parts are simply never stale.
+
+A window that runs past the last day the rollups hold (the usual "up to today") takes its last month, begun
+but not finished, from activity_monthly as well: that month's row holds nothing after the window's whole
+days, so it is exactly their sum - one row per profile instead of up to 31.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from .auth import Caller
 from .db import Connection, read_snapshot
@@ -57,9 +61,20 @@ class WindowPlan:
     event_ranges: list[tuple[datetime | None, datetime | None]] = field(default_factory=list)  # [from, to)
 
 
-def plan_window(lo: datetime | None, hi: datetime | None, recent_from: date | None) -> WindowPlan:
-    """Split [lo, hi) (None = open) into non-overlapping parts; `recent_from` is the first day the recent
-    daily rollup covers (None when it is empty)."""
+class RecentCoverage(NamedTuple):
+    """The first and last day with rows in activity_recent_daily (both None when it is empty). The view holds
+    every event from its first month on, so no event as of the refresh falls on a day after `last_day`."""
+
+    first_day: date | None
+    last_day: date | None
+
+
+NO_COVERAGE = RecentCoverage(None, None)
+
+
+def plan_window(lo: datetime | None, hi: datetime | None, recent: RecentCoverage = NO_COVERAGE) -> WindowPlan:
+    """Split [lo, hi) (None = open) into non-overlapping parts, given what the recent daily rollup covers."""
+    recent_from = recent.first_day
     if lo is None and hi is None:
         return WindowPlan(open_window=True)
     plan = WindowPlan()
@@ -78,6 +93,14 @@ def plan_window(lo: datetime | None, hi: datetime | None, recent_from: date | No
     # whole months inside the whole days
     months_from = None if whole_from is None else (whole_from if whole_from.day == 1 else next_month(whole_from))
     months_to = None if whole_to is None else month_start(whole_to)
+    if (
+        whole_to is not None
+        and months_to is not None
+        and months_to < whole_to
+        and recent.last_day is not None
+        and recent.last_day < whole_to
+    ):
+        months_to = next_month(whole_to)  # the begun month holds nothing from whole_to on: count it whole
     loose: list[tuple[date | None, date | None]] = []
     if months_from is None or months_to is None or months_from < months_to:
         plan.months = (months_from, months_to)
@@ -98,28 +121,28 @@ def plan_window(lo: datetime | None, hi: datetime | None, recent_from: date | No
     return plan
 
 
-RECENT_COVERAGE_SQL = "SELECT min(day) FROM activity_recent_daily"
+RECENT_COVERAGE_SQL = "SELECT min(day), max(day) FROM activity_recent_daily"
 
 
 @contextmanager
-def window_snapshot(conn: Connection, filters: ActivityFilters) -> Iterator[date | None]:
+def window_snapshot(conn: Connection, filters: ActivityFilters) -> Iterator[RecentCoverage]:
     """What a read needs before it can plan its window: for a bounded window, a REPEATABLE READ snapshot
     begun in the same round trip as reading the recent rollup's coverage (the plan and the queries then see
     the same refresh); an open window plans without it and its single statement is its own snapshot."""
     if filters.window() == (None, None):
-        yield None
+        yield NO_COVERAGE
         return
     with read_snapshot(conn, RECENT_COVERAGE_SQL) as rows:
-        yield rows[0][0]
+        yield RecentCoverage(*rows[0])
 
 
 def in_scope_counts_sql(
-    caller: Caller, filters: ActivityFilters, recent_from: date | None, kinds: tuple[str, ...]
+    caller: Caller, filters: ActivityFilters, recent: RecentCoverage, kinds: tuple[str, ...]
 ) -> tuple[str, dict[str, Any]]:
     """`per_profile_counts_sql` for the caller's profiles in scope of the filters, over their window
-    (`recent_from` from `window_snapshot`), with its bound parameters."""
+    (`recent` from `window_snapshot`), with its bound parameters."""
     where, params = in_scope_conditions(caller, filters)
-    plan = plan_window(*filters.window(), recent_from)
+    plan = plan_window(*filters.window(), recent)
     return per_profile_counts_sql(where, params, plan, kinds, everyone=is_everyone(caller, filters)), params
 
 
