@@ -20,7 +20,7 @@ from glow_activity.models import (
     GetActivityResponse,
     dump_with_json_parts,
 )
-from glow_activity.rollups import RecentCoverage, in_scope_counts_sql, window_snapshot
+from glow_activity.rollups import RecentCoverage, in_scope_counts_ctes, window_snapshot
 from glow_activity.scope import visible_conditions
 
 KINDS = ("sessions", "logins", "grants", "emulations", "problems")
@@ -32,12 +32,12 @@ def get_sql(caller: Caller, request: GetActivityRequest, recent: RecentCoverage)
     profile_summary window and its profiles' resources (rendered as JSON with the response models' field
     names, spliced into the answer as they are: `models.dump_with_json_parts`), the facets, and the time of
     the refresh the numbers come from."""
-    per_profile, params = in_scope_counts_sql(caller, request, recent, KINDS)
+    counts, params = in_scope_counts_ctes(caller, request, recent, KINDS)
     params.update(summary_limit=request.summary_limit, summary_offset=request.summary_offset)
     facets, facet_params = _facets_sql(caller)
     params.update(facet_params)  # the same scope conditions: shared names hold the same values
     sql = f"""
-WITH per_profile AS ({per_profile}),
+WITH {counts},
 scored AS (
     SELECT *, sessions + logins + grants + problems AS activity FROM per_profile
 ),
@@ -55,21 +55,22 @@ page AS (
                  ORDER BY pd.department_id COLLATE "C") AS department_ids,
            ARRAY(SELECT pr.role FROM profile_roles pr WHERE pr.profile_id = p.id AND pr.active
                  ORDER BY pr.role COLLATE "C") AS roles
-    FROM scored s JOIN profiles p ON p.id = s.profile_id
+    FROM scored s JOIN scope p ON p.id = s.profile_id
     WHERE s.activity > 0
     ORDER BY s.activity DESC, p.name COLLATE "C", s.profile_id
     LIMIT :summary_limit OFFSET :summary_offset
 )
 SELECT t.sessions, t.logins, t.emulations, t.active_profiles, t.summary_total,
-       (SELECT coalesce(json_agg(json_build_object(
-                   'profile_id', pg.profile_id, 'profile_name', pg.name, 'sessions_count', pg.sessions,
-                   'logins_count', pg.logins, 'grants_count', pg.grants, 'problems_count', pg.problems,
-                   'activity_count', pg.activity) ORDER BY pg.activity DESC, pg.name COLLATE "C", pg.profile_id), '[]')
-        FROM page pg)::text AS profile_summary,
-       (SELECT coalesce(json_object_agg(pg.profile_id, json_build_object(
-                   'id', pg.profile_id, 'name', pg.name, 'email', pg.email, 'department_ids', pg.department_ids,
-                   'roles', pg.roles) ORDER BY pg.activity DESC, pg.name COLLATE "C", pg.profile_id), '{{}}')
-        FROM page pg)::text AS profiles,
+       (SELECT coalesce(json_agg(item ORDER BY pg.activity DESC, pg.name COLLATE "C", pg.profile_id), '[]')
+        FROM page pg CROSS JOIN LATERAL (
+            SELECT pg.profile_id, pg.name AS profile_name, pg.sessions AS sessions_count, pg.logins AS logins_count,
+                   pg.grants AS grants_count, pg.problems AS problems_count, pg.activity AS activity_count) item
+       )::text AS profile_summary,
+       (SELECT coalesce(json_object_agg(pg.profile_id, item ORDER BY pg.activity DESC, pg.name COLLATE "C",
+                                        pg.profile_id), '{{}}')
+        FROM page pg CROSS JOIN LATERAL (
+            SELECT pg.profile_id AS id, pg.name, pg.email, pg.department_ids, pg.roles) item
+       )::text AS profiles,
        {facets},
        ({LATEST_REFRESH_SQL}) AS data_as_of
 FROM totals t

@@ -21,7 +21,7 @@ from glow_activity.db import Connection
 from glow_activity.errors import Unprocessable
 from glow_activity.freshness import LATEST_REFRESH_SQL
 from glow_activity.models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
-from glow_activity.rollups import RecentCoverage, in_scope_counts_sql, window_snapshot
+from glow_activity.rollups import RecentCoverage, in_scope_counts_ctes, window_snapshot
 from glow_activity.scope import in_scope_conditions
 
 _COLUMNS = """s.id::text AS session_id, s.profile_id::text AS profile_id, p.name, s.created_at, s.updated_at,
@@ -78,9 +78,9 @@ def _where(caller: Caller, request: SearchActivityRequest) -> tuple[str, dict[st
 def count_sql(caller: Caller, request: SearchActivityRequest, recent: RecentCoverage) -> tuple[str, dict[str, Any]]:
     """total_count from the rollups (and the event rows where they do not reach), without counting millions
     of session rows."""
-    per_profile, params = in_scope_counts_sql(caller, request, recent, ("sessions", "active_sessions"))
+    ctes, params = in_scope_counts_ctes(caller, request, recent, ("sessions", "active_sessions"))
     counted = {None: "sessions", True: "active_sessions", False: "sessions - active_sessions"}[request.active]
-    return f"SELECT coalesce(sum({counted}), 0) FROM ({per_profile}) counts", params
+    return f"WITH {ctes} SELECT coalesce(sum({counted}), 0) FROM per_profile", params
 
 
 def page_sql(

@@ -136,14 +136,25 @@ def window_snapshot(conn: Connection, filters: ActivityFilters) -> Iterator[Rece
         yield RecentCoverage(*rows[0])
 
 
-def in_scope_counts_sql(
+def in_scope_counts_ctes(
     caller: Caller, filters: ActivityFilters, recent: RecentCoverage, kinds: tuple[str, ...]
 ) -> tuple[str, dict[str, Any]]:
-    """`per_profile_counts_sql` for the caller's profiles in scope of the filters, over their window
-    (`recent` from `window_snapshot`), with its bound parameters."""
+    """Two CTEs (for a `WITH`), and their bound parameters:
+    - `scope (id, name, email)`: the caller's profiles in scope of the filters;
+    - `per_profile`: their counts over the filters' window (`per_profile_counts_sql`; `recent` from
+      `window_snapshot`).
+
+    A scope short of everyone is computed once (MATERIALIZED) for every rollup part and the caller's page of
+    profiles, and the planner sees its real size: index lookups per profile for a coordinator's department,
+    hash joins for an admin's thousands. Everyone's is inlined: the parts anti-join the few deleted profiles
+    instead, and a page joins `profiles` itself."""
     where, params = in_scope_conditions(caller, filters)
+    everyone = is_everyone(caller, filters)
     plan = plan_window(*filters.window(), recent)
-    return per_profile_counts_sql(where, params, plan, kinds, everyone=is_everyone(caller, filters)), params
+    counts = per_profile_counts_sql(params, plan, kinds, everyone=everyone)
+    materialized = "NOT MATERIALIZED" if everyone else "MATERIALIZED"
+    scope = f"scope AS {materialized} (SELECT p.id, p.name, p.email FROM profiles p WHERE {where})"
+    return f"{scope},\nper_profile AS ({counts})", params
 
 
 def _ranges(column: str, ranges: list[tuple[Any, Any]], prefix: str, params: dict[str, Any]) -> str:
@@ -161,20 +172,15 @@ def _ranges(column: str, ranges: list[tuple[Any, Any]], prefix: str, params: dic
 
 
 def per_profile_counts_sql(
-    scope_where: str,
     params: dict[str, Any],
     plan: WindowPlan,
     kinds: tuple[str, ...] = KINDS,
     *,
     everyone: bool = False,
 ) -> str:
-    """`SELECT profile_id, <kinds...>` (bigints) for the in-scope profiles with rows in the window.
-
-    `scope_where` are conditions on `profiles p` (bound parameters in `params`). Each part joins profiles
-    itself, so the planner sees the real size of the scope: a hash join for an admin's thousands of profiles,
-    index lookups per profile for a coordinator's department. When the scope is everyone (`scope.is_everyone`),
-    each part anti-joins the deleted profiles instead (`scope.not_deleted_sql`).
-    """
+    """`SELECT profile_id, <kinds...>` (bigints) for the profiles of a `scope` CTE with rows in the window
+    (its bound parameters go into `params`). When the scope is everyone (`scope.is_everyone`), each part
+    anti-joins the deleted profiles instead (`scope.not_deleted_sql`)."""
 
     def part(table: str, alias: str, columns: str, conditions: str) -> str:
         if everyone:
@@ -182,7 +188,7 @@ def per_profile_counts_sql(
             return f"SELECT {alias}.profile_id, {columns} FROM {table} {alias} WHERE {where} AND ({conditions})"
         return (
             f"SELECT {alias}.profile_id, {columns} FROM {table} {alias}"
-            f" JOIN profiles p ON p.id = {alias}.profile_id WHERE {scope_where} AND ({conditions})"
+            f" JOIN scope ON scope.id = {alias}.profile_id WHERE {conditions}"
         )
 
     def stored(alias: str) -> str:
