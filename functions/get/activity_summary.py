@@ -54,7 +54,7 @@ page AS (
            ARRAY(SELECT pd.department_id FROM profile_departments pd WHERE pd.profile_id = p.id
                  ORDER BY pd.department_id COLLATE "C") AS department_ids,
            ARRAY(SELECT pr.role FROM profile_roles pr WHERE pr.profile_id = p.id AND pr.active
-                 ORDER BY pr.role COLLATE "C") AS roles
+                 ORDER BY pr.role) AS roles  -- the five roles begin with five letters: any collation's order
     FROM scored s JOIN scope p ON p.id = s.profile_id
     WHERE s.activity > 0
     ORDER BY s.activity DESC, p.name COLLATE "C", s.profile_id
