@@ -27,6 +27,7 @@ SCENARIOS = [
     "search deep page by cursor (90% in)",
     "export everything",
     "export everything [COPY floor]",
+    "export everything [local S3 completing the upload]",
     "refresh all views",
     "cold start [bare Powertools handler]",
     *[f"cold start {op}" for op in ("get", "search", "problem", "resolve", "refresh", "export", "docs")],
