@@ -280,8 +280,8 @@ def bench_export(h: Harness) -> None:
     h.record("export everything", {**export, "runs": len(pairs)})
     h.record("export everything [COPY floor]", {**floor, "export_vs_floor": round(ratios[len(ratios) // 2], 2)})
     # The export waits for the upload's completion, which the local S3 (moto) does by joining and hashing every
-    # part in memory: seconds for hundreds of MB, where S3 itself answers in well under one. Timed on its own
-    # so that the ratio can be read without it.
+    # part in memory, seconds for hundreds of MB on this machine's CPU (S3 does it on its side). Timed on its
+    # own so that the ratio can be read without it.
     complete = local_s3_complete_seconds(export["zip_bytes"])
     h.record(
         "export everything [local S3 completing the upload]",
