@@ -14,6 +14,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+PART_SIZE = 32 * 1024 * 1024
+
 
 class S3MultipartWriter(io.RawIOBase):
     def __init__(
@@ -22,7 +24,7 @@ class S3MultipartWriter(io.RawIOBase):
         bucket: str,
         key: str,
         *,
-        part_size: int = 32 * 1024 * 1024,
+        part_size: int = PART_SIZE,
         in_flight: int = 2,
         content_type: str = "application/zip",
         content_disposition: str | None = None,

@@ -292,10 +292,11 @@ def bench_export(h: Harness) -> None:
     )
 
 
-def local_s3_complete_seconds(size: int, part_size: int = 32 * 1024 * 1024) -> float:
+def local_s3_complete_seconds(size: int) -> float:
     """How long the local S3 takes to complete a multipart upload of `size` bytes in the export's part size."""
     import boto3
 
+    part_size = function_module("export", "s3_stream").PART_SIZE
     client, bucket, key = boto3.client("s3"), os.environ["EXPORT_BUCKET"], "bench/complete-probe"
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
     part = os.urandom(part_size)
