@@ -11,6 +11,7 @@ import pytest
 from pg8000.exceptions import DatabaseError
 
 from activity_dev import lambdas
+from glow_activity import db
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +71,23 @@ def test_without_the_internals_it_needs_the_plain_path_runs(copy_stream: Any, co
     sql = "COPY (SELECT g FROM generate_series(1, 1000) g) TO STDOUT"
     monkeypatch.setattr(conn, "_sock", NoPeek(conn._sock))
     assert fast_copy(copy_stream, conn, sql) == (b"".join(b"%d\n" % g for g in range(1, 1001)), 1000)
+
+
+class FailingSink:
+    def write(self, data: bytes) -> int:
+        raise OSError("disk full")
+
+
+@pytest.mark.parametrize("path", ["fast", "plain"])
+def test_a_sink_failing_midway_drops_the_connection(
+    copy_stream: Any, database_url: str, monkeypatch: Any, path: str
+) -> None:
+    conn = db.connection()
+    if path == "plain":
+        monkeypatch.setattr(conn, "_sock", NoPeek(conn._sock))
+    sql = "COPY (SELECT g, md5(g::text) FROM generate_series(1, 200000) g) TO STDOUT"
+    with pytest.raises(OSError, match="disk full"):
+        copy_stream.copy_to(conn, sql, FailingSink())  # the rest of the rows are still on the wire
+    fresh = db.connection()
+    assert fresh is not conn
+    assert fresh.run("SELECT 42") == [[42]]

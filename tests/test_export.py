@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ import requests
 from botocore.exceptions import ClientError
 from factories import World
 
+from activity_dev import lambdas
 from glow_activity.settings import get_settings
 
 
@@ -200,6 +202,125 @@ def test_s3_failure_leaves_nothing(invoke: Any, data: dict[str, Any], conn: Any,
     prefix = f"exports/{data['admin'].id}/"
     assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) == 0
     assert not [u for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) if u["Key"].startswith(prefix)]
+
+
+@pytest.fixture
+def many_sessions(data: dict[str, Any], conn: Any) -> Iterator[int]:
+    """~5 MB of sessions.csv for one profile: an export still has rows on the wire when its upload fails."""
+    rows = 20_000
+    conn.run(
+        "INSERT INTO sessions (id, profile_id, created_at, updated_at, active)"
+        " SELECT gen_random_uuid(), CAST(:p AS uuid), t, t + interval '5 minutes', false"
+        " FROM generate_series(1, :n) g, LATERAL (SELECT timestamptz '2019-06-01' + g * interval '1 minute') at(t)",
+        p=data["ana"].id,
+        n=rows,
+    )
+    yield rows
+    conn.run("DELETE FROM sessions WHERE profile_id = CAST(:p AS uuid) AND created_at < '2020-01-01'", p=data["ana"].id)
+
+
+def fail_uploads_midway(monkeypatch: Any) -> list[Any]:
+    """S3 refuses every part, and parts are small enough to be sent while the COPY is still streaming. Returns
+    the connections the export dropped for it."""
+    lambdas.load_handler(lambdas.by_operation("export"))  # the function's modules on the path, as in Lambda
+    import copy_stream
+    import export_jobs
+    import s3_stream
+
+    class FailingClient:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def upload_part(self, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "UploadPart")
+
+    real_client = export_jobs.s3_client
+    monkeypatch.setattr(export_jobs, "s3_client", lambda: FailingClient(real_client()))
+    monkeypatch.setitem(s3_stream.S3MultipartWriter.__init__.__kwdefaults__, "part_size", 64 * 1024)
+    dropped: list[Any] = []
+    discard = copy_stream.discard
+
+    def spy(conn: Any) -> None:
+        dropped.append(conn)
+        discard(conn)
+
+    monkeypatch.setattr(copy_stream, "discard", spy)
+    return dropped
+
+
+def test_an_upload_failing_midway_leaves_nothing_and_the_next_export_works(
+    invoke: Any, data: dict[str, Any], conn: Any, monkeypatch: Any, many_sessions: int
+) -> None:
+    body = {"department_ids": [data["dept"]]}
+    dropped = fail_uploads_midway(monkeypatch)
+    uploads_before = conn.run("SELECT count(*) FROM uploads")[0][0]
+    res = invoke("export", body, data["admin"].headers)
+    assert res.status == 502
+    assert len(dropped) == 1  # the COPY was cut short: its connection could not be used again
+    assert conn.run("SELECT count(*) FROM uploads")[0][0] == uploads_before
+    s3, bucket, prefix = boto3.client("s3"), get_settings().export_bucket, f"exports/{data['admin'].id}/"
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) == 0
+    assert not [u for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) if u["Key"].startswith(prefix)]
+    monkeypatch.undo()  # S3 works again; the same container serves the next call
+    again = invoke("export", body, data["admin"].headers)
+    assert again.status == 200
+    sessions = read_csv(download(again.body["download_url"]), "sessions.csv")
+    assert len(sessions) == many_sessions + 3  # the fixture's three sessions of the department
+
+
+def test_an_async_export_failing_midway_is_marked_failed(
+    invoke: Any, data: dict[str, Any], monkeypatch: Any, many_sessions: int
+) -> None:
+    dropped = fail_uploads_midway(monkeypatch)
+    monkeypatch.setenv("EXPORT_SYNC_ROW_BUDGET", "0")
+    get_settings.cache_clear()
+    started = invoke("export", {"department_ids": [data["dept"]]}, data["admin"].headers)
+    assert started.status == 202
+    deadline = time.monotonic() + 60
+    while (polled := invoke("export", {"upload_id": started.body["upload_id"]}, data["admin"].headers)).status == 202:
+        assert time.monotonic() < deadline, "the failed job was never marked failed"
+        time.sleep(0.1)
+    assert polled.status == 502 and "failed" in polled.body["message"]
+    assert len(dropped) == 1
+
+
+def test_the_deflate_thread_hands_on_failures_and_stops(monkeypatch: Any) -> None:
+    lambdas.load_handler(lambdas.by_operation("export"))
+    import export_writer
+
+    monkeypatch.setattr(export_writer, "CHUNK", 4)
+
+    class Sink:
+        def __init__(self, fail_at: int | None = None) -> None:
+            self.pieces: list[bytes] = []
+            self.fail_at = fail_at
+
+        def write(self, data: bytes) -> int:
+            if len(self.pieces) == self.fail_at:
+                raise OSError("disk full")
+            self.pieces.append(bytes(data))
+            return len(data)
+
+    whole = Sink()
+    with export_writer._DeflateThread(whole) as deflating:
+        for i in range(1000):
+            deflating.write(b"%d," % i)
+    assert b"".join(whole.pieces) == b"".join(b"%d," % i for i in range(1000))  # all of it, in order
+
+    failing = Sink(fail_at=3)
+    with pytest.raises(OSError, match="disk full"), export_writer._DeflateThread(failing) as deflating:
+        for i in range(1000):
+            deflating.write(b"%d," % i)
+    assert len(failing.pieces) == 3  # nothing written after the failure
+
+    stopped = Sink()
+    with pytest.raises(KeyError), export_writer._DeflateThread(stopped) as deflating:
+        deflating.write(b"12345678")
+        raise KeyError("the reading side failed")
+    assert not deflating.thread.is_alive()
 
 
 def test_large_exports_run_asynchronously_and_are_polled(

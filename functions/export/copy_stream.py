@@ -18,9 +18,9 @@ import struct
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pg8000.exceptions import InterfaceError
+from pg8000.exceptions import DatabaseError, InterfaceError
 
-from glow_activity.db import Connection
+from glow_activity.db import Connection, discard
 
 
 class Sink(Protocol):
@@ -38,7 +38,7 @@ def copy_to(conn: Connection, sql: str, sink: Sink) -> int:
     handlers: dict[bytes, Callable[..., Any]] | None = getattr(conn, "message_types", None)
     reader = getattr(conn, "_sock", None)
     if handlers is None or _COPY_OUT_RESPONSE not in handlers or reader is None or not hasattr(reader, "peek"):
-        conn.run(sql, stream=sink)
+        _run(conn, sql, sink)
         return int(conn.row_count)
     original = handlers[_COPY_OUT_RESPONSE]
 
@@ -48,10 +48,23 @@ def copy_to(conn: Connection, sql: str, sink: Sink) -> int:
 
     handlers[_COPY_OUT_RESPONSE] = on_copy_out
     try:
-        conn.run(sql, stream=sink)
+        _run(conn, sql, sink)
     finally:
         handlers[_COPY_OUT_RESPONSE] = original
     return int(conn.row_count)
+
+
+def _run(conn: Connection, sql: str, sink: Sink) -> None:
+    """An error the server reports leaves the connection in step (pg8000 reads on to ReadyForQuery). Any other
+    failure - the sink's, the socket's - stops reading midway with the rest of the rows still coming: the
+    connection is closed and dropped, or every later statement on it would read them."""
+    try:
+        conn.run(sql, stream=sink)
+    except DatabaseError:
+        raise
+    except BaseException:
+        discard(conn)
+        raise
 
 
 def drain(reader: Any, write: Callable[[bytes], Any]) -> None:

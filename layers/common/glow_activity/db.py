@@ -204,11 +204,20 @@ def connection(*, reader: bool = False) -> Connection:
 def reset_connections() -> None:
     """Drop every cached connection; the next `connection()` opens a fresh one."""
     for conn in list(_state.connections.values()):
-        try:
-            conn.close()
-        except Exception:  # noqa: S110 - a broken socket may not close cleanly; it is dropped anyway
-            pass
-    _state.connections.clear()
+        discard(conn)
+
+
+def discard(conn: Connection) -> None:
+    """Close `conn` and forget it, when nothing more can be said on it: its socket failed, or a statement was
+    left midway (a COPY whose reader stopped still has its rows on the wire). The next `connection()` opens
+    a fresh one."""
+    for role, cached in list(_state.connections.items()):
+        if cached is conn:
+            del _state.connections[role]
+    try:
+        conn.close()
+    except Exception:  # noqa: S110 - a broken socket may not close cleanly; it is dropped anyway
+        pass
 
 
 def is_unavailable(exc: BaseException) -> bool:
