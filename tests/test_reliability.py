@@ -281,6 +281,30 @@ def test_connection_dropped_mid_query_is_503_and_the_next_call_works(
     assert invoke("problem", {"type": "bug", "message": "m"}, admin.headers).status == 200
 
 
+def test_an_error_midway_through_a_reply_is_500_and_the_next_call_works(
+    invoke: Any, admin: Any, monkeypatch: Any
+) -> None:
+    """A value that fails to convert stops pg8000 in the middle of a statement's reply, the rest of it still
+    on the wire: the call is a 500, and the container's next calls start on fresh connections instead of
+    reading that leftover as their own answers."""
+    real = db._fast_timestamptz
+    failed: list[str] = []
+
+    def fails_once(text: str) -> Any:
+        if not failed:
+            failed.append(text)
+            raise ValueError("a timestamp that would not convert")
+        return real(text)
+
+    monkeypatch.setattr(db, "_fast_timestamptz", fails_once)  # registered as the container's connection opens
+    first = invoke("get", {}, admin.headers)
+    assert first.status == 500 and failed
+    assert "Internal error" in first.body["message"]
+    for _ in range(3):
+        assert invoke("get", {}, admin.headers).status == 200
+        assert invoke("search", {}, admin.headers).status == 200
+
+
 def test_refresh_killed_midway_releases_the_lock(invoke: Any, admin: Any, conn: Any, database_url: str) -> None:
     from glow_activity.refresh import REFRESH_LOCK_KEY
 

@@ -319,6 +319,9 @@ def handle(app: APIGatewayHttpResolver, operation: str, event: dict[str, Any], c
         else:
             logger.exception("unhandled error")
             metrics.add_metric(name="UnhandledError", unit="Count", value=1)
+            # it may have struck midway through a statement's reply (a value that would not convert), leaving
+            # the rest on the wire: the container's next calls start on fresh connections
+            db.reset_connections()
             result = {
                 "statusCode": 500,
                 "isBase64Encoded": False,
