@@ -246,8 +246,7 @@ def run_async_job(job: dict[str, Any]) -> dict[str, Any]:
         return response.model_dump()
     except Exception as exc:
         logger.exception("asynchronous export failed", extra={"upload_id": upload_id})
-        if db.is_unavailable(exc):
-            db.reset_connections()
+        db.reset_connections()  # whatever failed, the job is marked on a fresh connection
         try:
             db.connection().run(
                 "UPDATE uploads SET status = 'failed', error = :error, completed_at = now()"
