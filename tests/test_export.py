@@ -177,23 +177,26 @@ def test_export_reads_one_snapshot(invoke: Any, data: dict[str, Any], monkeypatc
     assert late["profile"] not in {p["profile_id"] for p in read_csv(archive, "profiles.csv")}
 
 
+class PartsRefused:
+    """An S3 client that refuses every part of a multipart upload and does everything else."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def upload_part(self, **kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "UploadPart")
+
+
 def test_s3_failure_leaves_nothing(invoke: Any, data: dict[str, Any], conn: Any, monkeypatch: Any) -> None:
     import export_jobs
 
     s3 = boto3.client("s3")
     bucket = get_settings().export_bucket
 
-    class FailingClient:
-        def __init__(self, real: Any) -> None:
-            self.real = real
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.real, name)
-
-        def upload_part(self, **kwargs: Any) -> Any:
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "UploadPart")
-
-    monkeypatch.setattr(export_jobs, "s3_client", lambda: FailingClient(s3))
+    monkeypatch.setattr(export_jobs, "s3_client", lambda: PartsRefused(s3))
     uploads_before = conn.run("SELECT count(*) FROM uploads")[0][0]
     res = invoke("export", {}, data["admin"].headers)
     assert res.status == 502
@@ -227,18 +230,8 @@ def fail_uploads_midway(monkeypatch: Any) -> list[Any]:
     import export_jobs
     import s3_stream
 
-    class FailingClient:
-        def __init__(self, real: Any) -> None:
-            self.real = real
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.real, name)
-
-        def upload_part(self, **kwargs: Any) -> Any:
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "UploadPart")
-
     real_client = export_jobs.s3_client
-    monkeypatch.setattr(export_jobs, "s3_client", lambda: FailingClient(real_client()))
+    monkeypatch.setattr(export_jobs, "s3_client", lambda: PartsRefused(real_client()))
     monkeypatch.setitem(s3_stream.S3MultipartWriter.__init__.__kwdefaults__, "part_size", 64 * 1024)
     dropped: list[Any] = []
     discard = copy_stream.discard
