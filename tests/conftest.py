@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
+import importlib.util
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -142,6 +144,36 @@ def assert_matches_openapi(operation: str, result: Result) -> None:
     assert not errors, f"{operation} {result.status} body does not match openapi.json: {errors[0].message}"
 
 
+class _Container(threading.local):
+    """Each test thread stands for a Lambda container of its own, as `db`'s connections do. Powertools'
+    resolver keeps an invocation's state on the module's `app` (its route, the event), so two invocations
+    at once must never share one; in Lambda they never do, as each container imports the handler itself."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {}
+
+
+_container = _Container()
+
+
+def handler_for_this_thread(operation: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The main thread imports the handler module as Lambda does (tests may patch it there); any other
+    thread gets an instance of that module of its own, made from the same file."""
+    spec = lambdas.by_operation(operation)
+    handler = lambdas.load_handler(spec)
+    if threading.current_thread() is threading.main_thread():
+        return handler
+    if operation not in _container.handlers:
+        module_name, function_name = spec.handler.rsplit(".", 1)
+        # the same name (Powertools' idempotency keys carry it), but not in sys.modules: the main thread's stays
+        copy_spec = importlib.util.spec_from_file_location(module_name, spec.code_uri / f"{module_name}.py")
+        assert copy_spec is not None and copy_spec.loader is not None
+        module = importlib.util.module_from_spec(copy_spec)
+        copy_spec.loader.exec_module(module)
+        _container.handlers[operation] = getattr(module, function_name)
+    return _container.handlers[operation]
+
+
 def invoke_handler(
     operation: str,
     body: Any = None,
@@ -150,7 +182,7 @@ def invoke_handler(
     raw_body: bytes | str | None = None,
     event: dict[str, Any] | None = None,
 ) -> Result:
-    handler = lambdas.load_handler(lambdas.by_operation(operation))
+    handler = handler_for_this_thread(operation)
     event = event or http_event(f"{API_PREFIX}/{operation}", body, headers, raw_body=raw_body)
     raw = handler(event, LambdaContext(operation))
     if "statusCode" not in raw:  # a non-HTTP invocation (schedule, async job) returns a plain dict
