@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
-import importlib.util
 import json
 import os
 import threading
@@ -144,34 +143,15 @@ def assert_matches_openapi(operation: str, result: Result) -> None:
     assert not errors, f"{operation} {result.status} body does not match openapi.json: {errors[0].message}"
 
 
-class _Container(threading.local):
-    """Each test thread stands for a Lambda container of its own, as `db`'s connections do. Powertools'
-    resolver keeps an invocation's state on the module's `app` (its route, the event), so two invocations
-    at once must never share one; in Lambda they never do, as each container imports the handler itself."""
-
-    def __init__(self) -> None:
-        self.handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {}
+_in_process = threading.Lock()
 
 
-_container = _Container()
-
-
-def handler_for_this_thread(operation: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The main thread imports the handler module as Lambda does (tests may patch it there); any other
-    thread gets an instance of that module of its own, made from the same file."""
-    spec = lambdas.by_operation(operation)
-    handler = lambdas.load_handler(spec)
-    if threading.current_thread() is threading.main_thread():
-        return handler
-    if operation not in _container.handlers:
-        module_name, function_name = spec.handler.rsplit(".", 1)
-        # the same name (Powertools' idempotency keys carry it), but not in sys.modules: the main thread's stays
-        copy_spec = importlib.util.spec_from_file_location(module_name, spec.code_uri / f"{module_name}.py")
-        assert copy_spec is not None and copy_spec.loader is not None
-        module = importlib.util.module_from_spec(copy_spec)
-        copy_spec.loader.exec_module(module)
-        _container.handlers[operation] = getattr(module, function_name)
-    return _container.handlers[operation]
+def _result(operation: str, raw: dict[str, Any]) -> Result:
+    if "statusCode" not in raw:  # a non-HTTP invocation (schedule, async job) returns a plain dict
+        return Result(0, {}, raw)
+    result = Result(raw["statusCode"], {k.lower(): v for k, v in (raw.get("headers") or {}).items()}, raw)
+    assert_matches_openapi(operation, result)
+    return result
 
 
 def invoke_handler(
@@ -182,19 +162,56 @@ def invoke_handler(
     raw_body: bytes | str | None = None,
     event: dict[str, Any] | None = None,
 ) -> Result:
-    handler = handler_for_this_thread(operation)
+    """One invocation in this process, as its own Lambda container would run it. Only one at a time: the
+    Powertools resolver keeps the invocation's event on its class and its route on the module's `app`,
+    which two invocations at once in one process would overwrite for each other (Lambda never runs two in
+    one container). Calls that must overlap go through `invoke_concurrently`."""
+    handler = lambdas.load_handler(lambdas.by_operation(operation))
     event = event or http_event(f"{API_PREFIX}/{operation}", body, headers, raw_body=raw_body)
-    raw = handler(event, LambdaContext(operation))
-    if "statusCode" not in raw:  # a non-HTTP invocation (schedule, async job) returns a plain dict
-        return Result(0, {}, raw)
-    result = Result(raw["statusCode"], {k.lower(): v for k, v in (raw.get("headers") or {}).items()}, raw)
-    assert_matches_openapi(operation, result)
-    return result
+    if not _in_process.acquire(blocking=False):
+        raise AssertionError("two in-process invocations at once; use invoke_concurrently")
+    try:
+        raw = handler(event, LambdaContext(operation))
+    finally:
+        _in_process.release()
+    return _result(operation, raw)
 
 
 @pytest.fixture
 def invoke(database_url: str) -> Invoke:
     return invoke_handler
+
+
+Call = tuple[str, Any, dict[str, str]]  # operation, body, headers
+CONTAINERS = 20
+
+
+@pytest.fixture(scope="session")
+def containers(database_url: str, s3_server: str) -> Iterator[Any]:
+    """Lambda containers for calls that run at the same time: worker processes (spawned, with this
+    environment), each loading its handlers and keeping its own connections, as the local gateway's do."""
+    import multiprocessing
+
+    pool = multiprocessing.get_context("spawn").Pool(CONTAINERS)
+    yield pool
+    pool.terminate()
+
+
+@pytest.fixture
+def invoke_concurrently(containers: Any) -> Callable[..., list[Result]]:
+    """Run `calls` at the same time, one per container (up to CONTAINERS at once); results in call order."""
+    from activity_dev.gateway import invoke_in_worker
+
+    def run(calls: list[Call], timeout: float = 120) -> list[Result]:
+        by_id = {spec.operation: spec.logical_id for spec in lambdas.functions()}
+        jobs = [
+            (by_id[operation], http_event(f"{API_PREFIX}/{operation}", body, headers))
+            for operation, body, headers in calls
+        ]
+        raws = containers.starmap_async(invoke_in_worker, jobs, chunksize=1).get(timeout)
+        return [_result(operation, raw) for (operation, _, _), raw in zip(calls, raws, strict=True)]
+
+    return run
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -122,10 +121,11 @@ def test_idempotency_key_replays_and_conflicts(invoke: Any, team: dict[str, Any]
     assert len(problem_rows(conn, reported_by=team["ta"].id)) == 1
 
 
-def test_twenty_concurrent_creates_with_one_key_make_one_problem(invoke: Any, team: dict[str, Any], conn: Any) -> None:
+def test_twenty_concurrent_creates_with_one_key_make_one_problem(
+    invoke_concurrently: Any, team: dict[str, Any], conn: Any
+) -> None:
     headers = {**team["ta"].headers, "Idempotency-Key": f"burst-{uuid.uuid4()}"}
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        results = list(pool.map(lambda _: invoke("problem", {"type": "bug", "message": "burst"}, headers), range(20)))
+    results = invoke_concurrently([("problem", {"type": "bug", "message": "burst"}, headers)] * 20)
     assert {r.status for r in results} == {200}
     assert len({r.body["problem_id"] for r in results}) == 1
     assert len(problem_rows(conn, reported_by=team["ta"].id)) == 1
@@ -161,15 +161,13 @@ def test_resolve_errors(invoke: Any, team: dict[str, Any], world: World, conn: A
     assert conn.run("SELECT resolved, updated_at FROM problems WHERE id = CAST(:id AS uuid)", id=qid) == snapshot
 
 
-def test_concurrent_resolve_and_reopen_leave_a_consistent_row(invoke: Any, team: dict[str, Any], conn: Any) -> None:
+def test_concurrent_resolve_and_reopen_leave_a_consistent_row(
+    invoke_concurrently: Any, team: dict[str, Any], conn: Any
+) -> None:
     qid = team["world"].problem(team["ta"], "2025-01-01T00:00:00")
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        results = list(
-            pool.map(
-                lambda i: invoke("resolve", {"problem_id": qid, "resolved": i % 2 == 0}, team["admin"].headers),
-                range(20),
-            )
-        )
+    results = invoke_concurrently(
+        [("resolve", {"problem_id": qid, "resolved": i % 2 == 0}, team["admin"].headers) for i in range(20)]
+    )
     assert {r.status for r in results} == {200}
     resolved, at, by = conn.run(
         "SELECT resolved, resolved_at, resolved_by FROM problems WHERE id = CAST(:id AS uuid)", id=qid

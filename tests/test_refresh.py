@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -77,7 +76,9 @@ def test_expired_idempotency_records_are_cleaned_by_refresh(invoke: Any, scene: 
     assert conn.run("SELECT count(*) FROM idempotency_records WHERE id = 'stale-test'")[0][0] == 0
 
 
-def test_readers_are_not_blocked_by_a_running_refresh(invoke: Any, scene: dict[str, Any], database_url: str) -> None:
+def test_readers_are_not_blocked_by_a_running_refresh(
+    invoke_concurrently: Any, scene: dict[str, Any], database_url: str
+) -> None:
     # GIVEN a refresh holding the lock and the views' refresh locks, not yet committed
     holder = db.open_connection(db.params_from_url(database_url))
     holder.run("BEGIN")
@@ -86,13 +87,8 @@ def test_readers_are_not_blocked_by_a_running_refresh(invoke: Any, scene: dict[s
         holder.run(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
     try:
         # WHEN readers run meanwhile  THEN every one of them finishes while the refresh is still open
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            futures = [
-                pool.submit(invoke, op, {"department_ids": [scene["dept"]]}, scene["admin"].headers)
-                for op in ("get", "search") * 4
-            ]
-            statuses = [f.result(timeout=60) for f in futures]
-        assert {r.status for r in statuses} == {200}
+        calls = [(op, {"department_ids": [scene["dept"]]}, scene["admin"].headers) for op in ("get", "search") * 4]
+        assert {r.status for r in invoke_concurrently(calls, timeout=60)} == {200}
     finally:
         holder.run("ROLLBACK")
         holder.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -332,7 +331,9 @@ def test_refresh_killed_midway_releases_the_lock(invoke: Any, admin: Any, conn: 
 
 
 # ---------------------------------------------------------------- concurrency
-def test_fifty_parallel_invocations_lose_and_duplicate_nothing(invoke: Any, world: World, conn: Any) -> None:
+def test_fifty_parallel_invocations_lose_and_duplicate_nothing(
+    invoke_concurrently: Any, world: World, conn: Any
+) -> None:
     dept = world.department()
     admin = world.profile(roles=["admin"], departments=[dept])
     ta = world.profile(roles=["ta"], departments=[dept])
@@ -357,8 +358,7 @@ def test_fifty_parallel_invocations_lose_and_duplicate_nothing(invoke: Any, worl
             calls.append(("export", {"department_ids": [dept]}, admin.headers))
         else:
             calls.append(("docs", {}, ta.headers))
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        results = list(pool.map(lambda c: invoke(*c), calls))
+    results = invoke_concurrently(calls)
     assert [r.status for r in results] == [200] * 50, [
         (c[0], r.status, r.body) for c, r in zip(calls, results, strict=True) if r.status != 200
     ]

@@ -20,7 +20,8 @@ from .events import LambdaContext, http_event
 _handlers: dict[str, Any] = {}
 
 
-def _invoke_in_worker(logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
+def invoke_in_worker(logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Run in a worker process (a container): its handlers are loaded once and keep their state."""
     handler = _handlers.get(logical_id)
     if handler is None:
         spec = next(s for s in lambdas.functions() if s.logical_id == logical_id)
@@ -52,7 +53,7 @@ class Gateway:
             source_ip=source_ip,
             add_default_headers=False,
         )
-        result = self.pool.apply(_invoke_in_worker, (spec.logical_id, event))
+        result = self.pool.apply(invoke_in_worker, (spec.logical_id, event))
         payload = result.get("body") or ""
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
         out_headers = {k: v for k, v in (result.get("headers") or {}).items()}
