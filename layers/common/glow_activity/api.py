@@ -311,17 +311,16 @@ def handle(app: APIGatewayHttpResolver, operation: str, event: dict[str, Any], c
     except ApiError as exc:
         result = _error_result(exc)
     except Exception as exc:
+        # a lost connection, or an error that struck midway through a statement's reply (a value that would not
+        # convert) with the rest still on the wire: the container's next calls start on fresh connections
+        db.reset_connections()
         if db.is_unavailable(exc):
-            db.reset_connections()
             logger.warning("database unavailable", extra={"error": type(exc).__name__})
             metrics.add_metric(name="DatabaseUnavailable", unit="Count", value=1)
             result = _error_result(ServiceUnavailable())
         else:
             logger.exception("unhandled error")
             metrics.add_metric(name="UnhandledError", unit="Count", value=1)
-            # it may have struck midway through a statement's reply (a value that would not convert), leaving
-            # the rest on the wire: the container's next calls start on fresh connections
-            db.reset_connections()
             result = {
                 "statusCode": 500,
                 "isBase64Encoded": False,
