@@ -19,7 +19,8 @@ SCENARIOS = [
     "get admin all-time",
     "get admin all-time [own SQL]",
     "get admin last 90 days",
-    "get coordinator 1 dept last 90 days",
+    "get coordinator median dept last 90 days",
+    "get coordinator largest dept last 90 days",
     "get admin role=ta last 90 days",
     "get admin all-time [base-table SQL floor]",
     "search first page",
@@ -62,6 +63,8 @@ def test_bench_runs_at_small_scale(tmp_path: Path) -> None:
     report = json.loads(output.read_text())
     assert report["rows"]["sessions"] == 5_000 and report["scale"] == "small"
     assert set(SCENARIOS) <= set(report["results"])
+    median, largest = (report["results"][f"get coordinator {size} dept last 90 days"] for size in ("median", "largest"))
+    assert 0 < median["department_profiles"] <= largest["department_profiles"]
     export = report["results"]["export everything"]
     assert export["rows"] > 5_000 and export["peak_rss_mb"] > 0
     assert all(

@@ -181,17 +181,21 @@ def test_coordinator_sees_only_shared_departments(invoke: Any, world: World, ref
     inside = world.profile("Inside", departments=[mine])
     both = world.profile("Both", departments=[shared, foreign])
     outside = world.profile("Outside", departments=[foreign])
-    for p in (inside, both, outside):
+    twice = world.profile("Twice", departments=[mine, shared])  # a member of both: counted once
+    gone = world.profile("Gone", departments=[mine], deleted=True)
+    for p in (inside, both, outside, twice, gone):
         world.session(p, "2025-02-02T02:02:02")
     refresh()
-    body = invoke("get", {}, coord.headers).body
-    assert set(summary_by_id(body)) == {inside.id, both.id}
-    assert body["sessions_count"] == 2
+    for window in ({}, {"date_from": "2025-02-01", "date_to": "2025-02-28"}):
+        body = invoke("get", window, coord.headers).body
+        assert set(summary_by_id(body)) == {inside.id, both.id, twice.id}
+        assert body["sessions_count"] == 3 and body["active_profiles_count"] == 3
+        assert summary_by_id(body)[twice.id]["sessions_count"] == 1
     facets = body["analytics"]
     assert facets["department_options"] == [{"value": mine, "label": "Mine"}, {"value": shared, "label": "Shared"}]
     # filtering by its own department narrows; naming a foreign one is forbidden
     only_mine = invoke("get", {"department_ids": [mine]}, coord.headers).body
-    assert set(summary_by_id(only_mine)) == {inside.id}
+    assert set(summary_by_id(only_mine)) == {inside.id, twice.id}
     forbidden = invoke("get", {"department_ids": [mine, foreign]}, coord.headers)
     assert forbidden.status == 403
     assert forbidden.body["statusCode"] == 403 and forbidden.body["message"]
