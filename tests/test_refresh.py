@@ -181,3 +181,21 @@ def test_search_etag(invoke: Any, scene: dict[str, Any]) -> None:
     assert res.headers["x-cache-tags"] == "artifacts,activity,list"
     assert invoke("search", q, {**admin.headers, "If-None-Match": res.headers["etag"]}).status == 304
     assert invoke("search", {**q, "page": 1}, admin.headers).headers["etag"] != res.headers["etag"]
+
+
+def test_api_connections_plan_for_cached_reads_and_bulk_work_as_the_server(invoke: Any, scene: dict[str, Any]) -> None:
+    """The container's connection is set for short reads (serial plans, pages in cache); refresh and export
+    restore the server's planner settings inside their own transaction only (db.BULK_PLANNER_SQL)."""
+    assert invoke("get", {}, scene["admin"].headers).status == 200
+    conn = db.connection()
+    names = ("max_parallel_workers_per_gather", "random_page_cost")
+
+    def planner() -> list[str]:
+        return [conn.run("SELECT current_setting(:name)", name=name)[0][0] for name in names]
+
+    server = [conn.run("SELECT reset_val FROM pg_settings WHERE name = :name", name=name)[0][0] for name in names]
+    assert planner() == ["0", "1.1"] != server
+    with db.transaction(conn):
+        conn.run(db.BULK_PLANNER_SQL)
+        assert planner() == server
+    assert planner() == ["0", "1.1"]

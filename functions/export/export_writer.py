@@ -17,7 +17,7 @@ from typing import IO, Any
 from copy_stream import copy_to
 
 from glow_activity.auth import Caller
-from glow_activity.db import Connection, transaction
+from glow_activity.db import BULK_PLANNER_SQL, Connection, transaction
 from glow_activity.models import ExportRequest, iso
 from glow_activity.scope import in_scope_conditions
 
@@ -207,6 +207,7 @@ def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: 
         zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_DEFLATED, compresslevel=DEFLATE_LEVEL) as archive,
     ):
         conn.run("SET LOCAL statement_timeout = 0")  # bounded by the Lambda timeout (async: 15 min)
+        conn.run(BULK_PLANNER_SQL)  # whole-table reads: the server's planner settings, as in the COPY floor
         generated_at = conn.run("SELECT now()")[0][0]
         bind_settings(conn, params)
         for name, select in queries:

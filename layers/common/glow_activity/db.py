@@ -126,7 +126,11 @@ def connect_params(settings: Settings, *, reader: bool = False) -> ConnectParams
 
 
 def open_connection(
-    params: ConnectParams, attempts: int = 1, statement_timeout_ms: int = 0, parallel_workers: int | None = None
+    params: ConnectParams,
+    attempts: int = 1,
+    statement_timeout_ms: int = 0,
+    parallel_workers: int | None = None,
+    random_page_cost: float | None = None,
 ) -> Connection:
     """Connect, retrying with backoff (an Aurora cluster resuming from 0 ACU takes ~15-30 s)."""
     delay = 0.5
@@ -140,6 +144,8 @@ def open_connection(
             session = f"SET TIME ZONE 'UTC'; SET statement_timeout = {int(statement_timeout_ms)}"
             if parallel_workers is not None:
                 session += f"; SET max_parallel_workers_per_gather = {int(parallel_workers)}"
+            if random_page_cost is not None:
+                session += f"; SET random_page_cost = {float(random_page_cost)}"
             conn.run(session)  # one round trip (simple protocol)
             return conn
         except (InterfaceError, OSError, DatabaseError) as exc:
@@ -196,6 +202,7 @@ def connection(*, reader: bool = False) -> Connection:
             settings.db_connect_attempts,
             settings.db_statement_timeout_ms,
             settings.db_parallel_workers,
+            settings.db_random_page_cost,
         )
         _state.connections[role] = conn
     return conn
@@ -251,6 +258,11 @@ def read_snapshot(conn: Connection, first_query: str) -> Iterator[list[list[Any]
     are yielded. `first_query` takes no parameters (the simple protocol carries both statements)."""
     with _begun(conn, f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {first_query}") as rows:
         yield rows or []
+
+
+# The API's connections are set for short reads over cached pages (settings.db_parallel_workers and
+# db_random_page_cost); bulk work restores the server's planner settings for its transaction.
+BULK_PLANNER_SQL = "SET LOCAL max_parallel_workers_per_gather TO DEFAULT; SET LOCAL random_page_cost TO DEFAULT"
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .db import Connection, transaction
+from .db import BULK_PLANNER_SQL, Connection, transaction
 from .freshness import INVALIDATED_TAGS
 
 REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
@@ -46,7 +46,7 @@ def refresh_views(conn: Connection, trigger: str, requested_by: str | None = Non
         # REPEATABLE READ: every view is computed from one snapshot, so they always agree with each other.
         with transaction(conn, isolation="REPEATABLE READ"):
             conn.run("SET LOCAL work_mem = '256MB'")  # CONCURRENTLY sorts every row to check for duplicates
-            conn.run("SET LOCAL max_parallel_workers_per_gather TO DEFAULT")  # the API's connections run serial
+            conn.run(BULK_PLANNER_SQL)  # whole-table reads: the server's planner settings, not the API's
             for view in VIEWS:
                 conn.run(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
             conn.run(f"ANALYZE {', '.join(VIEWS)}")  # fresh planner statistics for the new contents

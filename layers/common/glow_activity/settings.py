@@ -23,6 +23,11 @@ class Settings(BaseModel):
     # starting workers for it cost more than they saved (docs/PERFORMANCE.md), and under concurrent
     # requests the cores are better spent on other requests. Refresh restores the server's default.
     db_parallel_workers: int = Field(default=0, ge=0)
+    # The planner's cost of a page read out of order, on the API's connections. PostgreSQL's 4 is for disks;
+    # the API's reads find their pages in the buffer cache, and with 4 the planner hashed 60,000 monthly
+    # rollup rows for a 1,015-profile department instead of looking its profiles up (get 55 -> 43 ms p50,
+    # docs/PERFORMANCE.md). Bulk work (refresh, export) reads whole tables: it restores the server's value.
+    db_random_page_cost: float = Field(default=1.1, gt=0)
     export_bucket: str | None = None
     export_url_ttl_seconds: int = Field(default=900, ge=1)  # capped at 3600 below: never more than an hour
     # ~9 s at the 177k rows/s measured on 2 cores: headroom for a 1024 MB Lambda's ~0.6 vCPU (docs/PERFORMANCE.md)
