@@ -53,9 +53,9 @@ def in_scope_conditions(
 def in_scope_sql(caller: Caller, filters: ActivityFilters, columns: str) -> tuple[str, dict[str, Any]]:
     """`SELECT <columns of profiles p>` of the caller's profiles in scope. A coordinator's are looked up from
     its departments' members, one primary-key lookup each, so that its reads grow with its departments and
-    not with the instance: testing every profile of a 20,000-profile instance was a quarter of the time of a
-    median department's get. (`LATERAL … LIMIT 1` keeps the planner from turning the lookups back into a
-    hash join over all profiles.)"""
+    not with the instance: testing every profile of a 20,000-profile instance took a quarter of a median
+    department's get statement (docs/PERFORMANCE.md). (`LATERAL … LIMIT 1` keeps the planner from turning the
+    lookups back into a hash join over all profiles.)"""
     if caller.scope != "departments":
         where, params = in_scope_conditions(caller, filters)
         return f"SELECT {columns} FROM profiles p WHERE {where}", params

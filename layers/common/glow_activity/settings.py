@@ -21,7 +21,7 @@ class Settings(BaseModel):
     db_statement_timeout_ms: int = Field(default=25_000, ge=0)  # API work; refresh and export lift it
     # Parallel workers per query on the API's connections: 0 = serial plans. An API query is tens of ms;
     # starting workers for it cost more than they saved (docs/PERFORMANCE.md), and under concurrent
-    # requests the cores are better spent on other requests. Refresh restores the server's default.
+    # requests the cores are better spent on other requests. Refresh and export restore the server's default.
     db_parallel_workers: int = Field(default=0, ge=0)
     # The planner's cost of a page read out of order, on the API's connections. PostgreSQL's 4 is for disks;
     # the API's reads find their pages in the buffer cache, and with 4 the planner hashed 60,000 monthly
