@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from .auth import Caller
 from .db import Connection, read_snapshot
 from .models import ActivityFilters
-from .scope import in_scope_sql, is_everyone, not_deleted_sql
+from .scope import in_scope_conditions, is_everyone, not_deleted_sql
 
 KINDS = ("sessions", "active_sessions", "logins", "grants", "emulations", "problems")
 
@@ -148,12 +148,12 @@ def in_scope_counts_ctes(
     profiles, and the planner sees its real size: index lookups per profile for a coordinator's department,
     hash joins for an admin's thousands. Everyone's is inlined: the parts anti-join the few deleted profiles
     instead, and a page joins `profiles` itself."""
-    rows, params = in_scope_sql(caller, filters, "p.id, p.name, p.email")
+    where, params = in_scope_conditions(caller, filters)
     everyone = is_everyone(caller, filters)
     plan = plan_window(*filters.window(), recent)
     counts = per_profile_counts_sql(params, plan, kinds, everyone=everyone)
     materialized = "NOT MATERIALIZED" if everyone else "MATERIALIZED"
-    scope = f"scope AS {materialized} ({rows})"
+    scope = f"scope AS {materialized} (SELECT p.id, p.name, p.email FROM profiles p WHERE {where})"
     return f"{scope},\nper_profile AS ({counts})", params
 
 

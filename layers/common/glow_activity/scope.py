@@ -12,13 +12,12 @@ from .auth import Caller
 from .models import ActivityFilters
 
 
-def visible_conditions(caller: Caller, *, members_only: bool = False) -> tuple[str, dict[str, Any]]:
+def visible_conditions(caller: Caller) -> tuple[str, dict[str, Any]]:
     """Conditions on `profiles p` for the profiles the caller may see (admin: all non-deleted;
-    coordinator: sharing a department; anyone else: itself). `members_only`: `p` is already limited to the
-    members of a coordinator's departments (`in_scope_sql`), so that condition is left out."""
+    coordinator: sharing a department; anyone else: itself)."""
     params: dict[str, Any] = {}
     where = ["p.deleted_at IS NULL"]
-    if caller.scope == "departments" and not members_only:
+    if caller.scope == "departments":
         where.append(
             "EXISTS (SELECT 1 FROM profile_departments vd WHERE vd.profile_id = p.id"
             " AND vd.department_id = ANY(CAST(:scope_caller_departments AS text[])))"
@@ -30,11 +29,9 @@ def visible_conditions(caller: Caller, *, members_only: bool = False) -> tuple[s
     return " AND ".join(where), params
 
 
-def in_scope_conditions(
-    caller: Caller, filters: ActivityFilters, *, members_only: bool = False
-) -> tuple[str, dict[str, Any]]:
+def in_scope_conditions(caller: Caller, filters: ActivityFilters) -> tuple[str, dict[str, Any]]:
     """Visible profiles that also pass the department and role filters (both must hold when both given)."""
-    sql, params = visible_conditions(caller, members_only=members_only)
+    sql, params = visible_conditions(caller)
     if filters.department_ids:
         sql += (
             " AND EXISTS (SELECT 1 FROM profile_departments fd WHERE fd.profile_id = p.id"
@@ -48,28 +45,6 @@ def in_scope_conditions(
         )
         params["scope_roles"] = sorted(set(filters.roles))
     return sql, params
-
-
-def in_scope_sql(caller: Caller, filters: ActivityFilters, columns: str) -> tuple[str, dict[str, Any]]:
-    """`SELECT <columns of profiles p>` of the caller's profiles in scope. A coordinator's are looked up from
-    its departments' members, one primary-key lookup each, so that its reads grow with its departments and
-    not with the instance: testing every profile of a 20,000-profile instance took a quarter of a median
-    department's get statement (docs/PERFORMANCE.md). (`LATERAL … LIMIT 1` keeps the planner from turning the
-    lookups back into a hash join over all profiles.)"""
-    if caller.scope != "departments":
-        where, params = in_scope_conditions(caller, filters)
-        return f"SELECT {columns} FROM profiles p WHERE {where}", params
-    where, params = in_scope_conditions(caller, filters, members_only=True)
-    params["scope_caller_departments"] = list(caller.department_ids)
-    members = (
-        "SELECT DISTINCT vd.profile_id FROM profile_departments vd"
-        " WHERE vd.department_id = ANY(CAST(:scope_caller_departments AS text[]))"
-    )
-    return (
-        f"SELECT {columns} FROM ({members}) member CROSS JOIN LATERAL"
-        f" (SELECT * FROM profiles p WHERE p.id = member.profile_id AND {where} LIMIT 1) p",
-        params,
-    )
 
 
 def is_everyone(caller: Caller, filters: ActivityFilters) -> bool:
