@@ -26,6 +26,8 @@ SCENARIOS = [
     "search first page",
     "search page 100 by offset",
     "search deep page by cursor (90% in)",
+    "search coordinator median dept first page",
+    "search coordinator median dept page 100 by offset",
     "export everything",
     "export everything [COPY floor]",
     "export everything [local S3 completing the upload]",

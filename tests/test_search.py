@@ -146,6 +146,49 @@ def test_coordinator_scope_and_ta_forbidden(invoke: Any, history: dict[str, Any]
     assert invoke("search", {"department_ids": ["elsewhere"]}, coord.headers).status == 403
 
 
+def test_coordinator_pages_equal_the_admins_view_of_its_departments(
+    invoke: Any, history: dict[str, Any], world: World, refresh: Any
+) -> None:
+    """A coordinator's page is read member by member (session_history.page_sql), an admin's by time: for every
+    order, page, cursor and filter the rows are the same as the admin's with the coordinator's departments."""
+    second, elsewhere = world.department(), world.department()
+    coord = world.profile(roles=["coordinator"], departments=[history["dept"], second])
+    cy = world.profile("Cy", departments=[second, history["dept"]], roles=["ta"])  # in both: listed once
+    for at in ("2025-04-04T10:00:00", "2025-04-05T09:00:00", "2025-04-08T00:00:00"):
+        world.session(cy, at, active=at.endswith("09:00:00"))
+    world.session(world.profile("Out", departments=[elsewhere]), "2025-04-04T10:00:00")
+    world.session(world.profile("Gone", departments=[second], deleted=True), "2025-04-04T10:00:00")
+    refresh()
+    mine = {"department_ids": [history["dept"], second]}
+    shapes = [
+        {"sort_order": order, "page_size": 3, **extra}
+        for order in ("asc", "desc")
+        for extra in (
+            {},
+            {"active": True},
+            {"active": False},
+            {"date_from": "2025-04-03", "date_to": "2025-04-05"},
+            {"roles": ["ta"]},
+            {"department_ids": [second]},
+        )
+    ]
+    for shape in shapes:
+        pages = []
+        for page in range(5):
+            body = invoke("search", {**shape, "page": page}, coord.headers).body
+            admins = invoke("search", {**mine, **shape, "page": page}, history["admin"].headers).body
+            assert body["data"] == admins["data"] and body["total_count"] == admins["total_count"], shape
+            pages.append([r["session_id"] for r in body["data"]])
+        body, by_cursor = invoke("search", shape, coord.headers).body, []
+        by_cursor.append([r["session_id"] for r in body["data"]])
+        while body["next_cursor"]:
+            body = invoke("search", {**shape, "cursor": body["next_cursor"]}, coord.headers).body
+            by_cursor.append([r["session_id"] for r in body["data"]])
+        assert by_cursor == [p for p in pages if p], shape
+    everything = invoke("search", {"page_size": 50}, coord.headers).body["data"]
+    assert len(everything) == 13 and len({r["session_id"] for r in everything}) == 13
+
+
 @pytest.mark.parametrize(
     "body, field",
     [

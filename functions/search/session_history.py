@@ -60,19 +60,26 @@ def decode_cursor(request: SearchActivityRequest) -> tuple[datetime, str, int]:
     return at, session_id, page
 
 
-def _where(caller: Caller, request: SearchActivityRequest) -> tuple[str, dict[str, Any]]:
-    where, params = in_scope_conditions(caller, request)
+def _session_conditions(
+    request: SearchActivityRequest, after: tuple[datetime, str] | None, params: dict[str, Any]
+) -> str:
+    """Conditions on `sessions s`: the window, `active`, and what comes after the cursor."""
+    where = ["true"]
     lo, hi = request.window()
     if lo is not None:
-        where += " AND s.created_at >= :lo"
+        where.append("s.created_at >= :lo")
         params["lo"] = lo
     if hi is not None:
-        where += " AND s.created_at < :hi"
+        where.append("s.created_at < :hi")
         params["hi"] = hi
     if request.active is not None:
-        where += " AND s.active = :active"
+        where.append("s.active = :active")
         params["active"] = request.active
-    return where, params
+    if after is not None:
+        beyond = "<" if request.sort_order == "desc" else ">"
+        where.append(f"(s.created_at, s.id) {beyond} (:after_at, CAST(:after_id AS uuid))")
+        params.update(after_at=after[0], after_id=after[1])
+    return " AND ".join(where)
 
 
 def count_sql(caller: Caller, request: SearchActivityRequest, recent: RecentCoverage) -> tuple[str, dict[str, Any]]:
@@ -86,20 +93,33 @@ def count_sql(caller: Caller, request: SearchActivityRequest, recent: RecentCove
 def page_sql(
     caller: Caller, request: SearchActivityRequest, after: tuple[datetime, str] | None
 ) -> tuple[str, dict[str, Any]]:
-    where, params = _where(caller, request)
+    """The page's rows. An admin's sessions are walked in time order until the page is full: most of them are
+    in scope. A coordinator's departments hold a few hundred of 20,000 profiles, so that walk passed over
+    dozens of other profiles' sessions for each one it kept. Instead, each member's first `offset + limit`
+    sessions come from the `(profile_id, created_at, id)` index alone (migration 0008), the page is chosen
+    among them, and only its rows are read (docs/PERFORMANCE.md)."""
+    scope, params = in_scope_conditions(caller, request)
+    sessions = _session_conditions(request, after, params)
     direction = "DESC" if request.sort_order == "desc" else "ASC"
-    if after is not None:
-        beyond = "<" if direction == "DESC" else ">"
-        where += f" AND (s.created_at, s.id) {beyond} (:after_at, CAST(:after_id AS uuid))"
-        params.update(after_at=after[0], after_id=after[1])
-        params["offset"] = 0
-    else:
-        params["offset"] = request.page * request.page_size
+    order = f"ORDER BY s.created_at {direction}, s.id {direction}"
+    params["offset"] = 0 if after is not None else request.page * request.page_size
     params["limit"] = request.page_size
-    sql = (
-        f"SELECT {_COLUMNS} FROM sessions s JOIN profiles p ON p.id = s.profile_id WHERE {where}"
-        f" ORDER BY s.created_at {direction}, s.id {direction} LIMIT :limit OFFSET :offset"
-    )
+    if caller.scope != "departments":
+        sql = (
+            f"SELECT {_COLUMNS} FROM sessions s JOIN profiles p ON p.id = s.profile_id"
+            f" WHERE {scope} AND {sessions} {order} LIMIT :limit OFFSET :offset"
+        )
+        return sql, params
+    sql = f"""
+WITH chosen AS (
+    SELECT s.id, s.created_at FROM profiles p CROSS JOIN LATERAL (
+        SELECT s.id, s.created_at FROM sessions s WHERE s.profile_id = p.id AND {sessions}
+        {order} LIMIT CAST(:offset AS bigint) + CAST(:limit AS bigint)
+    ) s
+    WHERE {scope}
+    {order} LIMIT :limit OFFSET :offset
+)
+SELECT {_COLUMNS} FROM chosen c JOIN sessions s ON s.id = c.id JOIN profiles p ON p.id = s.profile_id {order}"""
     return sql, params
 
 

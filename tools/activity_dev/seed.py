@@ -16,17 +16,19 @@ from datetime import UTC, datetime
 from glow_activity.db import Connection, transaction
 from glow_activity.migrate import migration_files
 
-# Our own secondary indexes on the big tables (migration 0002): dropped for the bulk load and built again
-# after it, which is several times faster than maintaining them row by row.
+# Our own secondary indexes on the big tables (migrations 0002 and 0008): dropped for the bulk load and built
+# again after it, which is several times faster than maintaining them row by row.
 BULK_LOAD_INDEXES = (
     "sessions_created_at_id_idx",
-    "sessions_profile_created_idx",
+    "sessions_profile_created_id_idx",
     "logins_profile_logged_in_idx",
     "logins_logged_in_idx",
     "grants_profile_created_idx",
     "problems_profile_created_idx",
     "problems_session_idx",
 )
+# 0008 replaces 0002's (profile_id, created_at) index on sessions: 0002 builds it again, 0008 drops it
+INDEX_MIGRATIONS = ("0002_platform_indexes", "0008_search_member_index")
 
 
 @dataclass(frozen=True)
@@ -308,7 +310,9 @@ def seed(
             k=size.api_keys,
         )
         started = time.perf_counter()
-        conn.run(dict(migration_files())["0002_platform_indexes"])
+        migrations = dict(migration_files())
+        for name in INDEX_MIGRATIONS:
+            conn.run(migrations[name])
         timings["indexes"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
     conn.run("ANALYZE")
