@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from glow_activity.db import Connection, transaction
-from glow_activity.migrate import migration_files
 
 # Our own secondary indexes on the big tables (migrations 0002 and 0008): dropped for the bulk load and built
-# again after it, which is several times faster than maintaining them row by row.
+# again after it from their own definitions, which is several times faster than maintaining them row by row.
 BULK_LOAD_INDEXES = (
     "sessions_created_at_id_idx",
     "sessions_profile_created_id_idx",
@@ -27,8 +26,6 @@ BULK_LOAD_INDEXES = (
     "problems_profile_created_idx",
     "problems_session_idx",
 )
-# 0008 replaces 0002's (profile_id, created_at) index on sessions: 0002 builds it again, 0008 drops it
-INDEX_MIGRATIONS = ("0002_platform_indexes", "0008_search_member_index")
 
 
 @dataclass(frozen=True)
@@ -170,6 +167,13 @@ def seed(
         conn.run("SET LOCAL synchronous_commit = off")
         conn.run("SET LOCAL work_mem = '256MB'")
         conn.run("SET LOCAL maintenance_work_mem = '1GB'")
+        definitions = [
+            row[0]
+            for row in conn.run(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = ANY(CAST(:names AS text[]))",
+                names=list(BULK_LOAD_INDEXES),
+            )
+        ]
         for index in BULK_LOAD_INDEXES:
             conn.run(f"DROP INDEX IF EXISTS {index}")
         conn.run("SELECT setseed(:s)", s=(seed_value % 1000) / 1000.0)
@@ -310,9 +314,8 @@ def seed(
             k=size.api_keys,
         )
         started = time.perf_counter()
-        migrations = dict(migration_files())
-        for name in INDEX_MIGRATIONS:
-            conn.run(migrations[name])
+        for definition in definitions:
+            conn.run(definition)
         timings["indexes"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
     conn.run("ANALYZE")
