@@ -178,9 +178,9 @@ def own_sql(h: Harness, operation: str, key: str, read: Callable[[Any], None]) -
 
 
 def bench_get_and_search(h: Harness) -> None:
+    from glow_activity.db import BULK_PLANNER_SQL, transaction
     from glow_activity.models import GetActivityRequest, SearchActivityRequest
     from glow_activity.rollups import window_snapshot
-    from glow_activity.settings import get_settings
 
     activity_summary = function_module("get", "activity_summary")
     session_history = function_module("search", "session_history")
@@ -212,17 +212,12 @@ def bench_get_and_search(h: Harness) -> None:
         h.record(name + " [own SQL]", raw)
     lo = datetime(1, 1, 1, tzinfo=UTC)
     hi = datetime(9999, 1, 1, tzinfo=UTC)
-    # the floor at its best, on the server's own planner settings: parallel plans allowed
-    h.conn.run("SET max_parallel_workers_per_gather TO DEFAULT; SET random_page_cost TO DEFAULT")
-    h.record(
-        "get admin all-time [base-table SQL floor]",
-        timed(lambda: h.conn.run(BASE_TABLE_GET_SQL, lo=lo, hi=hi), max(3, h.iterations // 10), warmup=1),
-    )
-    settings = get_settings()
-    h.conn.run(
-        f"SET max_parallel_workers_per_gather = {settings.db_parallel_workers};"
-        f" SET random_page_cost = {settings.db_random_page_cost}"
-    )
+    with transaction(h.conn):
+        h.conn.run(BULK_PLANNER_SQL)  # the floor at its best, on the server's own planner settings (parallel plans)
+        h.record(
+            "get admin all-time [base-table SQL floor]",
+            timed(lambda: h.conn.run(BASE_TABLE_GET_SQL, lo=lo, hi=hi), max(3, h.iterations // 10), warmup=1),
+        )
 
     total = h.conn.run("SELECT count(*) FROM sessions")[0][0]
     deep_offset = max(0, total * 9 // 10)
