@@ -62,7 +62,7 @@ class World:
         self,
         name: str | None = None,
         *,
-        roles: list[str] | tuple[str, ...] = ("ta",),
+        roles: list[str] | tuple[str, ...] = ("member",),
         departments: list[str] | tuple[str, ...] = (),
         inactive_roles: list[str] | tuple[str, ...] = (),
         email: str | None = "",

@@ -21,7 +21,7 @@ SCENARIOS = [
     "get admin last 90 days",
     "get coordinator median dept last 90 days",
     "get coordinator largest dept last 90 days",
-    "get admin role=ta last 90 days",
+    "get admin role=member last 90 days",
     "get admin all-time [base-table SQL floor]",
     "search first page",
     "search page 100 by offset",

@@ -22,9 +22,9 @@ def people(world: World) -> dict[str, Any]:
     dept = world.department()
     return {
         "admin": world.profile(roles=["admin"]),
-        "coord": world.profile(roles=["coordinator"], departments=[dept]),
-        "ta": world.profile("Tess the TA", roles=["ta"], departments=[dept]),
-        "stranger": world.profile("Stranger", roles=["ta"], departments=[world.department()]),
+        "coord": world.profile(roles=["instructional"], departments=[dept]),
+        "member": world.profile("Tess the TA", roles=["member"], departments=[dept]),
+        "stranger": world.profile("Stranger", roles=["member"], departments=[world.department()]),
     }
 
 
@@ -39,11 +39,12 @@ def people(world: World) -> dict[str, Any]:
                 "activity.search",
                 "activity.problem",
                 "activity.resolve",
+                "activity.refresh",
                 "activity.export",
                 "activity.docs",
             ],
         ),
-        ("ta", ["activity.problem", "activity.docs"]),
+        ("member", ["activity.problem", "activity.refresh", "activity.docs"]),
     ],
 )
 def test_docs_permissions_differ_by_role(invoke: Any, people: dict[str, Any], who: str, permitted: list[str]) -> None:
@@ -55,7 +56,7 @@ def test_docs_permissions_differ_by_role(invoke: Any, people: dict[str, Any], wh
     assert [op["name"] for op in body["permissions"]] == permitted
     get_op = body["api_operations"][0]
     assert get_op["method"] == "POST" and get_op["path"] == f"{API_PREFIX}/get"
-    assert get_op["roles"] == ["admin", "coordinator"]
+    assert get_op["roles"] == ["superadmin", "admin", "instructional"]
     assert [p["name"] for p in get_op["params"]] == list(GetActivityRequest.model_fields)
     assert {p["name"]: p["default"] for p in get_op["params"]}["summary_limit"] == 1000
 
@@ -83,15 +84,15 @@ def test_resources_list_live_columns(invoke: Any, people: dict[str, Any]) -> Non
 
 
 def test_entity_id_names_a_visible_profile(invoke: Any, people: dict[str, Any]) -> None:
-    res = invoke("docs", {"entity_id": people["ta"].id}, people["coord"].headers)
+    res = invoke("docs", {"entity_id": people["member"].id}, people["coord"].headers)
     assert res.status == 200
     assert "Tess the TA" in res.body["page_metadata"]["detail"]["title"]
     assert set(res.body["page_metadata"]) == {"list", "detail", "new"}
     assert invoke("docs", {"entity_id": people["stranger"].id}, people["coord"].headers).status == 404
     assert invoke("docs", {"entity_id": "00000000-0000-4000-8000-000000000000"}, people["admin"].headers).status == 404
     assert invoke("docs", {"entity_id": "not-a-uuid"}, people["admin"].headers).status == 404
-    assert invoke("docs", {"entity_id": people["ta"].id}, people["ta"].headers).status == 200  # itself
-    assert invoke("docs", {"entity_id": people["coord"].id}, people["ta"].headers).status == 404
+    assert invoke("docs", {"entity_id": people["member"].id}, people["member"].headers).status == 200  # itself
+    assert invoke("docs", {"entity_id": people["coord"].id}, people["member"].headers).status == 404
 
 
 def test_committed_openapi_matches_the_code() -> None:

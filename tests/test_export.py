@@ -37,12 +37,12 @@ def read_csv(archive: zipfile.ZipFile, name: str) -> list[dict[str, str]]:
 def data(world: World, refresh: Any) -> dict[str, Any]:
     dept, other = world.department("Export dept"), world.department("Other dept")
     admin = world.profile(roles=["admin"])
-    coord = world.profile(roles=["coordinator"], departments=[dept])
+    coord = world.profile(roles=["instructional"], departments=[dept])
     ana = world.profile(
         '=HYPERLINK("http://evil")',
         departments=[dept],
-        roles=["ta", "head_ta"],
-        inactive_roles=["instructor"],
+        roles=["member", "custom"],
+        inactive_roles=["guest"],
         email="ana@example.org",
     )
     bo = world.profile('Bo "the, quoted" Ünïcødé 🎓', departments=[dept, other], email="+bo@example.org")
@@ -101,7 +101,7 @@ def test_export_downloads_through_the_presigned_url(invoke: Any, data: dict[str,
     assert s1["profile_name"] == "'" + data["ana"].name  # formula neutralised
     assert s1["profile_email"] == "ana@example.org"
     assert s1["department_ids"] == data["dept"]
-    assert s1["roles"] == "head_ta;ta"
+    assert s1["roles"] == "custom;member"
     assert (s1["created_at"], s1["total_tokens"], s1["total_cost"], s1["active"]) == (
         "2025-02-01T10:00:00.000000Z",
         "123",

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 schema = schemathesis.openapi.from_path(str(REPO_ROOT / "openapi.json"))
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "250"))
-ROLES = ("none", "ta", "coordinator", "admin")
+ROLES = ("none", "member", "instructional", "admin")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 WATCHED = ("problems", "uploads", "idempotency_records", "refresh_runs", "profiles", "sessions", "api_keys")
 
@@ -54,7 +54,7 @@ def fuzz_world(database_url: str) -> Iterator[dict[str, Any]]:
     conn = db.open_connection(harness_params(database_url))
     world = World(conn)
     dept = world.department()
-    people = {role: world.profile(roles=[role], departments=[dept]) for role in ("ta", "coordinator", "admin")}
+    people = {role: world.profile(roles=[role], departments=[dept]) for role in ("member", "instructional", "admin")}
     yield {"conn": conn, "headers": {"none": {}, **{role: p.headers for role, p in people.items()}}}
     conn.close()
 

@@ -21,8 +21,8 @@ def dept_world(world: World, refresh: Any) -> dict[str, Any]:
     dept = world.department("Physics")
     admin = world.profile("Admin", roles=["admin"])
     ana = world.profile("Ana", departments=[dept])
-    bo = world.profile("Bo", departments=[dept], roles=["head_ta"])
-    cy = world.profile("Cy", departments=[dept], roles=["instructor"], inactive_roles=["ta"])
+    bo = world.profile("Bo", departments=[dept], roles=["custom"])
+    cy = world.profile("Cy", departments=[dept], roles=["guest"], inactive_roles=["member"])
     # Ana: sessions at the very edges of 2025-03-10
     world.session(ana, "2025-03-10T00:00:00")
     world.session(ana, "2025-03-10T23:59:59.999999")
@@ -110,18 +110,16 @@ def test_role_filter_uses_active_roles_only_and_combines_with_departments(
     w = dept_world
     world: World = w["world"]
     other = world.department()
-    outsider = world.profile("Outsider", departments=[other], roles=["ta"])
+    outsider = world.profile("Outsider", departments=[other], roles=["member"])
     world.session(outsider, "2025-03-10T12:00:00")
-    body = invoke("get", {"roles": ["ta"], "department_ids": [w["dept"]]}, w["admin"].headers).body
+    body = invoke("get", {"roles": ["member"], "department_ids": [w["dept"]]}, w["admin"].headers).body
     # Cy's ta role is inactive: only Ana (ta) in the department
     assert set(summary_by_id(body)) == {w["ana"].id}
     # without the department filter the outsider's session is there; names either department -> both
     refresh_views(world.conn, "cli")
-    both = invoke("get", {"roles": ["ta"], "department_ids": [w["dept"], other]}, w["admin"].headers).body
+    both = invoke("get", {"roles": ["member"], "department_ids": [w["dept"], other]}, w["admin"].headers).body
     assert set(summary_by_id(both)) == {w["ana"].id, outsider.id}
-    instructors = invoke(
-        "get", {"roles": ["instructor", "head_ta"], "department_ids": [w["dept"]]}, w["admin"].headers
-    ).body
+    instructors = invoke("get", {"roles": ["guest", "custom"], "department_ids": [w["dept"]]}, w["admin"].headers).body
     assert set(summary_by_id(instructors)) == {w["bo"].id, w["cy"].id}
 
 
@@ -162,7 +160,7 @@ def test_ordering_ties_break_by_name_then_id(invoke: Any, world: World, refresh:
 def test_resources_describe_listed_profiles(invoke: Any, world: World, refresh: Any) -> None:
     d1, d2 = world.department("B dept"), world.department("A dept")
     admin = world.profile(roles=["admin"])
-    p = world.profile("Res", departments=[d1, d2], roles=["ta", "head_ta"], inactive_roles=["instructor"], email=None)
+    p = world.profile("Res", departments=[d1, d2], roles=["member", "custom"], inactive_roles=["guest"], email=None)
     world.session(p, "2025-05-05T05:05:05")
     refresh()
     body = invoke("get", {"department_ids": [d1]}, admin.headers).body
@@ -171,13 +169,13 @@ def test_resources_describe_listed_profiles(invoke: Any, world: World, refresh: 
         "name": "Res",
         "email": None,
         "department_ids": sorted([d1, d2]),
-        "roles": ["head_ta", "ta"],
+        "roles": ["custom", "member"],
     }
 
 
 def test_coordinator_sees_only_shared_departments(invoke: Any, world: World, refresh: Any) -> None:
     mine, shared, foreign = world.department("Mine"), world.department("Shared"), world.department("Foreign")
-    coord = world.profile("Coord", roles=["coordinator"], departments=[mine, shared])
+    coord = world.profile("Coord", roles=["instructional"], departments=[mine, shared])
     inside = world.profile("Inside", departments=[mine])
     both = world.profile("Both", departments=[shared, foreign])
     outside = world.profile("Outside", departments=[foreign])
@@ -207,7 +205,7 @@ def test_admin_may_name_unknown_departments(invoke: Any, world: World, refresh: 
     assert body["sessions_count"] == 0 and body["profile_summary"] == []
 
 
-@pytest.mark.parametrize("roles", [["ta"], ["head_ta", "instructor"], []])
+@pytest.mark.parametrize("roles", [["member"], ["custom", "guest"], []])
 def test_non_readers_get_403(invoke: Any, world: World, roles: list[str]) -> None:
     p = world.profile(roles=roles)
     res = invoke("get", {}, p.headers)
@@ -216,7 +214,7 @@ def test_non_readers_get_403(invoke: Any, world: World, roles: list[str]) -> Non
 
 
 def test_inactive_admin_role_grants_nothing(invoke: Any, world: World) -> None:
-    p = world.profile(roles=["ta"], inactive_roles=["admin", "coordinator"])
+    p = world.profile(roles=["member"], inactive_roles=["admin", "instructional"])
     assert invoke("get", {}, p.headers).status == 403
 
 
@@ -224,19 +222,19 @@ def test_totals_and_facets_over_everything(invoke: Any, empty_db: Any, refresh: 
     world = World(empty_db)
     d1, d2, empty_dept = world.department("Zoology"), world.department("Art"), world.department("Empty")
     admin = world.profile("Admin", roles=["admin"], departments=[d1])
-    a = world.profile("A", departments=[d1], roles=["ta"])
-    b = world.profile("B", departments=[d2], roles=["head_ta"], inactive_roles=["instructor"])
-    gone = world.profile("Gone", departments=[empty_dept], roles=["instructor"], deleted=True)
+    a = world.profile("A", departments=[d1], roles=["member"])
+    b = world.profile("B", departments=[d2], roles=["custom"], inactive_roles=["guest"])
+    gone = world.profile("Gone", departments=[empty_dept], roles=["guest"], deleted=True)
     world.session(a, "2024-12-31T23:00:00")
     world.login(b, "2025-06-30T10:00:00")
     world.grant(b, "2025-07-15T10:00:00", kind="emulation", granted_by=admin)  # not a session/login day
     world.session(gone, "2023-01-01T00:00:00")
     refresh()
-    body = invoke("get", {"roles": ["ta"]}, admin.headers).body
+    body = invoke("get", {"roles": ["member"]}, admin.headers).body
     assert (body["sessions_count"], body["logins_count"], body["emulations_count"]) == (1, 0, 0)
     facets = body["analytics"]  # ignores the role filter, covers visible (non-deleted) profiles
     assert facets["department_options"] == [{"value": d2, "label": "Art"}, {"value": d1, "label": "Zoology"}]
-    assert facets["role_options"] == ["admin", "head_ta", "ta"]
+    assert facets["role_options"] == ["admin", "custom", "member"]
     assert facets["date_range_earliest"] == "2024-12-31"
     assert facets["date_range_latest"] == "2025-06-30"
     assert facets["fields"]["cohorts"]["visible"] is False and facets["fields"]["attempts"]["visible"] is False

@@ -27,31 +27,35 @@ def team(world: World) -> dict[str, Any]:
     return {
         "dept": dept,
         "admin": world.profile(roles=["admin"]),
-        "coord": world.profile(roles=["coordinator"], departments=[dept]),
-        "ta": world.profile(roles=["ta"], departments=[dept]),
-        "ta2": world.profile(roles=["ta"], departments=[dept]),
-        "stranger": world.profile(roles=["ta"], departments=[other]),
+        "coord": world.profile(roles=["instructional"], departments=[dept]),
+        "member": world.profile(roles=["member"], departments=[dept]),
+        "ta2": world.profile(roles=["member"], departments=[dept]),
+        "stranger": world.profile(roles=["member"], departments=[other]),
         "world": world,
     }
 
 
 def test_create_about_own_activity(invoke: Any, team: dict[str, Any], conn: Any) -> None:
-    res = invoke("problem", {"type": "BUG", "message": "  The AI repeated itself.  "}, team["ta"].headers)
+    res = invoke("problem", {"type": "BUG", "message": "  The AI repeated itself.  "}, team["member"].headers)
     assert res.status == 200
     body = res.body
     assert body["success"] is True and body["message"]
     rows = problem_rows(conn, id=body["problem_id"])
-    assert rows == [(body["problem_id"], "bug", "The AI repeated itself.", None, team["ta"].id, team["ta"].id, False)]
+    assert rows == [
+        (body["problem_id"], "bug", "The AI repeated itself.", None, team["member"].id, team["member"].id, False)
+    ]
 
 
 def test_create_about_a_session_takes_the_session_profile(invoke: Any, team: dict[str, Any], conn: Any) -> None:
-    sid = team["world"].session(team["ta"], "2025-01-01T00:00:00")
+    sid = team["world"].session(team["member"], "2025-01-01T00:00:00")
     res = invoke("problem", {"type": "question", "message": "why?", "session_id": sid}, team["coord"].headers)
     assert res.status == 200
     (row,) = problem_rows(conn, id=res.body["problem_id"])
-    assert row[3:6] == (sid, team["ta"].id, team["coord"].id)
+    assert row[3:6] == (sid, team["member"].id, team["coord"].id)
     # the TA may report on its own session, not on another's; a stranger's coordinator cannot see it
-    assert invoke("problem", {"type": "other", "message": "mine", "session_id": sid}, team["ta"].headers).status == 200
+    assert (
+        invoke("problem", {"type": "other", "message": "mine", "session_id": sid}, team["member"].headers).status == 200
+    )
     for who in ("ta2", "stranger"):
         before = conn.run("SELECT count(*) FROM problems")[0][0]
         res = invoke("problem", {"type": "other", "message": "x", "session_id": sid}, team[who].headers)
@@ -96,19 +100,19 @@ def test_invalid_problems_are_422_and_write_nothing(
     ],
 )
 def test_hostile_messages_are_stored_exactly(invoke: Any, team: dict[str, Any], conn: Any, message: str) -> None:
-    res = invoke("problem", {"type": "other", "message": message}, team["ta"].headers)
+    res = invoke("problem", {"type": "other", "message": message}, team["member"].headers)
     assert res.status == 200
     (row,) = problem_rows(conn, id=res.body["problem_id"])
     assert row[2] == message
 
 
 def test_idempotency_key_replays_and_conflicts(invoke: Any, team: dict[str, Any], conn: Any) -> None:
-    headers = {**team["ta"].headers, "Idempotency-Key": f"key-{uuid.uuid4()}"}
+    headers = {**team["member"].headers, "Idempotency-Key": f"key-{uuid.uuid4()}"}
     first = invoke("problem", {"type": "bug", "message": "once"}, headers)
     again = invoke("problem", {"type": "bug", "message": "once"}, headers)
     assert first.status == again.status == 200
     assert again.body == first.body
-    assert len(problem_rows(conn, reported_by=team["ta"].id)) == 1
+    assert len(problem_rows(conn, reported_by=team["member"].id)) == 1
     conflict = invoke("problem", {"type": "bug", "message": "another body"}, headers)
     assert conflict.status == 409 and conflict.body["statusCode"] == 409
     # the same key from another caller is another key
@@ -118,21 +122,21 @@ def test_idempotency_key_replays_and_conflicts(invoke: Any, team: dict[str, Any]
         {**team["ta2"].headers, "Idempotency-Key": headers["Idempotency-Key"]},
     )
     assert other.status == 200 and other.body["problem_id"] != first.body["problem_id"]
-    assert len(problem_rows(conn, reported_by=team["ta"].id)) == 1
+    assert len(problem_rows(conn, reported_by=team["member"].id)) == 1
 
 
 def test_twenty_concurrent_creates_with_one_key_make_one_problem(
     invoke_concurrently: Any, team: dict[str, Any], conn: Any
 ) -> None:
-    headers = {**team["ta"].headers, "Idempotency-Key": f"burst-{uuid.uuid4()}"}
+    headers = {**team["member"].headers, "Idempotency-Key": f"burst-{uuid.uuid4()}"}
     results = invoke_concurrently([("problem", {"type": "bug", "message": "burst"}, headers)] * 20)
     assert {r.status for r in results} == {200}
     assert len({r.body["problem_id"] for r in results}) == 1
-    assert len(problem_rows(conn, reported_by=team["ta"].id)) == 1
+    assert len(problem_rows(conn, reported_by=team["member"].id)) == 1
 
 
 def test_resolve_and_reopen(invoke: Any, team: dict[str, Any], conn: Any) -> None:
-    qid = team["world"].problem(team["ta"], "2025-01-01T00:00:00")
+    qid = team["world"].problem(team["member"], "2025-01-01T00:00:00")
     res = invoke("resolve", {"problem_id": qid}, team["coord"].headers)
     assert res.status == 200
     assert res.body["problem_id"] == qid and res.body["resolved"] is True
@@ -164,7 +168,7 @@ def test_resolve_errors(invoke: Any, team: dict[str, Any], world: World, conn: A
 def test_concurrent_resolve_and_reopen_leave_a_consistent_row(
     invoke_concurrently: Any, team: dict[str, Any], conn: Any
 ) -> None:
-    qid = team["world"].problem(team["ta"], "2025-01-01T00:00:00")
+    qid = team["world"].problem(team["member"], "2025-01-01T00:00:00")
     results = invoke_concurrently(
         [("resolve", {"problem_id": qid, "resolved": i % 2 == 0}, team["admin"].headers) for i in range(20)]
     )
@@ -176,14 +180,14 @@ def test_concurrent_resolve_and_reopen_leave_a_consistent_row(
 
 
 def test_problem_shows_in_get_and_search_after_refresh(invoke: Any, team: dict[str, Any], refresh: Any) -> None:
-    sid = team["world"].session(team["ta"], "2025-06-01T10:00:00")
+    sid = team["world"].session(team["member"], "2025-06-01T10:00:00")
     refresh()
     query = {"department_ids": [team["dept"]], "date_from": "2025-06-01"}
     before = invoke("get", query, team["admin"].headers).body
     assert invoke("problem", {"type": "bug", "message": "m", "session_id": sid}, team["coord"].headers).status == 200
     refresh()
     after = invoke("get", {**query, "date_from": None}, team["admin"].headers).body
-    row = next(r for r in after["profile_summary"] if r["profile_id"] == team["ta"].id)
+    row = next(r for r in after["profile_summary"] if r["profile_id"] == team["member"].id)
     assert row["problems_count"] == 1
     assert before["profile_summary"][0]["problems_count"] == 0
     search = invoke("search", {"department_ids": [team["dept"]]}, team["admin"].headers).body
@@ -221,12 +225,12 @@ def test_every_endpoint_writes_one_audit_row(
 
 
 def test_audit_records_failures_after_authentication_only(invoke: Any, team: dict[str, Any], conn: Any) -> None:
-    forbidden = invoke("refresh", None, team["ta"].headers)
+    forbidden = invoke("export", None, team["member"].headers)
     assert forbidden.status == 403
     assert audit_rows(conn, forbidden.headers["x-request-id"]) == [
-        ["refresh", team["ta"].id, team["ta"].key_id, "api", 403]
+        ["export", team["member"].id, team["member"].key_id, "api", 403]
     ]
-    bearer = invoke("problem", {"type": "bug"}, team["ta"].bearer())
-    assert audit_rows(conn, bearer.headers["x-request-id"]) == [["problem", team["ta"].id, None, "api", 422]]
+    bearer = invoke("problem", {"type": "bug"}, team["member"].bearer())
+    assert audit_rows(conn, bearer.headers["x-request-id"]) == [["problem", team["member"].id, None, "api", 422]]
     anonymous = invoke("get", {}, {})
     assert audit_rows(conn, anonymous.headers["x-request-id"]) == []

@@ -18,17 +18,17 @@ from glow_activity.refresh import REFRESH_LOCK_KEY, VIEWS
 def scene(world: World, refresh: Any) -> dict[str, Any]:
     dept = world.department()
     admin = world.profile(roles=["admin"])
-    ta = world.profile(roles=["ta"], departments=[dept])
+    ta = world.profile(roles=["member"], departments=[dept])
     world.session(ta, "2025-05-01T10:00:00")
     refresh()
-    return {"dept": dept, "admin": admin, "ta": ta, "world": world}
+    return {"dept": dept, "admin": admin, "member": ta, "world": world}
 
 
 def test_refresh_makes_new_rows_visible(invoke: Any, scene: dict[str, Any]) -> None:
     q = {"department_ids": [scene["dept"]]}
     assert invoke("get", q, scene["admin"].headers).body["sessions_count"] == 1
-    scene["world"].session(scene["ta"], "2025-05-02T10:00:00")
-    scene["world"].login(scene["ta"], "2025-05-02T11:00:00")
+    scene["world"].session(scene["member"], "2025-05-02T10:00:00")
+    scene["world"].login(scene["member"], "2025-05-02T11:00:00")
     assert invoke("get", q, scene["admin"].headers).body["sessions_count"] == 1  # lags until a refresh
     assert invoke("search", q, scene["admin"].headers).body["total_count"] == 1
     res = invoke("refresh", None, scene["admin"].headers)
@@ -43,15 +43,93 @@ def test_refresh_makes_new_rows_visible(invoke: Any, scene: dict[str, Any]) -> N
     assert invoke("search", q, scene["admin"].headers).body["total_count"] == 2
 
 
-def test_only_admins_refresh(invoke: Any, world: World) -> None:
-    dept = world.department()
-    assert invoke("refresh", None, world.profile(roles=["coordinator"], departments=[dept]).headers).status == 403
-    assert invoke("refresh", None, world.profile(roles=["ta"]).headers).status == 403
-    assert invoke("refresh", {"force": True}, world.profile(roles=["admin"]).headers).status == 422
+def runs(conn: Any) -> int:
+    return int(conn.run("SELECT count(*) FROM refresh_runs")[0][0])
+
+
+def age_every_refresh(conn: Any) -> None:
+    """Make the last successful refresh an hour old, so that a debounced call finds none recent."""
+    conn.run(
+        "UPDATE refresh_runs SET finished_at = finished_at - interval '1 hour', started_at = started_at - interval '1 hour'"
+    )
+
+
+def test_anyone_may_refresh_and_a_non_admins_call_is_debounced(invoke: Any, scene: dict[str, Any], conn: Any) -> None:
+    # GIVEN a refresh that just succeeded (the scene's)
+    last = conn.run("SELECT id, views FROM refresh_runs WHERE outcome = 'success' ORDER BY id DESC LIMIT 1")[0]
+    before = runs(conn)
+    coord = scene["world"].profile(roles=["instructional"], departments=[scene["dept"]])
+    for who in (scene["member"], coord):
+        # WHEN a member or a coordinator presses Refresh  THEN that refresh answers and none runs
+        res = invoke("refresh", {}, who.headers)
+        assert res.status == 200
+        assert res.body == {
+            "success": True,
+            "refreshed_views": last[1],
+            "invalidated_tags": ["artifacts", "activity", "list"],
+        }
+        assert runs(conn) == before
+    # an admin's call refreshes now
+    assert invoke("refresh", {}, scene["admin"].headers).status == 200
+    assert runs(conn) == before + 1
+    assert invoke("refresh", {"force": True}, scene["admin"].headers).status == 422
+
+
+def test_a_debounced_call_runs_a_refresh_when_none_is_recent(invoke: Any, scene: dict[str, Any], conn: Any) -> None:
+    # GIVEN no refresh in the last REFRESH_MIN_INTERVAL_SECONDS, and a session the rollups do not hold yet
+    age_every_refresh(conn)
+    scene["world"].session(scene["member"], "2025-05-02T10:00:00")
+    before = runs(conn)
+    # WHEN a member presses Refresh  THEN one runs, and the next press within the interval runs none
+    assert invoke("refresh", {}, scene["member"].headers).status == 200
+    assert runs(conn) == before + 1
+    assert conn.run("SELECT trigger, requested_by::text, outcome FROM refresh_runs ORDER BY id DESC LIMIT 1")[0] == [
+        "api",
+        scene["member"].id,
+        "success",
+    ]
+    assert invoke("refresh", {}, scene["member"].headers).status == 200
+    assert runs(conn) == before + 1
+    q = {"date_from": "2025-05-01", "date_to": "2025-05-02", "department_ids": [scene["dept"]]}
+    assert invoke("get", q, scene["admin"].headers).body["sessions_count"] == 2
+
+
+def test_a_debounced_call_waits_for_the_running_refresh_and_answers_with_it(
+    invoke: Any, scene: dict[str, Any], conn: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN no recent refresh, and one running (it holds the lock)
+    monkeypatch.setenv("REFRESH_MIN_INTERVAL_SECONDS", "600")
+    age_every_refresh(conn)
+    holder = db.open_connection(db.params_from_url(database_url))
+    holder.run("SELECT pg_advisory_lock(:k)", k=REFRESH_LOCK_KEY)
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.append(invoke("refresh", {}, scene["member"].headers)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not conn.run(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = :k)",
+            k=REFRESH_LOCK_KEY,
+        )[0][0]:
+            assert time.monotonic() < deadline, "the member's refresh never waited for the running one"
+            time.sleep(0.05)
+        assert not results
+        # WHEN the running refresh succeeds
+        running = holder.run(
+            "INSERT INTO refresh_runs (trigger, outcome, finished_at, views) VALUES ('schedule', 'success',"
+            " clock_timestamp(), '{activity_monthly}') RETURNING id"
+        )[0][0]
+    finally:
+        holder.run("SELECT pg_advisory_unlock(:k)", k=REFRESH_LOCK_KEY)
+        holder.close()
+    thread.join(timeout=60)
+    # THEN the waiting call answers with it and runs none of its own
+    assert results[0].status == 200 and results[0].body["refreshed_views"] == ["activity_monthly"]
+    assert conn.run("SELECT max(id) FROM refresh_runs")[0][0] == running
 
 
 def test_scheduled_event_runs_the_same_refresh_and_is_recorded(invoke: Any, scene: dict[str, Any], conn: Any) -> None:
-    scene["world"].session(scene["ta"], "2025-05-03T10:00:00")
+    scene["world"].session(scene["member"], "2025-05-03T10:00:00")
     event = scheduled_event()
     result = invoke("refresh", event=event).raw
     assert result == {
@@ -168,7 +246,7 @@ def test_etag_304_and_data_as_of(invoke: Any, scene: dict[str, Any], world: Worl
     other_admin = world.profile(roles=["admin"])
     assert invoke("get", q, other_admin.headers).headers["etag"] != etag
     # a refresh that changes the data changes the ETag and X-Data-As-Of
-    world.session(scene["ta"], "2025-05-09T10:00:00")
+    world.session(scene["member"], "2025-05-09T10:00:00")
     assert invoke("refresh", None, admin.headers).status == 200
     changed = invoke("get", q, {**admin.headers, "If-None-Match": etag})
     assert changed.status == 200 and changed.headers["etag"] != etag

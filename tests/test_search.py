@@ -13,8 +13,8 @@ from factories import World
 def history(world: World, refresh: Any) -> dict[str, Any]:
     dept = world.department()
     admin = world.profile(roles=["admin"])
-    ana = world.profile("Ana", departments=[dept], roles=["ta"])
-    bo = world.profile("Bo", departments=[dept], roles=["head_ta"])
+    ana = world.profile("Ana", departments=[dept], roles=["member"])
+    bo = world.profile("Bo", departments=[dept], roles=["custom"])
     sessions = []
     for i in range(7):
         owner = ana if i % 2 == 0 else bo
@@ -125,7 +125,7 @@ def test_filters_window_active_and_roles(invoke: Any, history: dict[str, Any]) -
     assert {r["session_id"] for r in active["data"]} == {h["sessions"][i][1] for i in (0, 3, 6)}
     inactive = invoke("search", {"department_ids": [dept], "active": False}, h["admin"].headers).body
     assert inactive["total_count"] == 7
-    tas = invoke("search", {"department_ids": [dept], "roles": ["ta"]}, h["admin"].headers).body
+    tas = invoke("search", {"department_ids": [dept], "roles": ["member"]}, h["admin"].headers).body
     assert {r["profile_id"] for r in tas["data"]} == {h["ana"].id}
     assert tas["total_count"] == 4
     assert tas["total_pages"] == math.ceil(4 / 50)
@@ -139,7 +139,7 @@ def test_empty_result_has_zero_pages(invoke: Any, history: dict[str, Any]) -> No
 
 
 def test_coordinator_scope_and_ta_forbidden(invoke: Any, history: dict[str, Any], world: World) -> None:
-    coord = world.profile(roles=["coordinator"], departments=[history["dept"]])
+    coord = world.profile(roles=["instructional"], departments=[history["dept"]])
     body = invoke("search", {}, coord.headers).body
     assert body["total_count"] == 10
     assert invoke("search", {}, history["ana"].headers).status == 403
@@ -152,8 +152,8 @@ def test_coordinator_pages_equal_the_admins_view_of_its_departments(
     """A coordinator's page is read member by member (session_history.page_sql), an admin's by time: for every
     order, page, cursor and filter the rows are the same as the admin's with the coordinator's departments."""
     second, elsewhere = world.department(), world.department()
-    coord = world.profile(roles=["coordinator"], departments=[history["dept"], second])
-    cy = world.profile("Cy", departments=[second, history["dept"]], roles=["ta"])  # in both: listed once
+    coord = world.profile(roles=["instructional"], departments=[history["dept"], second])
+    cy = world.profile("Cy", departments=[second, history["dept"]], roles=["member"])  # in both: listed once
     for at in ("2025-04-04T10:00:00", "2025-04-05T09:00:00", "2025-04-08T00:00:00"):
         world.session(cy, at, active=at.endswith("09:00:00"))
     world.session(world.profile("Out", departments=[elsewhere]), "2025-04-04T10:00:00")
@@ -168,7 +168,7 @@ def test_coordinator_pages_equal_the_admins_view_of_its_departments(
             {"active": True},
             {"active": False},
             {"date_from": "2025-04-03", "date_to": "2025-04-05"},
-            {"roles": ["ta"]},
+            {"roles": ["member"]},
             {"department_ids": [second]},
         )
     ]

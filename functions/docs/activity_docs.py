@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import types
 import typing
+from datetime import UTC
 from typing import Any, Union, get_args, get_origin
 from uuid import UUID
 
@@ -25,8 +26,9 @@ from glow_activity.models import (
     OperationInfo,
     OperationParam,
     PageText,
+    iso,
 )
-from glow_activity.scope import visible_conditions
+from glow_activity.scope import visible_conditions, visible_problem_conditions
 
 # Tables the artifact reads, in the order a reader meets them.
 RESOURCE_TABLES = (
@@ -157,27 +159,55 @@ def resource_entries(conn: Connection) -> list[DocsResponse]:
     return entries
 
 
-def _profile_name(conn: Connection, caller: Caller, entity_id: str) -> str:
+_PROFILE_SQL = "SELECT p.name FROM profiles p WHERE p.id = CAST(:entity AS uuid) AND {visible}"
+_SESSION_SQL = """
+SELECT p.name, s.created_at FROM sessions s JOIN profiles p ON p.id = s.profile_id
+WHERE s.id = CAST(:entity AS uuid) AND {visible}"""
+
+
+def entity_detail(conn: Connection, caller: Caller, entity_id: str) -> PageText:
+    """The detail page's text for a profile, a session or a problem the caller can see; 404 for anything else
+    (unknown, invisible and malformed alike: existence is not revealed)."""
     try:
-        profile_id = str(UUID(entity_id))
+        entity = str(UUID(entity_id))
     except ValueError:
-        raise NotFound("Profile not found.") from None
-    where, params = visible_conditions(caller)
+        raise NotFound("No such profile, session or problem.") from None
+    visible, params = visible_conditions(caller)
+    rows = conn.run(_PROFILE_SQL.format(visible=visible), entity=entity, **params)
+    if rows:
+        name = rows[0][0]
+        return PageText(title=f"Activity of {name}", description=f"Sessions, logins, grants and problems of {name}.")
+    rows = conn.run(_SESSION_SQL.format(visible=visible), entity=entity, **params)
+    if rows:
+        name, created_at = rows[0]
+        day = created_at.astimezone(UTC).date().isoformat()
+        return PageText(
+            title=f"Session of {name} on {day}",
+            description=f"A training session of {name} with the AI, started {iso(created_at)}.",
+        )
+    problem_visible, problem_params = visible_problem_conditions(caller)
     rows = conn.run(
-        f"SELECT p.name FROM profiles p WHERE p.id = CAST(:entity AS uuid) AND {where}", entity=profile_id, **params
+        "SELECT q.type, p.name, q.resolved FROM problems q LEFT JOIN profiles p ON p.id = q.profile_id"
+        f" WHERE q.id = CAST(:entity AS uuid) AND {problem_visible}",
+        entity=entity,
+        **problem_params,
     )
-    if not rows:
-        raise NotFound("Profile not found.")
-    return str(rows[0][0])
+    if rows:
+        kind, name, resolved = rows[0]
+        state = "resolved" if resolved else "open"
+        about = f" about {name}" if name else ""
+        return PageText(title=f"Problem ({kind}){about}", description=f"A {state} {kind} problem{about}.")
+    raise NotFound("No such profile, session or problem.")
 
 
 def compose_docs(conn: Connection, caller: Caller, entity_id: str | None) -> ActivityDocsResponse:
-    detail = PageText(title="Activity detail", description="One profile's sessions, logins, grants and problems.")
+    detail = PageText(
+        title="Activity detail", description="One profile's, session's or problem's activity and problems."
+    )
     if entity_id is not None:
-        name = _profile_name(conn, caller, entity_id)
-        detail = PageText(title=f"Activity of {name}", description=f"Sessions, logins, grants and problems of {name}.")
+        detail = entity_detail(conn, caller, entity_id)
     operations = [operation_info(op) for op in OPERATION_CATALOG]
-    permitted = [info for op, info in zip(OPERATION_CATALOG, operations, strict=True) if allowed(op, caller.roles)]
+    permitted = [info for op, info in zip(OPERATION_CATALOG, operations, strict=True) if allowed(op, caller.scope)]
     artifact = DocsResponse(
         name="activity",
         type="analytics",
@@ -188,6 +218,11 @@ def compose_docs(conn: Connection, caller: Caller, entity_id: str | None) -> Act
         + "\n".join(f"- `{op.qualified_name}` — {op.description}" for op in OPERATION_CATALOG),
         fields=[],
     )
+    pages = DocsApiResponse(
+        list=PageText(title="Activity", description="Engagement of TAs: counts, per-profile summary, history."),
+        detail=detail,
+        new=PageText(title="Report a problem", description="Flag a problem on a session or on your activity."),
+    )
     return ActivityDocsResponse(
         name="activity",
         type="analytics",
@@ -197,9 +232,8 @@ def compose_docs(conn: Connection, caller: Caller, entity_id: str | None) -> Act
         resources=resource_entries(conn),
         permissions=permitted,
         api_operations=operations,
-        page_metadata=DocsApiResponse(
-            list=PageText(title="Activity", description="Engagement of TAs: counts, per-profile summary, history."),
-            detail=detail,
-            new=PageText(title="Report a problem", description="Flag a problem on a session or on your activity."),
-        ),
+        page_metadata=pages,
+        list=pages.list,
+        detail=pages.detail,
+        new=pages.new,
     )

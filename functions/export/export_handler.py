@@ -44,7 +44,7 @@ app = create_app()
 def export_route(request: Annotated[ExportRequest, Body()]):  # type: ignore[no-untyped-def]
     inv = invocation()
     caller = inv.authenticated
-    caller.require_reader()
+    caller.require_reader("Exporting activity")
     conn = connection()
     if request.upload_id is not None:
         status = export_status(conn, caller, str(request.upload_id))

@@ -1,6 +1,7 @@
 """The numbers behind POST /get: per-profile counts from `glow_activity.rollups`, then totals, the ordered
-profile_summary window with its resources, and the facets. Right after a refresh the result equals the
-contract's definitions for any window."""
+profile_summary window with its resources, the newest problems, and the facets; and, when the request asks for
+it, a page of session history from search's own code path (`glow_activity.session_history`), in the same
+snapshot. Right after a refresh the result equals the contract's definitions for any window."""
 
 from __future__ import annotations
 
@@ -18,13 +19,17 @@ from glow_activity.models import (
     FieldState,
     GetActivityRequest,
     GetActivityResponse,
+    ProblemListItem,
+    SessionHistory,
     dump_with_json_parts,
+    iso,
 )
 from glow_activity.rollups import RecentCoverage, in_scope_counts_ctes, window_snapshot
 from glow_activity.scope import visible_conditions
+from glow_activity.session_history import session_page
+from glow_activity.settings import ROLES
 
 KINDS = ("sessions", "logins", "grants", "emulations", "problems")
-PROFILE_ROLES = ("admin", "coordinator", "head_ta", "instructor", "ta")  # profile_roles' CHECK constraint
 
 
 def get_sql(caller: Caller, request: GetActivityRequest, recent: RecentCoverage) -> tuple[str, dict[str, Any]]:
@@ -34,6 +39,12 @@ def get_sql(caller: Caller, request: GetActivityRequest, recent: RecentCoverage)
     the refresh the numbers come from."""
     counts, params = in_scope_counts_ctes(caller, request, recent, KINDS)
     params.update(summary_limit=request.summary_limit, summary_offset=request.summary_offset)
+    listed = "true"
+    if request.summary_profile_id is not None:
+        listed = "profile_id = CAST(:summary_profile AS uuid)"
+        params["summary_profile"] = str(request.summary_profile_id)
+    problems, problem_params = _problems_sql(request)
+    params.update(problem_params)
     facets, facet_params = _facets_sql(caller)
     params.update(facet_params)  # the same scope conditions: shared names hold the same values
     sql = f"""
@@ -46,7 +57,8 @@ totals AS (
            coalesce(sum(logins), 0)::bigint AS logins,
            coalesce(sum(emulations), 0)::bigint AS emulations,
            count(*) FILTER (WHERE sessions > 0 OR logins > 0) AS active_profiles,
-           count(*) FILTER (WHERE activity > 0) AS summary_total
+           count(*) FILTER (WHERE activity > 0 AND {listed}) AS summary_total,
+           coalesce(sum(problems), 0)::bigint AS problems
     FROM scored
 ),
 page AS (
@@ -54,13 +66,13 @@ page AS (
            ARRAY(SELECT pd.department_id FROM profile_departments pd WHERE pd.profile_id = p.id
                  ORDER BY pd.department_id COLLATE "C") AS department_ids,
            ARRAY(SELECT pr.role FROM profile_roles pr WHERE pr.profile_id = p.id AND pr.active
-                 ORDER BY pr.role) AS roles  -- the five roles begin with five letters: any collation's order
+                 ORDER BY pr.role COLLATE "C") AS roles
     FROM scored s JOIN scope p ON p.id = s.profile_id
-    WHERE s.activity > 0
+    WHERE s.activity > 0 AND {listed}
     ORDER BY s.activity DESC, p.name COLLATE "C", s.profile_id
     LIMIT :summary_limit OFFSET :summary_offset
 )
-SELECT t.sessions, t.logins, t.emulations, t.active_profiles, t.summary_total,
+SELECT t.sessions, t.logins, t.emulations, t.active_profiles, t.summary_total, t.problems,
        (SELECT coalesce(json_agg(item ORDER BY pg.activity DESC, pg.name COLLATE "C", pg.profile_id), '[]')
         FROM page pg CROSS JOIN LATERAL (
             SELECT pg.profile_id, pg.name AS profile_name, pg.sessions AS sessions_count, pg.logins AS logins_count,
@@ -71,6 +83,7 @@ SELECT t.sessions, t.logins, t.emulations, t.active_profiles, t.summary_total,
         FROM page pg CROSS JOIN LATERAL (
             SELECT pg.profile_id AS id, pg.name, pg.email, pg.department_ids, pg.roles) item
        )::text AS profiles,
+       ({problems})::text AS problems,
        {facets},
        ({LATEST_REFRESH_SQL}) AS data_as_of
 FROM totals t
@@ -78,12 +91,42 @@ FROM totals t
     return sql, params
 
 
+def _problems_sql(request: GetActivityRequest) -> tuple[str, dict[str, Any]]:
+    """The newest problems of the `scope` CTE's profiles in the window, as a JSON array (their total is the sum
+    of per-profile counts)."""
+    lo, hi = request.window()
+    where = ["true"]
+    params: dict[str, Any] = {"problems_limit": request.problems_limit}
+    if lo is not None:
+        where.append("q.created_at >= :problems_from")
+        params["problems_from"] = lo
+    if hi is not None:
+        where.append("q.created_at < :problems_to")
+        params["problems_to"] = hi
+    sql = f"""SELECT coalesce(json_agg(json_build_object(
+            'problem_id', q.id, 'type', q.type, 'message', q.message, 'resolved', q.resolved,
+            'profile_id', q.profile_id, 'profile_name', q.profile_name, 'session_id', q.session_id,
+            'created_at', q.created_at) ORDER BY q.created_at DESC, q.id DESC), '[]')
+        FROM (SELECT q.*, sc.name AS profile_name FROM problems q JOIN scope sc ON sc.id = q.profile_id
+              WHERE {" AND ".join(where)}
+              ORDER BY q.created_at DESC, q.id DESC LIMIT :problems_limit) q"""
+    return sql, params
+
+
+def _problem_items(problems_json: str) -> list[ProblemListItem]:
+    items = []
+    for item in json.loads(problems_json):
+        item["created_at"] = iso(datetime.fromisoformat(item["created_at"]))
+        items.append(ProblemListItem(**item))
+    return items
+
+
 def _facets_sql(caller: Caller) -> tuple[str, dict[str, Any]]:
     """The facet columns over every profile the caller may see, whatever the filters. Each is a probe that
     stops at its first visible profile (a role's first holder, the first profile along the first- and
     last-active-day indexes of the totals) rather than a pass over all of them."""
     visible_where, params = visible_conditions(caller)
-    params["facet_roles"] = list(PROFILE_ROLES)
+    params["facet_roles"] = list(ROLES)
     if caller.is_admin:
         departments = (
             "SELECT d.id, d.name FROM departments d WHERE EXISTS (SELECT 1 FROM profile_departments pd"
@@ -96,7 +139,7 @@ def _facets_sql(caller: Caller) -> tuple[str, dict[str, Any]]:
   (SELECT coalesce(json_agg(json_build_object('value', o.id, 'label', o.name)
                             ORDER BY o.name COLLATE "C", o.id COLLATE "C"), '[]')
    FROM ({departments}) o)::text AS departments,
-  ARRAY(SELECT role.role FROM unnest(CAST(:facet_roles AS text[])) role  -- the schema's five roles
+  ARRAY(SELECT role.role FROM unnest(CAST(:facet_roles AS text[])) role  -- the schema's six roles
         CROSS JOIN LATERAL (SELECT 1 FROM profile_roles r JOIN profiles p ON p.id = r.profile_id
                             WHERE r.role = role.role AND r.active AND {visible_where} LIMIT 1) holder
         ORDER BY role.role) AS roles,
@@ -125,11 +168,21 @@ def _facets(
 
 def activity_summary(conn: Connection, caller: Caller, request: GetActivityRequest) -> tuple[str, datetime | None]:
     """The JSON body of get's answer, and the time of the refresh its numbers come from."""
-    with window_snapshot(conn, request) as recent:
+    history = None
+    with window_snapshot(conn, request, statements=2 if request.wants_history else 1) as recent:
         sql, params = get_sql(caller, request, recent)
         row = conn.run(sql, **params)[0]
-    sessions, logins, emulations, active_profiles, summary_total, summary_json, profiles_json = row[:7]
-    departments_json, roles, earliest, latest, as_of = row[7:]
+        if request.wants_history:
+            page, _ = session_page(conn, caller, request.history_request(), recent)
+            history = SessionHistory(
+                items=page.data,
+                total_count=page.total_count,
+                page=page.page,
+                page_size=page.page_size,
+                total_pages=page.total_pages,
+            )
+    sessions, logins, emulations, active_profiles, summary_total, problems_total = row[:6]
+    summary_json, profiles_json, problems_json, departments_json, roles, earliest, latest, as_of = row[6:]
     response = GetActivityResponse(
         sessions_count=sessions,
         active_profiles_count=active_profiles,
@@ -139,5 +192,8 @@ def activity_summary(conn: Connection, caller: Caller, request: GetActivityReque
         profile_summary_total=summary_total,
         resources=ActivityResources(profiles={}),
         analytics=_facets(departments_json, roles, earliest, latest),
+        history=history,
+        problems=_problem_items(problems_json),
+        problems_total=problems_total,
     )
     return dump_with_json_parts(response, {"profile_summary": summary_json, "profiles": profiles_json}), as_of

@@ -1,4 +1,4 @@
-"""POST /api/v5/artifacts/activity/refresh (admins) and the EventBridge schedule: the same refresh."""
+"""POST /api/v5/artifacts/activity/refresh (anyone; debounced for non-admins) and the EventBridge schedule."""
 
 from __future__ import annotations
 
@@ -13,20 +13,28 @@ from glow_activity.api import SECURITY, create_app, handle, invocation, json_res
 from glow_activity.audit import write_audit
 from glow_activity.models import RefreshRequest, RefreshResponse
 from glow_activity.observability import logger, metrics, tracer
-from glow_activity.refresh import delete_expired_idempotency_records, refresh_views
+from glow_activity.refresh import debounced_refresh, delete_expired_idempotency_records, refresh_views
+from glow_activity.settings import get_settings
 
 app = create_app()
 
 
-def _refresh(trigger: str, requested_by: str | None) -> RefreshResponse:
+def _refresh(trigger: str, requested_by: str | None, *, debounce: bool = False) -> RefreshResponse:
     conn = db.connection()
-    result = refresh_views(conn, trigger, requested_by)
-    expired = delete_expired_idempotency_records(conn)  # housekeeping rides on the schedule
-    logger.info(
-        "refreshed",
-        extra={"run_id": result.run_id, "views": result.refreshed_views, "expired_idempotency_records": expired},
-    )
-    metrics.add_metric(name="RefreshSucceeded", unit="Count", value=1)
+    if debounce:
+        result, ran = debounced_refresh(conn, trigger, requested_by, get_settings().refresh_min_interval_seconds)
+    else:
+        result, ran = refresh_views(conn, trigger, requested_by), True
+    if ran:
+        expired = delete_expired_idempotency_records(conn)  # housekeeping rides on the refreshes
+        logger.info(
+            "refreshed",
+            extra={"run_id": result.run_id, "views": result.refreshed_views, "expired_idempotency_records": expired},
+        )
+        metrics.add_metric(name="RefreshSucceeded", unit="Count", value=1)
+    else:
+        logger.info("refresh debounced", extra={"run_id": result.run_id})
+        metrics.add_metric(name="RefreshDebounced", unit="Count", value=1)
     return RefreshResponse(
         success=True, refreshed_views=result.refreshed_views, invalidated_tags=result.invalidated_tags
     )
@@ -36,17 +44,19 @@ def _refresh(trigger: str, requested_by: str | None) -> RefreshResponse:
     path_of("refresh"),
     summary="Activity Refresh",
     operation_id="activity.refresh",
-    description="Refresh activity materialized views and invalidate caches. Admins only. A second refresh "
-    "waits for the running one, then runs.",
+    description="Refresh activity materialized views and invalidate caches. Any signed-in caller. An admin's "
+    "call refreshes now (after any refresh already running). Anyone else's is debounced: a refresh that "
+    "succeeded less than REFRESH_MIN_INTERVAL_SECONDS (default 300) ago answers it and nothing runs; a running "
+    "one is waited for and answers it; otherwise one runs.",
     responses=operation_responses(RefreshResponse),
     security=SECURITY,
     tags=["Operations"],
 )
 def refresh_route(request: Annotated[RefreshRequest, Body()]):  # type: ignore[no-untyped-def]
     inv = invocation()
-    inv.authenticated.require_admin()
+    caller = inv.authenticated
     try:
-        return json_response(_refresh(inv.channel, inv.authenticated.profile_id))
+        return json_response(_refresh(inv.channel, caller.profile_id, debounce=not caller.is_admin))
     except Exception:
         metrics.add_metric(name="RefreshFailed", unit="Count", value=1)
         raise

@@ -6,7 +6,7 @@ from glow_activity.api import Invocation, audit_with_write
 from glow_activity.db import Connection, transaction
 from glow_activity.errors import NotFound
 from glow_activity.models import ResolveProblemRequest, ResolveProblemResponse, iso
-from glow_activity.scope import visible_conditions
+from glow_activity.scope import visible_problem_conditions
 
 _SET_SQL = """
 UPDATE problems
@@ -22,13 +22,12 @@ RETURNING resolved, updated_at
 def set_resolved(conn: Connection, inv: Invocation, request: ResolveProblemRequest) -> ResolveProblemResponse:
     """Resolve (or reopen) a visible problem. Repeating a call that changes nothing changes nothing."""
     caller = inv.authenticated
-    where, params = visible_conditions(caller)
-    orphan = " OR q.profile_id IS NULL" if caller.is_admin else ""
+    visible, params = visible_problem_conditions(caller)
     problem_id = str(request.problem_id)
     with transaction(conn):
         rows = conn.run(
-            f"SELECT q.resolved, q.updated_at FROM problems q WHERE q.id = CAST(:id AS uuid) AND"
-            f" (EXISTS (SELECT 1 FROM profiles p WHERE p.id = q.profile_id AND {where}){orphan}) FOR UPDATE OF q",
+            f"SELECT q.resolved, q.updated_at FROM problems q WHERE q.id = CAST(:id AS uuid) AND {visible}"
+            " FOR UPDATE OF q",
             id=problem_id,
             **params,
         )

@@ -28,7 +28,7 @@ app = create_app()
 )
 def resolve_route(request: Annotated[ResolveProblemRequest, Body()]):  # type: ignore[no-untyped-def]
     inv = invocation()
-    inv.authenticated.require_reader()
+    inv.authenticated.require_reader("Resolving a problem")
     return json_response(set_resolved(connection(), inv, request))
 
 

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from session_history import session_history
 
 from glow_activity.api import SECURITY, cached_read, create_app, handle, operation_responses, path_of
 from glow_activity.freshness import CACHE_TAGS_SEARCH
 from glow_activity.models import SearchActivityRequest, SearchActivityResponse
 from glow_activity.observability import logger, metrics, tracer
+from glow_activity.session_history import session_history
 
 app = create_app()
 

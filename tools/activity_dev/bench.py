@@ -120,7 +120,7 @@ class Harness:
                 SELECT r.profile_id, min(d.department_id) AS department_id
                 FROM profile_roles r JOIN profiles p ON p.id = r.profile_id
                 JOIN profile_departments d ON d.profile_id = p.id
-                WHERE r.role = 'coordinator' AND r.active AND p.deleted_at IS NULL
+                WHERE r.role = 'instructional' AND r.active AND p.deleted_at IS NULL
                   AND NOT EXISTS (SELECT 1 FROM profile_roles a WHERE a.profile_id = p.id AND a.role = 'admin'
                                   AND a.active)
                 GROUP BY 1 HAVING count(*) = 1
@@ -178,12 +178,13 @@ def own_sql(h: Harness, operation: str, key: str, read: Callable[[Any], None]) -
 
 
 def bench_get_and_search(h: Harness) -> None:
+    from glow_activity import session_history
     from glow_activity.db import BULK_PLANNER_SQL, transaction
     from glow_activity.models import GetActivityRequest, SearchActivityRequest
     from glow_activity.rollups import window_snapshot
 
     activity_summary = function_module("get", "activity_summary")
-    session_history = function_module("search", "session_history")
+
     today = datetime.now(UTC).date()
     last90 = {"date_from": (today - timedelta(days=90)).isoformat(), "date_to": today.isoformat()}
     median_key, median_size = h.coordinators["median"]
@@ -193,7 +194,7 @@ def bench_get_and_search(h: Harness) -> None:
         "get admin last 90 days": (last90, h.admin_key, {}),
         "get coordinator median dept last 90 days": (last90, median_key, {"department_profiles": median_size}),
         "get coordinator largest dept last 90 days": (last90, largest_key, {"department_profiles": largest_size}),
-        "get admin role=ta last 90 days": ({**last90, "roles": ["ta"]}, h.admin_key, {}),
+        "get admin role=member last 90 days": ({**last90, "roles": ["member"]}, h.admin_key, {}),
     }
     for name, (body, key, about) in scenarios.items():
         request = GetActivityRequest.model_validate(body)
@@ -227,7 +228,7 @@ def bench_get_and_search(h: Harness) -> None:
     )[0]
     first = SearchActivityRequest.model_validate({"page_size": 50})
     cursor = session_history.encode_cursor(first, row[0], row[1], deep_offset // 50 + 1)
-    searches = {
+    searches: dict[str, tuple[dict[str, Any], str]] = {
         "search first page": ({"page_size": 50}, h.admin_key),
         "search page 100 by offset": ({"page_size": 50, "page": 100}, h.admin_key),
         "search deep page by cursor (90% in)": ({"page_size": 50, "cursor": cursor}, h.admin_key),

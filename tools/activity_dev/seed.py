@@ -226,13 +226,13 @@ def seed(
             SELECT DISTINCT ON (1, 2) {profile_id_sql("i")}, r.role, r.active
             FROM generate_series(0, CAST(:n AS int) - 1) i
             CROSS JOIN LATERAL (
-                SELECT CASE WHEN i = 0 THEN 'admin' WHEN i = 1 THEN 'coordinator' WHEN i = 2 THEN 'ta'
-                            WHEN x < 0.80 THEN 'ta' WHEN x < 0.90 THEN 'head_ta' WHEN x < 0.95 THEN 'instructor'
-                            WHEN x < 0.99 THEN 'coordinator' ELSE 'admin' END AS role,
+                SELECT CASE WHEN i = 0 THEN 'admin' WHEN i = 1 THEN 'instructional' WHEN i = 2 THEN 'member'
+                            WHEN x < 0.80 THEN 'member' WHEN x < 0.90 THEN 'custom' WHEN x < 0.95 THEN 'guest'
+                            WHEN x < 0.99 THEN 'instructional' ELSE 'admin' END AS role,
                        i < 3 OR random() > 0.04 AS active
                 FROM (SELECT random() AS x) roll
                 UNION ALL
-                SELECT 'ta', false FROM (SELECT random() AS y) extra WHERE i > 2 AND y < 0.08
+                SELECT 'member', false FROM (SELECT random() AS y) extra WHERE i > 2 AND y < 0.08
             ) r
             ORDER BY 1, 2, r.active DESC""",
             n=size.profiles,

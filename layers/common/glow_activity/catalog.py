@@ -26,9 +26,11 @@ from .models import (
     SearchActivityRequest,
     SearchActivityResponse,
 )
+from .settings import get_settings
 
-EVERYONE = ("admin", "coordinator", "head_ta", "instructor", "ta")
-READERS = ("admin", "coordinator")
+# Who may call an operation, by the scope the caller's roles give (ROLE_SCOPES in settings).
+EVERYONE = ("all", "departments", "self")
+READERS = ("all", "departments")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Operation:
     description: str
     request: type[BaseModel]
     response: type[BaseModel]
-    roles: tuple[str, ...]
+    scopes: tuple[str, ...]
 
     @property
     def path(self) -> str:
@@ -51,6 +53,11 @@ class Operation:
     @property
     def qualified_name(self) -> str:
         return f"activity.{self.name}"
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The platform's roles that may call it under this container's ROLE_SCOPES."""
+        return get_settings().roles_with_scope(*self.scopes)
 
 
 OPERATION_CATALOG: tuple[Operation, ...] = (
@@ -89,10 +96,11 @@ OPERATION_CATALOG: tuple[Operation, ...] = (
     Operation(
         "refresh",
         "Activity Refresh",
-        "Refresh activity materialized views and invalidate caches.",
+        "Refresh activity materialized views and invalidate caches. Admins refresh now; anyone else's call is "
+        "debounced (answered by the last refresh when it is recent enough).",
         RefreshRequest,
         RefreshResponse,
-        ("admin",),
+        EVERYONE,
     ),
     Operation(
         "export",
@@ -117,6 +125,6 @@ def operation(name: str) -> Operation:
     return next(op for op in OPERATION_CATALOG if op.name == name)
 
 
-def allowed(op: Operation, roles: tuple[str, ...]) -> bool:
-    """May a caller with these active roles call `op`? (Anyone may call problem and docs.)"""
-    return op.roles == EVERYONE or any(role in op.roles for role in roles)
+def allowed(op: Operation, scope: str) -> bool:
+    """May a caller of this scope call `op`?"""
+    return scope in op.scopes

@@ -33,6 +33,12 @@ class Unauthorized(ApiError):
         super().__init__(headers={"WWW-Authenticate": "Bearer"})
 
 
+class InvalidCredentials(Unauthorized):
+    """Credentials were sent but do not hold: still without saying which part failed."""
+
+    default_message = "The credentials are not valid or have expired."
+
+
 class Forbidden(ApiError):
     status_code = 403
     default_message = "You do not have permission to do this."

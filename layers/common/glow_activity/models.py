@@ -6,6 +6,7 @@ source of truth for every field. Field names follow the seed; the contract's add
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -116,6 +117,10 @@ class ActivityFilters(RequestModel):
         hi = parse_bound(self.date_to, upper=True) if self.date_to is not None else None
         return lo, hi
 
+    def filter_fields(self) -> dict[str, Any]:
+        """The filter fields as sent, for a request of another operation over the same filters."""
+        return {name: getattr(self, name) for name in ActivityFilters.model_fields}
+
     def filter_key(self) -> dict[str, Any]:
         return {
             "date_from": self.date_from,
@@ -126,6 +131,9 @@ class ActivityFilters(RequestModel):
 
 
 # ---------------------------------------------------------------- get
+HISTORY_FIELDS = frozenset({"history_page", "history_page_size", "history_sort_by", "history_sort_order"})
+
+
 class GetActivityRequest(ActivityFilters):
     summary_limit: StrictInt = Field(
         default=1000, ge=1, le=5000, description="At most this many profile_summary rows (contract addition)."
@@ -133,6 +141,59 @@ class GetActivityRequest(ActivityFilters):
     summary_offset: StrictInt = Field(
         default=0, ge=0, le=10_000_000, description="Rows of profile_summary to skip (contract addition)."
     )
+    page_limit: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=5000,
+        description="The Glow web client's name for summary_limit; sending both with different values is a 422.",
+    )
+    page_offset: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=10_000_000,
+        description="The Glow web client's name for summary_offset; sending both with different values is a 422.",
+    )
+    summary_profile_id: UUID | None = Field(
+        default=None,
+        description="Only this profile in profile_summary and resources.profiles (when it is in scope and active in "
+        "the window); the totals and facets do not change.",
+    )
+    history_page: StrictInt = Field(
+        default=0, ge=0, le=10_000_000, description="0-based page of `history`. Naming any history_* field asks for it."
+    )
+    history_page_size: StrictInt = Field(default=50, ge=1, le=500, description="Sessions per page of `history`.")
+    history_sort_by: Literal["date"] = Field(default="date", description="`history` is ordered by session date.")
+    history_sort_order: Literal["asc", "desc"] = Field(
+        default="desc", description="Order of `history` by session_created_at (ties by session_id)."
+    )
+    problems_limit: StrictInt = Field(
+        default=50, ge=0, le=500, description="At most this many of the newest `problems` (contract addition)."
+    )
+
+    @model_validator(mode="after")
+    def _client_paging_names(self) -> GetActivityRequest:
+        """page_limit / page_offset are the Glow client's names for summary_limit / summary_offset."""
+        for alias, name in (("page_limit", "summary_limit"), ("page_offset", "summary_offset")):
+            value = getattr(self, alias)
+            if value is None:
+                continue
+            if name in self.model_fields_set and getattr(self, name) != value:
+                raise ValueError(f"{alias} and {name} name the same thing; they differ")
+            setattr(self, name, value)
+        return self
+
+    @property
+    def wants_history(self) -> bool:
+        return bool(self.model_fields_set & HISTORY_FIELDS)
+
+    def history_request(self) -> SearchActivityRequest:
+        """The search request whose page is this request's `history`."""
+        return SearchActivityRequest(
+            **self.filter_fields(),
+            page=self.history_page,
+            page_size=self.history_page_size,
+            sort_order=self.history_sort_order,
+        )
 
 
 class ProfileSummaryItem(ResponseModel):
@@ -177,6 +238,27 @@ class AnalyticsFacets(ResponseModel):
     date_range_latest: str | None
 
 
+class SessionHistory(ResponseModel):
+    """search's page under get's summary, with the Glow client's name for its rows."""
+
+    items: list[SessionListItem]
+    total_count: int
+    page: int
+    page_size: int
+    total_pages: int
+
+
+class ProblemListItem(ResponseModel):
+    problem_id: str
+    type: str
+    message: str
+    resolved: bool
+    profile_id: str | None
+    profile_name: str | None
+    session_id: str | None
+    created_at: str
+
+
 class GetActivityResponse(ResponseModel):
     sessions_count: int = 0
     active_profiles_count: int = 0
@@ -186,6 +268,13 @@ class GetActivityResponse(ResponseModel):
     profile_summary_total: int = 0
     resources: ActivityResources = Field(default_factory=ActivityResources)
     analytics: AnalyticsFacets | None = None
+    history: SessionHistory | None = Field(
+        default=None, description="A page of session history when the request names a history_* field; else null."
+    )
+    problems: list[ProblemListItem] = Field(
+        default_factory=list, description="The newest problems of in-scope profiles in the window."
+    )
+    problems_total: int = Field(default=0, description="How many problems `problems` is the newest of.")
 
 
 # ---------------------------------------------------------------- search
@@ -308,7 +397,12 @@ class ExportPending(ResponseModel):
 
 # ---------------------------------------------------------------- docs
 class DocsRequest(RequestModel):
-    entity_id: str | None = Field(default=None, max_length=200)
+    entity_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A profile, session or problem id (uuid) the caller can see: `detail` then describes it. "
+        "Unknown, invisible or not a uuid: 404.",
+    )
 
 
 class DocsField(ResponseModel):
@@ -355,15 +449,19 @@ class DocsApiResponse(ResponseModel):
 
 
 class ActivityDocsResponse(ResponseModel):
+    # `list` is also a field here (the Glow client reads it): the other fields name the builtin in full
     name: str
     type: str
     description: str
     artifact: DocsResponse | None = None
-    entries: list[DocsResponse]
-    resources: list[DocsResponse]
-    permissions: list[OperationInfo]
-    api_operations: list[OperationInfo]
+    entries: builtins.list[DocsResponse]
+    resources: builtins.list[DocsResponse]
+    permissions: builtins.list[OperationInfo]
+    api_operations: builtins.list[OperationInfo]
     page_metadata: DocsApiResponse | None = None
+    list: PageText | None = Field(default=None, description="page_metadata.list, where the Glow client reads it.")
+    detail: PageText | None = Field(default=None, description="page_metadata.detail, where the Glow client reads it.")
+    new: PageText | None = Field(default=None, description="page_metadata.new, where the Glow client reads it.")
 
 
 class ErrorDetail(BaseModel):

@@ -6,11 +6,17 @@ CONCURRENTLY in one REPEATABLE READ transaction, so readers are never blocked an
 snapshot, and the run is recorded in `refresh_runs` (its `finished_at` is what `X-Data-As-Of` reports).
 The lock is released at the end, or by PostgreSQL when the connection dies: a killed refresh never
 leaves it held.
+
+Anyone may press the Glow client's Refresh button, so a call that is not an admin's is *debounced*
+(`debounced_refresh`): a refresh that succeeded less than REFRESH_MIN_INTERVAL_SECONDS ago answers it and
+nothing runs; a running one is waited for (on the same lock) and answers it; otherwise it runs one.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .db import BULK_PLANNER_SQL, Connection, transaction
@@ -28,8 +34,45 @@ class RefreshResult:
     invalidated_tags: list[str]
 
 
+_RECENT_SUCCESS_SQL = """
+SELECT id, views FROM refresh_runs
+WHERE outcome = 'success' AND finished_at > clock_timestamp() - make_interval(secs => :seconds)
+ORDER BY id DESC LIMIT 1
+"""
+
+
+def recent_refresh(conn: Connection, within_seconds: float) -> RefreshResult | None:
+    """The last refresh, when it succeeded less than `within_seconds` ago."""
+    rows = conn.run(_RECENT_SUCCESS_SQL, seconds=float(within_seconds))
+    if not rows:
+        return None
+    return RefreshResult(int(rows[0][0]), list(rows[0][1]), list(INVALIDATED_TAGS))
+
+
+def debounced_refresh(
+    conn: Connection, trigger: str, requested_by: str | None, min_interval_seconds: float
+) -> tuple[RefreshResult, bool]:
+    """A refresh for a caller who may not force one: (the refresh that answers, whether this call ran it)."""
+    recent = recent_refresh(conn, min_interval_seconds)
+    if recent is not None:
+        return recent, False
+    # None recent: wait for a running one (it holds the lock), then ask again before running our own.
+    with _lock_held(conn):
+        recent = recent_refresh(conn, min_interval_seconds)
+        if recent is not None:
+            return recent, False
+        return _run_locked(conn, _start_run(conn, trigger, requested_by)), True
+
+
 def refresh_views(conn: Connection, trigger: str, requested_by: str | None = None) -> RefreshResult:
-    run_id = int(
+    """Refresh now, after any refresh already running (admins, the schedule, the CLI)."""
+    run_id = _start_run(conn, trigger, requested_by)
+    with _lock_held(conn):
+        return _run_locked(conn, run_id)
+
+
+def _start_run(conn: Connection, trigger: str, requested_by: str | None) -> int:
+    return int(
         conn.run(
             "INSERT INTO refresh_runs (trigger, requested_by, outcome) VALUES (:trigger, CAST(:by AS uuid), 'running')"
             " RETURNING id",
@@ -37,11 +80,28 @@ def refresh_views(conn: Connection, trigger: str, requested_by: str | None = Non
             by=requested_by,
         )[0][0]
     )
-    # One at a time: wait for the lock *before* the snapshot is taken, so that this refresh sees what the
-    # previous one wrote. A session lock, released below or by PostgreSQL if the connection dies.
+
+
+@contextmanager
+def _lock_held(conn: Connection) -> Iterator[None]:
+    """One refresh at a time: wait for the lock *before* a snapshot is taken, so that a refresh sees what the
+    previous one wrote. A session lock, released here or by PostgreSQL if the connection dies. Waiting and
+    refreshing take as long as they take (the Lambda's timeout bounds them), so the statement timeout is lifted
+    meanwhile."""
     api_timeout = conn.run("SHOW statement_timeout")[0][0]
-    conn.run("SET statement_timeout = 0")  # waiting and refreshing take as long as they take (Lambda bounds it)
-    conn.run("SELECT pg_advisory_lock(:key)", key=REFRESH_LOCK_KEY)
+    conn.run("SET statement_timeout = 0")
+    try:
+        conn.run("SELECT pg_advisory_lock(:key)", key=REFRESH_LOCK_KEY)
+        yield
+    finally:
+        try:
+            conn.run("SELECT pg_advisory_unlock(:key)", key=REFRESH_LOCK_KEY)
+            conn.run("SELECT set_config('statement_timeout', :value, false)", value=api_timeout)
+        except Exception:  # noqa: S110 - a dead connection has released the lock already
+            pass
+
+
+def _run_locked(conn: Connection, run_id: int) -> RefreshResult:
     try:
         # REPEATABLE READ: every view is computed from one snapshot, so they always agree with each other.
         with transaction(conn, isolation="REPEATABLE READ"):
@@ -59,12 +119,6 @@ def refresh_views(conn: Connection, trigger: str, requested_by: str | None = Non
     except Exception as exc:
         _record_failure(conn, run_id, exc)
         raise
-    finally:
-        try:
-            conn.run("SELECT pg_advisory_unlock(:key)", key=REFRESH_LOCK_KEY)
-            conn.run("SELECT set_config('statement_timeout', :value, false)", value=api_timeout)
-        except Exception:  # noqa: S110 - a dead connection has released the lock already
-            pass
     return RefreshResult(run_id, list(VIEWS), list(INVALIDATED_TAGS))
 
 

@@ -125,11 +125,12 @@ RECENT_COVERAGE_SQL = "SELECT min(day), max(day) FROM activity_recent_daily"
 
 
 @contextmanager
-def window_snapshot(conn: Connection, filters: ActivityFilters) -> Iterator[RecentCoverage]:
+def window_snapshot(conn: Connection, filters: ActivityFilters, *, statements: int = 1) -> Iterator[RecentCoverage]:
     """What a read needs before it can plan its window: for a bounded window, a REPEATABLE READ snapshot
     begun in the same round trip as reading the recent rollup's coverage (the plan and the queries then see
-    the same refresh); an open window plans without it and its single statement is its own snapshot."""
-    if filters.window() == (None, None):
+    the same refresh); an open window plans without it, and its single statement is its own snapshot. A read
+    of more `statements` than one always gets the snapshot, so that they all see the same data."""
+    if filters.window() == (None, None) and statements == 1:
         yield NO_COVERAGE
         return
     with read_snapshot(conn, RECENT_COVERAGE_SQL) as rows:

@@ -29,6 +29,14 @@ def visible_conditions(caller: Caller) -> tuple[str, dict[str, Any]]:
     return " AND ".join(where), params
 
 
+def visible_problem_conditions(caller: Caller) -> tuple[str, dict[str, Any]]:
+    """Conditions on `problems q` for the problems the caller may see: those about a profile it can see, and
+    for an admin also those about no profile."""
+    where, params = visible_conditions(caller)
+    orphan = " OR q.profile_id IS NULL" if caller.is_admin else ""
+    return f"(EXISTS (SELECT 1 FROM profiles p WHERE p.id = q.profile_id AND {where}){orphan})", params
+
+
 def in_scope_conditions(caller: Caller, filters: ActivityFilters) -> tuple[str, dict[str, Any]]:
     """Visible profiles that also pass the department and role filters (both must hold when both given)."""
     sql, params = visible_conditions(caller)

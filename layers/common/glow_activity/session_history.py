@@ -1,4 +1,6 @@
-"""The rows behind POST /search: in-scope sessions in the window, newest (or oldest) first, read from the
+"""A page of sessions: POST /search, and get's `history` (the Glow client's sessions table), one code path.
+
+The rows behind it: in-scope sessions in the window, newest (or oldest) first, read from the
 sessions table itself (always current); total_count comes from the rollups, like get's numbers.
 
 Offsets serve page numbers; `cursor` continues after the last row of the previous page with a keyset
@@ -16,13 +18,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from glow_activity.auth import Caller
-from glow_activity.db import Connection
-from glow_activity.errors import Unprocessable
-from glow_activity.freshness import LATEST_REFRESH_SQL
-from glow_activity.models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
-from glow_activity.rollups import RecentCoverage, in_scope_counts_ctes, window_snapshot
-from glow_activity.scope import in_scope_conditions
+from .auth import Caller
+from .db import Connection
+from .errors import Unprocessable
+from .freshness import LATEST_REFRESH_SQL
+from .models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
+from .rollups import RecentCoverage, in_scope_counts_ctes, window_snapshot
+from .scope import in_scope_conditions
 
 _COLUMNS = """s.id::text AS session_id, s.profile_id::text AS profile_id, p.name, s.created_at, s.updated_at,
        s.active, s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count,
@@ -144,14 +146,22 @@ ORDER BY pg.created_at {direction}, CAST(pg.session_id AS uuid) {direction}"""
 def session_history(
     conn: Connection, caller: Caller, request: SearchActivityRequest
 ) -> tuple[SearchActivityResponse, datetime | None]:
+    """search's answer, and the time of the refresh its total comes from."""
+    with window_snapshot(conn, request) as recent:
+        return session_page(conn, caller, request, recent)
+
+
+def session_page(
+    conn: Connection, caller: Caller, request: SearchActivityRequest, recent: RecentCoverage
+) -> tuple[SearchActivityResponse, datetime | None]:
+    """One page, inside a snapshot that the caller began (`window_snapshot`), which gave `recent`."""
     after: tuple[datetime, str] | None = None
     page = request.page
     if request.cursor is not None:
         at, session_id, page = decode_cursor(request)
         after = (at, session_id)
-    with window_snapshot(conn, request) as recent:
-        sql, params = search_sql(caller, request, recent, after)
-        result = conn.run(sql, **params)
+    sql, params = search_sql(caller, request, recent, after)
+    result = conn.run(sql, **params)
     total, as_of = int(result[0][0]), result[0][1]
     rows = [r[2:] for r in result if r[2] is not None]
     data = [
