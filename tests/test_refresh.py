@@ -50,7 +50,8 @@ def runs(conn: Any) -> int:
 def age_every_refresh(conn: Any) -> None:
     """Make the last successful refresh an hour old, so that a debounced call finds none recent."""
     conn.run(
-        "UPDATE refresh_runs SET finished_at = finished_at - interval '1 hour', started_at = started_at - interval '1 hour'"
+        "UPDATE refresh_runs SET finished_at = finished_at - interval '1 hour',"
+        " started_at = started_at - interval '1 hour'"
     )
 
 

@@ -131,7 +131,7 @@ class Harness:
         return self._key(profile_id), members
 
     def _key(self, profile_id: str) -> str:
-        from .cli import create_key
+        from .keys import create_key
 
         return create_key(self.conn, profile_id, "bench")
 

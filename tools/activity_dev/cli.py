@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 import time
 import uuid
@@ -80,23 +79,17 @@ def cmd_refresh(_: argparse.Namespace) -> None:
     print(f"refreshed {', '.join(result.refreshed_views)} in {time.perf_counter() - started:.2f}s")
 
 
-def create_key(conn, profile_id: str, name: str = "cli") -> str:  # type: ignore[no-untyped-def]
-    from glow_activity.auth import hash_api_key
-
-    raw = "glow_" + secrets.token_urlsafe(32)
-    conn.run(
-        "INSERT INTO api_keys (id, name, key_hash, profile_id) VALUES (CAST(:id AS uuid), :name, :hash,"
-        " CAST(:profile AS uuid))",
-        id=str(uuid.uuid4()),
-        name=name,
-        hash=hash_api_key(raw),
-        profile=profile_id,
-    )
-    return raw
-
-
 def cmd_key_create(args: argparse.Namespace) -> None:
+    from .keys import create_key
+
     conn = _connect()
+    if args.app is not None:
+        print(create_key(conn, None, args.app))
+        return
+    try:
+        uuid.UUID(args.profile)
+    except ValueError:
+        sys.exit(f"--profile takes a profile id (uuid), not {args.profile!r}")
     if not conn.run("SELECT 1 FROM profiles WHERE id = CAST(:id AS uuid) AND deleted_at IS NULL", id=args.profile):
         sys.exit(f"no such profile: {args.profile}")
     print(create_key(conn, args.profile, args.name))
@@ -141,8 +134,15 @@ def main(argv: list[str] | None = None) -> None:
 
     key = sub.add_parser("key", help="API keys").add_subparsers(dest="key", required=True)
     create = key.add_parser("create", help="print a new raw API key; only its hash is stored")
-    create.add_argument("--profile", required=True)
-    create.add_argument("--name", default="cli")
+    holder = create.add_mutually_exclusive_group(required=True)
+    holder.add_argument("--profile", metavar="UUID", help="the profile id (uuid) the key acts as")
+    holder.add_argument(
+        "--app",
+        metavar="NAME",
+        help="an application's key named NAME (e.g. the Glow web client's): it identifies no one and is valid only "
+        "with a user's Bearer token",
+    )
+    create.add_argument("--name", default="cli", help="a label stored with a profile's key (default: cli)")
     create.set_defaults(func=cmd_key_create)
 
     serve = sub.add_parser("serve", help="local API Gateway + embedded PostgreSQL + local S3")

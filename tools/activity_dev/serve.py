@@ -17,7 +17,7 @@ def prepare_database(scale: str, data_dir: Path) -> str:
     from glow_activity.migrate import migrate
     from glow_activity.refresh import refresh_views
 
-    from .cli import create_key
+    from .keys import create_key
     from .seed import DEMO_ADMIN_INDEX, demo_profile_id, seed
 
     url = embedded_pg.database_url(data_dir)
