@@ -17,6 +17,32 @@ $(STAMP): pyproject.toml layers/common/requirements.txt
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# What the tests need from outside Python: headless Chromium (the Swagger UI browser test) and Node/npm (the Glow
+# web client's toolchain, tests/test_client_types.py), from Debian's packages when missing; then the client's
+# pinned npm packages.
+SYSTEM_STAMP := $(VENV)/.system-deps
+CLIENT := clients/glow-web
+CLIENT_STAMP := $(CLIENT)/node_modules/.installed
+
+$(SYSTEM_STAMP): | $(STAMP)
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "The tests need:$$missing. Install them (Debian: sudo apt-get install -y$$missing) and run make again."; \
+	    exit 1; \
+	  fi; \
+	fi
+	touch $(SYSTEM_STAMP)
+
+$(CLIENT_STAMP): $(CLIENT)/package.json $(CLIENT)/package-lock.json | $(SYSTEM_STAMP)
+	npm ci --prefix $(CLIENT) --no-audit --no-fund --loglevel=error
+	touch $(CLIENT_STAMP)
+
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
@@ -28,17 +54,19 @@ $(TOOLS_STAMP):
 .PHONY: help install dev test test-fast lint format typecheck validate build openapi bench check clean lint-template
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+	  '{name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1)} \
+	   END {for (i = 1; i <= NR; i++) printf "  %-*s  %s\n", width, name[i], text[i]}'
 
-install: $(STAMP) ## create .venv (Python 3.13) and install everything
+install: $(STAMP) $(SYSTEM_STAMP) $(CLIENT_STAMP) ## create .venv (Python 3.13) and install everything the tests need
 
-dev: $(STAMP) ## run the API on localhost:$(PORT) (embedded PostgreSQL, local S3, demo data)
+dev: $(STAMP) ## run the API on localhost, port PORT (default 3000): embedded PostgreSQL, local S3, demo data
 	$(BIN)/activity serve --port $(PORT) --scale $(SCALE)
 
-test: $(STAMP) ## run the whole test suite (slow tests included)
+test: install ## run the whole test suite (slow tests included)
 	$(BIN)/pytest
 
-test-fast: $(STAMP) ## the suite without tests marked slow
+test-fast: install ## the suite without tests marked slow
 	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP) ## ruff
@@ -71,4 +99,4 @@ bench: $(STAMP) ## benchmarks on a fresh embedded database (SCALE=small|medium|l
 check: lint typecheck validate test ## everything CI checks
 
 clean: ## remove build output and local data
-	rm -rf .aws-sam .local build .venv-tools
+	rm -rf .aws-sam .local build .venv-tools $(CLIENT)/node_modules $(CLIENT)/generated

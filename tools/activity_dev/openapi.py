@@ -8,6 +8,7 @@ Swagger UI is served by `activity serve` with its assets from the Powertools pac
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,32 @@ def merged_schema() -> dict[str, Any]:
             continue
         module = lambdas.load_module(spec)
         merge.add_schema(module.app.get_openapi_schema(title=TITLE, version=VERSION, security_schemes=SECURITY_SCHEMES))
-    return json.loads(merge.get_openapi_json_schema())
+    return inline_request_bodies(json.loads(merge.get_openapi_json_schema()))
+
+
+def inline_request_bodies(document: dict[str, Any]) -> dict[str, Any]:
+    """Each operation's request body schema stands inline instead of as a `$ref` to a component.
+
+    The Glow web client generates its types with openapi-typescript, which makes a property with a `default`
+    *required* in a component (right for responses: the field is always there) but optional under a
+    `requestBody`: inline, the fields a client may leave out are optional in its types, as they are here. A body
+    whose fields are all optional may be left out altogether (it means `{}`)."""
+    schemas = document["components"]["schemas"]
+    for item in document["paths"].values():
+        for operation in item.values():
+            body = operation.get("requestBody")
+            if not body:
+                continue
+            content = body["content"]["application/json"]
+            ref = content["schema"].get("$ref", "")
+            if ref.startswith("#/components/schemas/"):
+                content["schema"] = schemas.pop(ref.rsplit("/", 1)[1])
+            body["required"] = bool(content["schema"].get("required"))
+    text = json.dumps(document)
+    dangling = sorted({ref for ref in re.findall(r'"#/components/schemas/([^"]+)"', text) if ref not in schemas})
+    if dangling:
+        raise ValueError(f"request schemas also used elsewhere, cannot be inlined: {dangling}")
+    return document
 
 
 def openapi_json() -> str:
