@@ -111,3 +111,54 @@ def test_permissions_come_from_the_database_not_claims(invoke: Any, world: World
 def test_401_happens_before_body_validation(invoke: Any) -> None:
     assert_401(invoke("get", {"page_size": "nonsense-and-unknown"}), missing=True)
     assert_401(invoke("get", raw_body="{broken"), missing=True)
+
+
+# ---------------------------------------------------------------- ROLE_SCOPES
+def test_role_scopes_decide_who_sees_what(
+    invoke: Any, world: World, monkeypatch: pytest.MonkeyPatch, refresh: Any
+) -> None:
+    from glow_activity.settings import get_settings
+
+    dept = world.department()
+    lead = world.profile(roles=["custom"], departments=[dept])
+    peer = world.profile(roles=["member"], departments=[dept])
+    world.session(peer, "2025-06-01T10:00:00")
+    root = world.profile(roles=["superadmin"])
+    refresh()
+    # the default: superadmin sees everything, custom only itself
+    assert invoke("get", {}, root.headers).status == 200
+    assert invoke("get", {}, lead.headers).status == 403
+    # WHEN a deployment gives custom a department scope and superadmin none
+    monkeypatch.setenv("ROLE_SCOPES", '{"all": ["admin"], "departments": ["instructional", "custom"]}')
+    get_settings.cache_clear()
+    # THEN custom reads its departments, and superadmin is refused
+    res = invoke("search", {"date_from": "2025-06-01", "date_to": "2025-06-01"}, lead.headers)
+    assert res.status == 200 and [row["profile_id"] for row in res.body["data"]] == [peer.id]
+    assert invoke("get", {}, root.headers).status == 403
+
+
+@pytest.mark.parametrize(
+    "value, starts",
+    [
+        ('{"all": ["admin"], "departments": ["custom"]}', True),
+        ('{"all": ["ta"]}', False),
+        ('{"everyone": ["admin"]}', False),
+        ("not json", False),
+        ('{"all": ["admin"], "departments": ["admin"]}', False),
+    ],
+)
+def test_an_invalid_role_scopes_fails_the_containers_start(value: str, starts: bool) -> None:
+    import subprocess
+    import sys
+
+    from activity_dev import REPO_ROOT
+
+    # a fresh interpreter imports a handler as Lambda's init phase does
+    code = "import sys; sys.path[:0] = ['functions/get', 'layers/common']; import get_handler"
+    env = {"ROLE_SCOPES": value, "PATH": "/usr/bin:/bin", "POWERTOOLS_TRACE_DISABLED": "true"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    if starts:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode != 0
+        assert "ROLE_SCOPES" in result.stderr

@@ -54,6 +54,50 @@ def test_migrations_build_a_fresh_database_and_run_on_postgres_15_features_only(
         admin.close()
 
 
+def test_a_database_of_the_old_role_names_is_moved_to_glows(database_url: str) -> None:
+    """A database migrated before the platform schema took Glow's role names and application keys: 0009 maps
+    ta -> member, head_ta -> custom, instructor -> guest, coordinator -> instructional, and admits keys without
+    a profile."""
+    admin = db.open_connection(db.params_from_url(database_url))
+    name = f"old_{uuid.uuid4().hex[:8]}"
+    admin.run(f"CREATE DATABASE {name}")
+    try:
+        params = db.params_from_url(database_url)
+        old = db.open_connection(db.ConnectParams(**{**params.__dict__, "database": name}))
+        migrate(old)
+        # GIVEN the schema as it was: the old CHECK, api_keys.profile_id NOT NULL, 0009 not applied
+        old.run("ALTER TABLE profile_roles DROP CONSTRAINT profile_roles_role_check")
+        old.run(
+            "ALTER TABLE profile_roles ADD CONSTRAINT profile_roles_role_check"
+            " CHECK (role IN ('ta', 'head_ta', 'instructor', 'coordinator', 'admin'))"
+        )
+        old.run("ALTER TABLE api_keys ALTER COLUMN profile_id SET NOT NULL")
+        old.run("DELETE FROM schema_migrations WHERE name = '0009_glow_roles_and_application_keys'")
+        pid = str(uuid.uuid4())
+        old.run("INSERT INTO profiles (id, name) VALUES (CAST(:id AS uuid), 'Old')", id=pid)
+        for role, active in (
+            ("ta", True),
+            ("head_ta", False),
+            ("instructor", True),
+            ("coordinator", True),
+            ("admin", True),
+        ):
+            old.run("INSERT INTO profile_roles VALUES (CAST(:p AS uuid), :r, :a)", p=pid, r=role, a=active)
+        # WHEN the service migrates it
+        assert migrate(old) == ["0009_glow_roles_and_application_keys"]
+        # THEN every role has its Glow name (activity kept), and the new CHECK and nullable key hold
+        roles = old.run("SELECT role, active FROM profile_roles ORDER BY role")
+        assert roles == [["admin", True], ["custom", False], ["guest", True], ["instructional", True], ["member", True]]
+        with pytest.raises(Exception, match="profile_roles_role_check"):
+            old.run("INSERT INTO profile_roles VALUES (CAST(:p AS uuid), 'ta', true)", p=pid)
+        old.run("INSERT INTO api_keys (id, name, key_hash) VALUES (gen_random_uuid(), 'app', 'h')")
+        assert migrate(old) == []
+        old.close()
+    finally:
+        admin.run(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
+
+
 class _CloudFormation(BaseHTTPRequestHandler):
     replies: list[dict[str, Any]] = []
 

@@ -84,7 +84,7 @@ def cmd_key_create(args: argparse.Namespace) -> None:
 
     conn = _connect()
     if args.app is not None:
-        print(create_key(conn, None, args.app))
+        print(create_key(conn, None, args.app, args.key))
         return
     try:
         uuid.UUID(args.profile)
@@ -92,7 +92,7 @@ def cmd_key_create(args: argparse.Namespace) -> None:
         sys.exit(f"--profile takes a profile id (uuid), not {args.profile!r}")
     if not conn.run("SELECT 1 FROM profiles WHERE id = CAST(:id AS uuid) AND deleted_at IS NULL", id=args.profile):
         sys.exit(f"no such profile: {args.profile}")
-    print(create_key(conn, args.profile, args.name))
+    print(create_key(conn, args.profile, args.name, args.key))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -143,6 +143,11 @@ def main(argv: list[str] | None = None) -> None:
         "with a user's Bearer token",
     )
     create.add_argument("--name", default="cli", help="a label stored with a profile's key (default: cli)")
+    create.add_argument(
+        "--key",
+        metavar="RAW",
+        help="register this raw key instead of making a new one (e.g. the key the Glow web client already sends)",
+    )
     create.set_defaults(func=cmd_key_create)
 
     serve = sub.add_parser("serve", help="local API Gateway + embedded PostgreSQL + local S3")

@@ -106,6 +106,10 @@ SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]
 
 
 def create_app() -> APIGatewayHttpResolver:
+    """The function's resolver. Built at import, in the Lambda's init phase, which is also when the settings are
+    first read: an invalid environment (ROLE_SCOPES, JWT_IDENTITY_CLAIMS, ...) fails the container's start loudly
+    instead of every request."""
+    get_settings()
     app = APIGatewayHttpResolver(enable_validation=True)
 
     @app.exception_handler(RequestValidationError)
