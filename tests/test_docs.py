@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -105,6 +106,51 @@ def test_openapi_is_valid_31_with_security() -> None:
     validate(document)
     assert document["openapi"].startswith("3.1")
     assert set(document["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def test_request_schemas_state_what_validation_accepts() -> None:
+    """Every request body is inline (the client's generator makes defaulted fields optional there), speaks JSON
+    Schema (pydantic's own `ge`/`le` would be ignored by every tool), and bounds its numbers, strings and lists."""
+    document = json.loads((REPO_ROOT / "openapi.json").read_text(encoding="utf-8"))
+    for path, item in document["paths"].items():
+        body = item["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert "$ref" not in body, path
+        for node in _walk(body):
+            assert not {"ge", "le", "gt", "lt"} & set(node), (path, node)
+            if node.get("type") == "integer":
+                assert "minimum" in node and "maximum" in node, (path, node)
+            if node.get("type") == "string" and not {"enum", "const"} & set(node) and node.get("format") != "uuid":
+                assert "maxLength" in node and "pattern" in node, (path, node)
+            if node.get("type") == "array":
+                assert "maxItems" in node, (path, node)
+    get_fields = document["paths"][f"{API_PREFIX}/get"]["post"]["requestBody"]["content"]["application/json"]
+    problem = document["paths"][f"{API_PREFIX}/problem"]["post"]["requestBody"]["content"]["application/json"]
+    assert problem["schema"]["properties"]["type"]["enum"] == ["feature", "bug", "question", "other"]
+    assert "pattern" in get_fields["schema"]["properties"]["date_from"]["anyOf"][0]
+
+
+def test_links_say_what_feeds_what() -> None:
+    document = json.loads((REPO_ROOT / "openapi.json").read_text(encoding="utf-8"))
+    responses = {op["operationId"]: op["responses"] for item in document["paths"].values() for op in item.values()}
+    assert responses["activity.problem"]["200"]["links"]["ResolveTheProblem"]["requestBody"]["problem_id"] == (
+        "$response.body#/problem_id"
+    )
+    next_page = responses["activity.search"]["200"]["links"]["NextPage"]
+    assert next_page["operationId"] == "activity.search"
+    assert next_page["requestBody"]["cursor"] == "$response.body#/next_cursor"
+    assert next_page["requestBody"]["sort_order"] == "$request.body#/sort_order"
+    poll = responses["activity.export"]["202"]["links"]["PollTheExport"]
+    assert poll["requestBody"] == {"upload_id": "$response.body#/upload_id"}
 
 
 def test_template_routes_api_operations_and_openapi_agree(invoke: Any, people: dict[str, Any]) -> None:

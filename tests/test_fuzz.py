@@ -2,7 +2,10 @@
 one `activity serve` runs), with each role's credentials and with none.
 
 Per operation: 4 credential sets x FUZZ_EXAMPLES (default 250) = 1,000 generated requests. No 5xx, every
-response valid against openapi.json, and a rejected request changes no row.
+response valid against openapi.json, a rejected request changes no row, and a schema-valid request is refused
+with 400/422 only for a reason the schema cannot express (docs/DECISIONS.md lists them). Then the stateful
+phase follows the document's links (problem -> resolve, search -> its next page, export -> polling) for every
+role, FUZZ_STATEFUL_EXAMPLES (default 25) scenarios each.
 """
 
 from __future__ import annotations
@@ -32,8 +35,44 @@ pytestmark = pytest.mark.slow
 
 schema = schemathesis.openapi.from_path(str(REPO_ROOT / "openapi.json"))
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "250"))
+STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "25"))
 ROLES = ("none", "member", "instructional", "admin")
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+# The only reasons a schema-valid body may be refused (the 422's `detail[].msg`, docs/DECISIONS.md): what JSON
+# Schema cannot say.
+LISTED_REASONS = (
+    "date_from must not be after date_to",  # an order between two fields
+    "is not a day of the calendar",  # 2025-02-30 matches the pattern
+    "not a cursor returned by this endpoint",  # only cursors we issued
+    "it belongs to other filters, sort_order or page_size",  # a cursor from other filters
+    "page_limit and summary_limit name the same thing; they differ",  # two fields' values
+    "page_offset and summary_offset name the same thing; they differ",
+)
+
+
+def refused_only_for_listed_reasons(ctx: Any, response: Any, case: Any) -> None:
+    """Positive conformance: a request generated from the schema is accepted, or refused for permissions (401,
+    403), existence (404) or a listed reason, never for something the schema said was fine."""
+    if (
+        case.meta is None
+        or not case.meta.generation.mode.is_positive
+        or response.status_code not in (400, 413, 415, 422)
+    ):
+        return
+    body = response.json()
+    messages = [item.get("msg", "") for item in body.get("detail") or []] or [body.get("message", "")]
+    unlisted = [m for m in messages if not any(reason in m for reason in LISTED_REASONS)]
+    if unlisted:
+        raise AssertionError(f"a schema-valid request was refused with {response.status_code}: {unlisted}")
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    refused_only_for_listed_reasons,
+]
 WATCHED = ("problems", "uploads", "idempotency_records", "refresh_runs", "profiles", "sessions", "api_keys")
 
 
@@ -74,3 +113,26 @@ def test_generated_requests(case: Any, role: str, gateway: str, fuzz_world: dict
     response = case.call_and_validate(base_url=gateway, headers=fuzz_world["headers"][role], checks=CHECKS)
     if response.status_code >= 400:
         assert fingerprint(conn) == before, f"a rejected request ({response.status_code}) changed the database"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_stateful_links(role: str, gateway: str, fuzz_world: dict[str, Any]) -> None:
+    """Sequences that follow the document's links: a reported problem is resolved, a search page leads to the
+    next one with its cursor, a running export is polled."""
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": gateway, "headers": fuzz_world["headers"][role]}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS)
+
+    Workflow.run(
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=8,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+    )

@@ -51,7 +51,47 @@ def merged_schema() -> dict[str, Any]:
             continue
         module = lambdas.load_module(spec)
         merge.add_schema(module.app.get_openapi_schema(title=TITLE, version=VERSION, security_schemes=SECURITY_SCHEMES))
-    return inline_request_bodies(json.loads(merge.get_openapi_json_schema()))
+    return add_links(inline_request_bodies(json.loads(merge.get_openapi_json_schema())))
+
+
+_SEARCH_FILTERS = ("date_from", "date_to", "department_ids", "roles", "active", "sort_order", "page_size")
+
+# What one operation's answer feeds into the next (OpenAPI links): generated clients, schemathesis' stateful
+# phase and AI agents reading the document can follow them.
+LINKS: dict[tuple[str, str], dict[str, Any]] = {
+    ("activity.problem", "200"): {
+        "ResolveTheProblem": {
+            "operationId": "activity.resolve",
+            "description": "Resolve (or, with resolved false, reopen) the problem just reported.",
+            "requestBody": {"problem_id": "$response.body#/problem_id", "resolved": True},
+        }
+    },
+    ("activity.search", "200"): {
+        "NextPage": {
+            "operationId": "activity.search",
+            "description": "The next page: next_cursor as cursor, with the same filters, active, sort_order and "
+            "page_size (a cursor sent with other ones is a 422). No next_cursor: this was the last page.",
+            "requestBody": {
+                "cursor": "$response.body#/next_cursor",
+                **{name: f"$request.body#/{name}" for name in _SEARCH_FILTERS},
+            },
+        }
+    },
+    ("activity.export", "202"): {
+        "PollTheExport": {
+            "operationId": "activity.export",
+            "description": "Poll the running export with its upload_id until it answers 200 with download_url.",
+            "requestBody": {"upload_id": "$response.body#/upload_id"},
+        }
+    },
+}
+
+
+def add_links(document: dict[str, Any]) -> dict[str, Any]:
+    by_id = {op["operationId"]: op for item in document["paths"].values() for op in item.values()}
+    for (operation_id, status), links in LINKS.items():
+        by_id[operation_id]["responses"][status]["links"] = links
+    return document
 
 
 def inline_request_bodies(document: dict[str, Any]) -> dict[str, Any]:

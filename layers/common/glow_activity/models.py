@@ -7,17 +7,48 @@ source of truth for every field. Field names follow the seed; the contract's add
 from __future__ import annotations
 
 import builtins
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 ONE_MICROSECOND = timedelta(microseconds=1)
 
-ShortText = Annotated[str, Field(max_length=200)]
+# Patterns that the OpenAPI document states and the validators below enforce, with their own words in the 422
+# (pydantic's own pattern error would quote the regex).
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL (RequestModel refuses it first, in words)
+ShortText = Annotated[str, Field(max_length=200, json_schema_extra={"pattern": NO_NUL})]
 IdList = Annotated[list[ShortText], Field(max_length=1000)]
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's `integer` includes 2.0; a JSON client may send it for 2. Anything else stays strict (no
+    strings, no booleans, no 2.5)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[int, Field(strict=True), BeforeValidator(_whole_number)]
+
+# The bounds of an optional field stand inside its type, before the validator, or the JSON Schema would carry
+# pydantic's own `ge`/`le` words instead of minimum/maximum.
+SummaryLimitOrNone = Annotated[int, Field(strict=True, ge=1, le=5000), BeforeValidator(_whole_number)] | None
+SummaryOffsetOrNone = Annotated[int, Field(strict=True, ge=0, le=10_000_000), BeforeValidator(_whole_number)] | None
+
+# What date_from / date_to accept, as the OpenAPI document states it: an ISO 8601 date, or a date-time with
+# minutes, optional seconds and up to six fractional digits, and an optional offset (none = UTC). JavaScript's
+# toISOString() (the Glow client's) matches. Years 1900-2999 keep every bound and its UTC instant representable.
+_DAY = r"(?:19|2\d)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+_TIME = r"(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?"
+_OFFSET = r"(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)"
+DATE_OR_DATE_TIME = rf"^{_DAY}(?:T{_TIME}{_OFFSET}?)?$"
+DateBound = Annotated[str, Field(max_length=40, json_schema_extra={"pattern": DATE_OR_DATE_TIME})]
+_BOUND_FORM = (
+    "must be an ISO 8601 date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM[:SS[.ffffff]] then Z, +HH:MM or nothing "
+    "for UTC)"
+)
 
 
 def _reject_nul(value: Any, where: str = "body") -> None:
@@ -57,37 +88,54 @@ def parse_bound(value: str, *, upper: bool) -> datetime:
     next day. A date-time without offset is UTC; a date-time upper bound is inclusive, so it is returned
     one microsecond later (PostgreSQL's resolution) to be used as an exclusive bound as well.
     """
-    text = value.strip()
+    if not re.fullmatch(DATE_OR_DATE_TIME, value, re.ASCII):
+        raise ValueError(_BOUND_FORM)
+    text = value
     if len(text) == 10:
         try:
             day = date.fromisoformat(text)
         except ValueError:
-            raise ValueError("must be an ISO 8601 date (YYYY-MM-DD) or date-time") from None
+            raise ValueError("is not a day of the calendar") from None
         start = datetime.combine(day, time(0), tzinfo=UTC)
-        return start + timedelta(days=1) if upper else start
+        try:
+            return start + timedelta(days=1) if upper else start
+        except OverflowError:
+            raise ValueError("is outside the dates this API can represent") from None
     try:
         instant = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError("must be an ISO 8601 date (YYYY-MM-DD) or date-time") from None
-    instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
-    return instant + ONE_MICROSECOND if upper else instant
+        raise ValueError("is not a day of the calendar") from None
+    try:
+        instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+        return instant + ONE_MICROSECOND if upper else instant
+    except OverflowError:
+        raise ValueError("is outside the dates this API can represent") from None
 
 
 class ActivityFilters(RequestModel):
-    date_from: str | None = Field(
+    date_from: DateBound | None = Field(
         default=None,
-        max_length=40,
-        description="ISO 8601 date or date-time (UTC when no offset).",
+        description="Start of the window, inclusive: an ISO 8601 date (00:00 UTC that day) or date-time (UTC when it "
+        "has no offset), e.g. `2025-03-01` or `2025-03-01T05:00:00.000Z`. Must be a real calendar day and not after "
+        "date_to. null: unbounded.",
         examples=["2025-03-01"],
     )
-    date_to: str | None = Field(
+    date_to: DateBound | None = Field(
         default=None,
-        max_length=40,
-        description="ISO 8601 date (whole day included) or date-time (inclusive).",
+        description="End of the window, inclusive: an ISO 8601 date (that whole day) or date-time (that instant), "
+        "e.g. `2025-03-31` or `2025-03-31T04:59:59.999Z`. null: unbounded.",
         examples=["2025-03-31"],
     )
-    department_ids: IdList = Field(default_factory=list, description="Profiles in any of these departments.")
-    roles: IdList = Field(default_factory=list, description="Profiles with any of these active roles.")
+    department_ids: IdList = Field(
+        default_factory=list,
+        description="Profiles in any of these departments (ids). Empty: no filter. A coordinator may name only its own "
+        "departments (403 otherwise); an admin's unknown ids match nothing.",
+    )
+    roles: IdList = Field(
+        default_factory=list,
+        description="Profiles with any of these active roles (Glow's: superadmin, admin, instructional, member, "
+        "guest, custom). Empty: no filter; an unknown role matches nothing.",
+    )
 
     @field_validator("date_from")
     @classmethod
@@ -135,22 +183,18 @@ HISTORY_FIELDS = frozenset({"history_page", "history_page_size", "history_sort_b
 
 
 class GetActivityRequest(ActivityFilters):
-    summary_limit: StrictInt = Field(
+    summary_limit: WholeNumber = Field(
         default=1000, ge=1, le=5000, description="At most this many profile_summary rows (contract addition)."
     )
-    summary_offset: StrictInt = Field(
+    summary_offset: WholeNumber = Field(
         default=0, ge=0, le=10_000_000, description="Rows of profile_summary to skip (contract addition)."
     )
-    page_limit: StrictInt | None = Field(
+    page_limit: SummaryLimitOrNone = Field(
         default=None,
-        ge=1,
-        le=5000,
         description="The Glow web client's name for summary_limit; sending both with different values is a 422.",
     )
-    page_offset: StrictInt | None = Field(
+    page_offset: SummaryOffsetOrNone = Field(
         default=None,
-        ge=0,
-        le=10_000_000,
         description="The Glow web client's name for summary_offset; sending both with different values is a 422.",
     )
     summary_profile_id: UUID | None = Field(
@@ -158,15 +202,15 @@ class GetActivityRequest(ActivityFilters):
         description="Only this profile in profile_summary and resources.profiles (when it is in scope and active in "
         "the window); the totals and facets do not change.",
     )
-    history_page: StrictInt = Field(
+    history_page: WholeNumber = Field(
         default=0, ge=0, le=10_000_000, description="0-based page of `history`. Naming any history_* field asks for it."
     )
-    history_page_size: StrictInt = Field(default=50, ge=1, le=500, description="Sessions per page of `history`.")
+    history_page_size: WholeNumber = Field(default=50, ge=1, le=500, description="Sessions per page of `history`.")
     history_sort_by: Literal["date"] = Field(default="date", description="`history` is ordered by session date.")
     history_sort_order: Literal["asc", "desc"] = Field(
         default="desc", description="Order of `history` by session_created_at (ties by session_id)."
     )
-    problems_limit: StrictInt = Field(
+    problems_limit: WholeNumber = Field(
         default=50, ge=0, le=500, description="At most this many of the newest `problems` (contract addition)."
     )
 
@@ -280,13 +324,20 @@ class GetActivityResponse(ResponseModel):
 # ---------------------------------------------------------------- search
 class SearchActivityRequest(ActivityFilters):
     active: StrictBool | None = Field(default=None, description="Only open (true) or closed (false) sessions.")
-    page: StrictInt = Field(default=0, ge=0, le=10_000_000, description="0-based page number.")
-    page_size: StrictInt = Field(default=50, ge=1, le=500)
-    sort_order: Literal["asc", "desc"] = Field(default="desc", description="Order of session_created_at.")
-    cursor: str | None = Field(
+    page: WholeNumber = Field(
+        default=0, ge=0, le=10_000_000, description="0-based page number; ignored when `cursor` is sent."
+    )
+    page_size: WholeNumber = Field(default=50, ge=1, le=500, description="Sessions per page.")
+    sort_order: Literal["asc", "desc"] = Field(
+        default="desc", description="Order of session_created_at (ties by session_id in the same direction)."
+    )
+    cursor: (
+        Annotated[str, Field(min_length=1, max_length=2000, json_schema_extra={"pattern": r"^[A-Za-z0-9_-]+$"})] | None
+    ) = Field(
         default=None,
-        max_length=2000,
-        description="next_cursor of the previous page: keyset continuation (contract addition).",
+        description="The previous page's `next_cursor`, to continue right after its last row (fast at any depth). "
+        "Send the same filters, active, sort_order and page_size again with it: a cursor this endpoint did not "
+        "issue, or one issued for other filters, is a 422 (contract addition).",
     )
 
 
@@ -320,22 +371,37 @@ class SearchActivityResponse(ResponseModel):
 ProblemType = Literal["feature", "bug", "question", "other"]
 
 
+PROBLEM_TYPES = ("feature", "bug", "question", "other")
+# A character that str.strip() keeps and that is not NUL: a message must have one (ECMAScript's \s lacks the
+# separators \x1c-\x1f and \x85 that Python strips, so they are named too)
+_NOT_BLANK = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
+
+
 class CreateProblemRequest(RequestModel):
     type: str = Field(
-        description="feature, bug, question or other (case-insensitive).", examples=["bug"], max_length=40
+        description="One of feature, bug, question, other. Case-insensitive on input (`BUG` is `bug`); the "
+        "schema lists the canonical spelling.",
+        examples=["bug"],
+        max_length=40,
+        json_schema_extra={"enum": list(PROBLEM_TYPES)},
     )
     message: str = Field(
-        description="1..4000 characters after trimming.",
-        max_length=1_048_576,
+        description="What is wrong: 1 to 4000 characters once leading and trailing white space is trimmed.",
+        max_length=4000,
+        json_schema_extra={"pattern": _NOT_BLANK},
         examples=["The AI answer in this session quoted a student's grade."],
     )
-    session_id: UUID | None = Field(default=None, description="The session the problem is about (contract addition).")
+    session_id: UUID | None = Field(
+        default=None,
+        description="A session the caller can see that the problem is about; its profile becomes the problem's "
+        "(unknown or invisible: 404). Without it the problem is about the caller (contract addition).",
+    )
 
     @field_validator("type")
     @classmethod
     def _normalise_type(cls, value: str) -> str:
         lowered = value.strip().lower()
-        if lowered not in ("feature", "bug", "question", "other"):
+        if lowered not in PROBLEM_TYPES:
             raise ValueError("must be one of feature, bug, question, other")
         return lowered
 
@@ -355,8 +421,11 @@ class CreateProblemResponse(ResponseModel):
 
 
 class ResolveProblemRequest(RequestModel):
-    problem_id: UUID
-    resolved: StrictBool = True
+    problem_id: UUID = Field(
+        description="A problem the caller can see: `problem_id` of problem's answer, or of get's `problems` "
+        "(unknown or invisible: 404)."
+    )
+    resolved: StrictBool = Field(default=True, description="true resolves the problem, false reopens it.")
 
 
 class ResolveProblemResponse(ResponseModel):
@@ -378,7 +447,11 @@ class RefreshResponse(ResponseModel):
 
 # ---------------------------------------------------------------- export
 class ExportRequest(ActivityFilters):
-    upload_id: UUID | None = Field(default=None, description="Poll a running export (contract addition).")
+    upload_id: UUID | None = Field(
+        default=None,
+        description="Poll an export that answered 202: its `upload_id` (only its caller may; else 404). The filters "
+        "are then ignored (contract addition).",
+    )
 
 
 class ExportResponse(ResponseModel):
@@ -397,9 +470,8 @@ class ExportPending(ResponseModel):
 
 # ---------------------------------------------------------------- docs
 class DocsRequest(RequestModel):
-    entity_id: str | None = Field(
+    entity_id: ShortText | None = Field(
         default=None,
-        max_length=200,
         description="A profile, session or problem id (uuid) the caller can see: `detail` then describes it. "
         "Unknown, invisible or not a uuid: 404.",
     )
