@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml layers/common/requirements.txt
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# What the tests need from outside Python: headless Chromium (the Swagger UI browser test) and Node/npm (the Glow
-# web client's toolchain, tests/test_client_types.py), from Debian's packages when missing; then the client's
-# pinned npm packages.
+# What the tests need from outside Python: headless Chromium (the Swagger UI browser test), Node/npm (the Glow
+# web client's toolchain, tests/test_client_types.py), curl and unzip (the `make dev` banner's examples,
+# tests/test_serve.py), from Debian's packages when missing; then the client's pinned npm packages.
 SYSTEM_STAMP := $(VENV)/.system-deps
 CLIENT := clients/glow-web
 CLIENT_STAMP := $(CLIENT)/node_modules/.installed
@@ -28,6 +28,8 @@ $(SYSTEM_STAMP): | $(STAMP)
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v unzip >/dev/null 2>&1 || missing="$$missing unzip"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \

@@ -30,3 +30,9 @@ def database_url(data_dir: Path | None = None) -> str:
 
 
 _servers: list[Any] = []
+
+
+def stop_all() -> None:
+    """Stop the servers this process started (their data directories stay)."""
+    while _servers:
+        _servers.pop().cleanup()

@@ -29,22 +29,81 @@ def invoke_in_worker(logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
     return handler(event, LambdaContext(logical_id))
 
 
+def error(status: int, message: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    """The gateway's own answers use the contract's error body too."""
+    body = json.dumps({"statusCode": status, "message": message}).encode()
+    return status, {"Content-Type": "application/json", **headers}, body
+
+
+class Cors:
+    """What the HTTP API's CorsConfiguration (template.yaml) does: answer preflights itself, and add the allow and
+    expose headers to the answers of an allowed origin. Origins: the template's default, plus CORS_ALLOW_ORIGINS
+    (comma-separated) for a local front-end such as the Glow web client on localhost."""
+
+    def __init__(self) -> None:
+        config = lambdas.cors_configuration()
+        extra = [o.strip() for o in os.environ.get("CORS_ALLOW_ORIGINS", "").split(",") if o.strip()]
+        self.origins = [*config.get("AllowOrigins", []), *extra]
+        self.methods = ",".join(config.get("AllowMethods", []))
+        self.allow_headers = ",".join(config.get("AllowHeaders", []))
+        self.expose_headers = ",".join(config.get("ExposeHeaders", []))
+        self.max_age = str(config.get("MaxAge", 0))
+
+    def allows(self, origin: str | None) -> bool:
+        return bool(origin) and (origin in self.origins or "*" in self.origins)
+
+    def preflight(self, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        origin = headers.get("origin")
+        if not self.allows(origin) or "access-control-request-method" not in headers:
+            return 204, {}, b""
+        return (
+            204,
+            {
+                "Access-Control-Allow-Origin": str(origin),
+                "Access-Control-Allow-Methods": self.methods,
+                "Access-Control-Allow-Headers": self.allow_headers,
+                "Access-Control-Max-Age": self.max_age,
+                "Vary": "Origin",
+            },
+            b"",
+        )
+
+    def decorate(self, headers: dict[str, str], request_headers: dict[str, str]) -> dict[str, str]:
+        origin = request_headers.get("origin")
+        if not self.allows(origin):
+            return headers
+        return {
+            **headers,
+            "Access-Control-Allow-Origin": str(origin),
+            "Access-Control-Expose-Headers": self.expose_headers,
+            "Vary": "Origin",
+        }
+
+
 class Gateway:
     def __init__(self, workers: int = 2) -> None:
         self.routes = lambdas.routes()
         self.pool = multiprocessing.get_context("spawn").Pool(workers)
         self.extra_get: dict[str, tuple[str, bytes]] = {}
+        self.cors = Cors()
 
     def invoke(
         self, method: str, path: str, headers: dict[str, str], body: bytes, source_ip: str
     ) -> tuple[int, dict[str, str], bytes]:
+        status, out_headers, data = self._route(method, path, headers, body, source_ip)
+        return status, self.cors.decorate(out_headers, headers), data
+
+    def _route(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        allowed = sorted({m for (m, p) in self.routes if p == path})
+        if method == "OPTIONS" and allowed:
+            return self.cors.preflight(headers)
         spec = self.routes.get((method, path))
         if spec is None:
-            allowed = [m for (m, p) in self.routes if p == path]
-            status = 405 if allowed else 404
-            message = "Method Not Allowed" if allowed else "Not Found"
-            headers = {"Content-Type": "application/json", **({"Allow": ", ".join(allowed)} if allowed else {})}
-            return status, headers, json.dumps({"message": message}).encode()
+            if allowed:
+                return error(405, f"{path} takes {', '.join(allowed)}, not {method}.", Allow=", ".join(allowed))
+            return error(404, f"No operation at {path}. The API's operations are listed at /swagger.")
         event = http_event(
             path,
             headers=headers,
@@ -63,6 +122,7 @@ class Gateway:
 
     def close(self) -> None:
         self.pool.terminate()
+        self.pool.join()
 
 
 def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
@@ -83,10 +143,18 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
+            if self.command == "GET" and path == "/swagger" and "format=json" in query.split("&"):
+                path = "/openapi.json"  # Swagger UI's own link to the document it shows
             if self.command == "GET" and path in gateway.extra_get:
                 content_type, data = gateway.extra_get[path]
                 self._send(200, {"Content-Type": content_type}, data)
+                return
+            if self.command in ("GET", "HEAD") and path == "/":
+                message = {"message": "Glow Activity API v5", "swagger": "/swagger", "openapi": "/openapi.json"}
+                self._send(
+                    302, {"Location": "/swagger", "Content-Type": "application/json"}, json.dumps(message).encode()
+                )
                 return
             status, out_headers, data = gateway.invoke(self.command, path, headers, body, self.client_address[0])
             self._send(status, out_headers, data)

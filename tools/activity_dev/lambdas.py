@@ -103,3 +103,15 @@ def load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], dict[str
 def load_module(spec: FunctionSpec) -> Any:
     load_handler(spec)
     return sys.modules[spec.handler.rsplit(".", 1)[0]]
+
+
+def cors_configuration(template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The HTTP API's CorsConfiguration, with the origins parameter's default filled in."""
+    template = template or load_template()
+    api = next(r for r in template["Resources"].values() if r.get("Type") == "AWS::Serverless::HttpApi")
+    cors = dict(api["Properties"]["CorsConfiguration"])
+    origins = cors.get("AllowOrigins")
+    if isinstance(origins, dict) and "Ref" in origins:
+        default = template["Parameters"][origins["Ref"]].get("Default", "")
+        cors["AllowOrigins"] = [o.strip() for o in str(default).split(",") if o.strip()]
+    return cors

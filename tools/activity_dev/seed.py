@@ -46,7 +46,9 @@ SCALES = {
 }
 
 # Profile 0 is always "Demo Admin" (active admin), 1 "Demo Coordinator" (departments 0 and 1), 2 "Demo TA".
-DEMO_ADMIN_INDEX = 0
+DEMO_ADMIN_INDEX = 0  # the seed gives profile 0 admin, 1 instructional and 2 member
+DEMO_COORDINATOR_INDEX = 1
+DEMO_MEMBER_INDEX = 2
 
 
 def profile_id_sql(index: str) -> str:

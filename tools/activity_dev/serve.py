@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import embedded_pg, local_s3
 from .gateway import Gateway, make_server
@@ -11,14 +14,21 @@ from .gateway import Gateway, make_server
 DEMO_JWT_SECRET = "local-development-secret-change-me"  # noqa: S105 - local only, printed to the developer
 
 
-def prepare_database(scale: str, data_dir: Path) -> str:
-    """Migrate, seed demo data when empty; returns a fresh demo admin API key."""
+@dataclass(frozen=True)
+class Demo:
+    key: str  # a fresh API key of the demo admin
+    coordinator_id: str  # profiles of the demo data to make keys for
+    member_id: str
+
+
+def prepare_database(scale: str, data_dir: Path) -> Demo:
+    """Migrate, seed demo data when empty; returns a fresh demo admin API key and two other demo profiles."""
     from glow_activity.db import open_connection, params_from_url
     from glow_activity.migrate import migrate
     from glow_activity.refresh import refresh_views
 
     from .keys import create_key
-    from .seed import DEMO_ADMIN_INDEX, demo_profile_id, seed
+    from .seed import DEMO_ADMIN_INDEX, DEMO_COORDINATOR_INDEX, DEMO_MEMBER_INDEX, demo_profile_id, seed
 
     url = embedded_pg.database_url(data_dir)
     conn = open_connection(params_from_url(url))
@@ -33,9 +43,54 @@ def prepare_database(scale: str, data_dir: Path) -> str:
             "SELECT r.profile_id::text FROM profile_roles r JOIN profiles p ON p.id = r.profile_id"
             " WHERE r.role = 'admin' AND r.active AND p.deleted_at IS NULL LIMIT 1"
         )[0][0]
-    key = create_key(conn, admin, "activity serve demo")
+    demo = Demo(
+        key=create_key(conn, admin, "activity serve demo"),
+        coordinator_id=demo_profile_id(conn, 42, DEMO_COORDINATOR_INDEX),
+        member_id=demo_profile_id(conn, 42, DEMO_MEMBER_INDEX),
+    )
     conn.close()
-    return key
+    return demo
+
+
+def banner(port: int, demo: Demo) -> str:
+    """What `make dev` prints: where everything is, and a curl for each of the seven operations."""
+    base = f"http://localhost:{port}/api/v5/artifacts/activity"
+    json_field = "python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])'"
+    return f"""
+Glow Activity API v5 on http://localhost:{port}  (Ctrl-C or SIGTERM stops it, the database and the local S3)
+  database : {os.environ["DATABASE_URL"]}
+  local S3 : {os.environ["AWS_ENDPOINT_URL"]} bucket {os.environ["EXPORT_BUCKET"]}
+  Swagger  : http://localhost:{port}/swagger   (OpenAPI: http://localhost:{port}/openapi.json)
+  demo admin API key: {demo.key}
+
+Try it (bash):
+  K='{demo.key}'; A={base}; J='Content-Type: application/json'
+  curl -s -X POST $A/get -H "X-Api-Key: $K" -H "$J" -d '{{"date_from": "2025-01-01", "roles": ["member"]}}'
+  curl -s -X POST $A/docs -H "X-Api-Key: $K"
+  # search, then the next page: its next_cursor, with the same filters, sort order and page size
+  C=$(curl -s -X POST $A/search -H "X-Api-Key: $K" -H "$J" -d '{{"page_size": 5}}' | {json_field} next_cursor)
+  curl -s -X POST $A/search -H "X-Api-Key: $K" -H "$J" -d '{{"page_size": 5, "cursor": "'"$C"'"}}'
+  # flag a problem, then resolve it
+  P=$(curl -s -X POST $A/problem -H "X-Api-Key: $K" -H "$J" -d '{{"type": "bug", "message": "Tried it"}}' | {json_field} problem_id)
+  curl -s -X POST $A/resolve -H "X-Api-Key: $K" -H "$J" -d '{{"problem_id": "'"$P"'"}}'
+  curl -s -X POST $A/refresh -H "X-Api-Key: $K"
+  # export everything, then download the ZIP from its presigned URL
+  U=$(curl -s -X POST $A/export -H "X-Api-Key: $K" | {json_field} download_url)
+  curl -s -o activity.zip "$U" && unzip -l activity.zip
+
+Keys for other roles, against this database (demo profiles: an instructional coordinator and a member):
+  DATABASE_URL='{os.environ["DATABASE_URL"]}' .venv/bin/activity key create --profile {demo.coordinator_id}
+  DATABASE_URL='{os.environ["DATABASE_URL"]}' .venv/bin/activity key create --profile {demo.member_id}
+"""
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends `activity serve` as Ctrl-C does, so that everything it started is stopped on the way out."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def serve(port: int = 3000, workers: int = 2, scale: str = "small", data_dir: Path | None = None) -> None:
@@ -43,36 +98,25 @@ def serve(port: int = 3000, workers: int = 2, scale: str = "small", data_dir: Pa
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_DEV", "false")
-    key = prepare_database(scale, data_dir or Path(".local/pgdata"))
-    s3 = local_s3.start()
-    gateway = Gateway(workers)
+    _stop_on_sigterm()
+    s3 = gateway = server = None
     try:
+        demo = prepare_database(scale, data_dir or Path(".local/pgdata"))
+        s3 = local_s3.start()
+        gateway = Gateway(workers)
         from .openapi import install_swagger
 
         install_swagger(gateway)
-    except ImportError:  # pragma: no cover - docs tooling is optional for serving
-        pass
-    server = make_server(gateway, "127.0.0.1", port)
-    base = f"http://localhost:{port}/api/v5/artifacts/activity"
-    print(
-        f"""
-Glow Activity API v5 on http://localhost:{port}  (Ctrl-C to stop)
-  database : {os.environ["DATABASE_URL"]}
-  local S3 : {os.environ["AWS_ENDPOINT_URL"]} bucket {os.environ["EXPORT_BUCKET"]}
-  Swagger  : http://localhost:{port}/swagger
-  demo admin API key: {key}
-
-  curl -s -X POST {base}/get -H 'X-Api-Key: {key}'
-  curl -s -X POST {base}/search -H 'X-Api-Key: {key}' -H 'Content-Type: application/json' -d '{{"page_size": 5}}'
-  curl -s -X POST {base}/refresh -H 'X-Api-Key: {key}'
-""",
-        flush=True,
-    )
-    try:
+        server = make_server(gateway, "127.0.0.1", port)
+        print(banner(server.server_port, demo), flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
-        pass
+        print("stopping ...", flush=True)
     finally:
-        server.server_close()
-        gateway.close()
-        s3.stop()
+        if server is not None:
+            server.server_close()
+        if gateway is not None:
+            gateway.close()
+        if s3 is not None:
+            s3.stop()
+        embedded_pg.stop_all()
