@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml layers/common/requirements.txt
 	@test -n "$(PYTHON313)" || { echo "Python 3.13 not found (pyenv 3.13.0 or python3.13 on PATH)"; exit 1; }
 	$(PYTHON313) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	# setuptools' "Editable installation" notice is information only (our packages live under layers/ and tools/)
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 # What the tests need from outside Python: headless Chromium (the Swagger UI browser test), Node/npm (the Glow

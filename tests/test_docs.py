@@ -84,6 +84,58 @@ def test_resources_list_live_columns(invoke: Any, people: dict[str, Any]) -> Non
     assert "deleted_at" in {f["name"] for f in resources["profiles"]["fields"]}
 
 
+def test_every_live_column_says_what_it_means(invoke: Any, people: dict[str, Any]) -> None:
+    body = invoke("docs", {}, people["admin"].headers).body
+    for resource in body["resources"]:
+        for field in resource["fields"]:
+            # a meaning, not the column's type again (a column added to the schema must be described)
+            assert field["description"] not in ("", field["type"], "Not described yet."), (resource["name"], field)
+    fields = {r["name"]: {f["name"]: f for f in r["fields"]} for r in body["resources"]}
+    assert "US dollars" in fields["sessions"]["total_cost"]["description"]
+
+
+@pytest.mark.parametrize(
+    "who, tables",
+    [
+        (
+            "admin",
+            {
+                "profiles",
+                "departments",
+                "profile_departments",
+                "profile_roles",
+                "sessions",
+                "logins",
+                "grants",
+                "problems",
+                "api_keys",
+                "uploads",
+            },
+        ),
+        (
+            "coord",
+            {
+                "profiles",
+                "departments",
+                "profile_departments",
+                "profile_roles",
+                "sessions",
+                "logins",
+                "grants",
+                "problems",
+                "uploads",
+            },
+        ),
+        ("member", {"profiles", "sessions", "problems"}),
+    ],
+)
+def test_resources_are_the_tables_a_role_reads_about(
+    invoke: Any, people: dict[str, Any], who: str, tables: set[str]
+) -> None:
+    body = invoke("docs", {}, people[who].headers).body
+    assert {r["name"] for r in body["resources"]} == tables
+
+
 def test_entity_id_names_a_visible_profile(invoke: Any, people: dict[str, Any]) -> None:
     res = invoke("docs", {"entity_id": people["member"].id}, people["coord"].headers)
     assert res.status == 200

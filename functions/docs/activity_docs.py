@@ -30,19 +30,102 @@ from glow_activity.models import (
 )
 from glow_activity.scope import visible_conditions, visible_problem_conditions
 
-# Tables the artifact reads, in the order a reader meets them.
-RESOURCE_TABLES = (
-    "profiles",
-    "departments",
-    "profile_departments",
-    "profile_roles",
-    "sessions",
-    "logins",
-    "grants",
-    "problems",
-    "api_keys",
-    "uploads",
-)
+# Tables the artifact reads, in the order a reader meets them, and what each column means. The columns
+# themselves are read live from the database catalog (a comment there wins over these words); a column the
+# catalog has and this table does not describe says so, and a test keeps the two in step.
+COLUMN_MEANINGS: dict[str, dict[str, str]] = {
+    "profiles": {
+        "id": "The profile's id: what profile_id means everywhere else.",
+        "name": "Display name.",
+        "email": "E-mail address; a token's `email` claim is matched against it, in any letter case.",
+        "created_at": "When the profile was created.",
+        "deleted_at": "When it was soft-deleted: a deleted profile is invisible everywhere. Empty: active.",
+    },
+    "departments": {
+        "id": "Stable slug of the department (what department_ids filter by).",
+        "name": "Display name (the label of the department filter).",
+    },
+    "profile_departments": {
+        "profile_id": "A profile ...",
+        "department_id": "... belongs to this department. A coordinator sees the profiles sharing a department.",
+    },
+    "profile_roles": {
+        "profile_id": "A profile ...",
+        "role": "... has this Glow role: superadmin, admin, instructional, member, guest or custom.",
+        "active": "Only active roles count, for the roles filter and for permissions.",
+    },
+    "sessions": {
+        "id": "The session's id.",
+        "profile_id": "The TA (profile) who trained in it.",
+        "created_at": "When it started: the time get, search and export filter sessions by.",
+        "updated_at": "Its last activity.",
+        "active": "Still open.",
+        "group_count": "AI generation groups in it.",
+        "run_count": "AI generation runs in it.",
+        "chat_count": "Chats in it.",
+        "attempt_count": "Attempts in it.",
+        "message_count": "Messages in it.",
+        "total_tokens": "AI tokens it used.",
+        "total_cost": "What its AI use cost, in US dollars.",
+    },
+    "logins": {
+        "id": "The login's id.",
+        "profile_id": "Who logged in.",
+        "logged_in_at": "When: the time logins are counted by.",
+        "method": "How: password, sso, magic_link, ...",
+    },
+    "grants": {
+        "id": "The grant's id.",
+        "profile_id": "The profile access was granted to, or that was emulated (where it is counted).",
+        "granted_by": "The admin who granted or emulated.",
+        "kind": "access, or emulation (an admin viewing the platform as that profile).",
+        "created_at": "When: the time grants are counted by.",
+    },
+    "problems": {
+        "id": "The problem's id (what resolve takes).",
+        "type": "feature, bug, question or other.",
+        "message": "What is wrong, as reported.",
+        "session_id": "The session it is about, if any.",
+        "profile_id": "Whose activity it concerns (the session's TA, or the reporter).",
+        "reported_by": "Who reported it.",
+        "created_at": "When it was reported: the time problems are counted by.",
+        "updated_at": "Its last change.",
+        "resolved": "Resolved (true) or open (false).",
+        "resolved_at": "When it was resolved; empty while open.",
+        "resolved_by": "Who resolved it; empty while open.",
+    },
+    "api_keys": {
+        "id": "The key's id (recorded in the audit row of every call made with it).",
+        "name": "A label for the key.",
+        "key_hash": "Lowercase hex SHA-256 of the raw key; the key itself is never stored.",
+        "profile_id": "The profile the key acts as; empty for an application's key (valid only with a user's token).",
+        "created_at": "When it was issued.",
+        "expires_at": "When it stops working; empty: never.",
+        "revoked_at": "When it was revoked; empty: not revoked.",
+    },
+    "uploads": {
+        "id": "The export's upload_id.",
+        "s3_key": "Where its ZIP is in the export bucket.",
+        "file_name": "The ZIP's name, activity_export_<UTC date and time>.zip.",
+        "status": "running, succeeded or failed.",
+        "size_bytes": "The ZIP's size.",
+        "row_counts": "Data rows per CSV file.",
+        "row_count": "Data rows over all CSV files.",
+        "requested_by": "Who asked for it (only they may poll it).",
+        "filters": "The filters it was made with.",
+        "created_at": "When it was asked for.",
+        "completed_at": "When it finished.",
+        "expires_at": "When its download link expires.",
+        "error": "Why it failed, for a failed export.",
+    },
+}
+RESOURCE_TABLES = tuple(COLUMN_MEANINGS)
+# What each scope may read about: the tables its operations touch (a member needs neither keys nor uploads).
+TABLES_BY_SCOPE = {
+    "all": RESOURCE_TABLES,
+    "departments": tuple(t for t in RESOURCE_TABLES if t != "api_keys"),
+    "self": ("profiles", "sessions", "problems"),
+}
 
 DESCRIPTION = (
     "Engagement of teaching assistants with the Glow AI trainer: sessions, logins, access grants and "
@@ -137,14 +220,16 @@ ORDER BY c.table_name, c.ordinal_position
 """
 
 
-def resource_entries(conn: Connection) -> list[DocsResponse]:
+def resource_entries(conn: Connection, scope: str) -> list[DocsResponse]:
+    tables = TABLES_BY_SCOPE[scope]
     columns: dict[str, list[DocsField]] = {}
-    for table, column, data_type, not_null, comment in conn.run(_COLUMNS_SQL, tables=list(RESOURCE_TABLES)):
+    for table, column, data_type, not_null, comment in conn.run(_COLUMNS_SQL, tables=list(tables)):
+        meaning = comment or COLUMN_MEANINGS[table].get(column, "Not described yet.")
         columns.setdefault(table, []).append(
-            DocsField(name=column, type=data_type, required=bool(not_null), description=comment or data_type)
+            DocsField(name=column, type=data_type, required=bool(not_null), description=meaning)
         )
     entries = []
-    for table in RESOURCE_TABLES:
+    for table in tables:
         fields = columns.get(table, [])
         content = f"## Table `{table}`\n\n" + _table(fields)
         entries.append(
@@ -229,7 +314,7 @@ def compose_docs(conn: Connection, caller: Caller, entity_id: str | None) -> Act
         description=DESCRIPTION,
         artifact=artifact,
         entries=[operation_entry(op) for op in OPERATION_CATALOG],
-        resources=resource_entries(conn),
+        resources=resource_entries(conn, caller.scope),
         permissions=permitted,
         api_operations=operations,
         page_metadata=pages,
