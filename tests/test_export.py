@@ -106,8 +106,9 @@ def test_export_downloads_through_the_presigned_url(invoke: Any, data: dict[str,
         "2025-02-01T10:00:00.000000Z",
         "123",
         "0.000246",
-        "f",
+        "false",
     )
+    assert sessions[1]["active"] == "true"
     bo_row = sessions[1]
     assert bo_row["profile_name"] == 'Bo "the, quoted" Ünïcødé 🎓'  # quotes, commas, unicode round-trip
     assert bo_row["profile_email"] == "'+bo@example.org"
@@ -134,7 +135,10 @@ def test_export_downloads_through_the_presigned_url(invoke: Any, data: dict[str,
     manifest = json.loads(archive.read("manifest.json"))
     counts = {"profiles.csv": 3, "sessions.csv": 2, "logins.csv": 1, "grants.csv": 1, "problems.csv": 1}
     assert manifest["row_counts"] == counts
-    assert manifest["schema_version"] == "1"
+    assert manifest["schema_version"] == "2"
+    assert manifest["format"]["encoding"] == "UTF-8, no byte-order mark"
+    assert not archive.read("sessions.csv").startswith(b"\xef\xbb\xbf")
+    assert [row["resolved"] for row in problems] == ["false"]
     assert manifest["caller"]["profile_id"] == data["admin"].id
     assert manifest["filters"]["department_ids"] == [data["dept"]]
     assert body["row_count"] == sum(counts.values()) == manifest["row_count"]
@@ -354,3 +358,44 @@ def test_url_lifetime_follows_settings_and_is_capped(invoke: Any, data: dict[str
     capped_expiry = datetime.fromisoformat(capped["expires_at"].replace("Z", "+00:00"))
     assert timedelta(minutes=59) < capped_expiry - datetime.now(UTC) <= timedelta(hours=1)
     assert "X-Amz-Expires=3600" in capped["download_url"] or "Expires=" in capped["download_url"]
+
+
+@pytest.mark.parametrize(
+    "refusal, status",
+    [("AccessDeniedException", 502), ("TooManyRequestsException", 503), (None, 502)],
+    ids=["no-permission", "throttled", "no-such-function"],
+)
+def test_an_async_export_that_cannot_start_leaves_nothing(
+    invoke: Any, data: dict[str, Any], conn: Any, monkeypatch: Any, refusal: str | None, status: int
+) -> None:
+    """Too large for the synchronous path, and Lambda refuses the self-invocation: a clear 502/503, no upload row
+    left claiming to run, nothing in S3."""
+    from botocore.stub import Stubber
+
+    lambdas.load_handler(lambdas.by_operation("export"))
+    import export_jobs
+
+    monkeypatch.setenv("EXPORT_SYNC_ROW_BUDGET", "0")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "export")  # as on Lambda: the job goes to a self-invocation
+    get_settings.cache_clear()
+    client = boto3.client("lambda")  # the local moto server, which has no such function
+    if refusal is not None:
+        stubber = Stubber(client)
+        stubber.add_client_error(
+            "invoke", service_error_code=refusal, http_status_code=429 if "Many" in refusal else 403
+        )
+        stubber.activate()
+    monkeypatch.setattr(export_jobs, "lambda_client", lambda: client)
+    uploads_before = conn.run("SELECT count(*) FROM uploads")[0][0]
+    res = invoke("export", {}, data["admin"].headers)
+    assert res.status == status
+    assert res.body["statusCode"] == status and "nothing" in res.body["message"]
+    if status == 503:
+        assert res.headers["retry-after"] == "30"
+    assert conn.run("SELECT count(*) FROM uploads")[0][0] == uploads_before
+    assert conn.run("SELECT count(*) FROM uploads WHERE status = 'running'")[0][0] == 0
+    s3 = boto3.client("s3")
+    bucket = get_settings().export_bucket
+    prefix = f"exports/{data['admin'].id}/"
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) == 0
+    assert not [u for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) if u["Key"].startswith(prefix)]

@@ -221,15 +221,41 @@ def start_async(conn: Connection, caller: Caller, request: ExportRequest, contex
             "request": request.model_dump(mode="json", exclude={"upload_id"}),
         }
     }
-    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and context is not None:
-        import boto3
+    try:
+        _dispatch(job, context)
+    except Exception as exc:
+        # The job never started: no upload row may claim it runs (nothing was written to S3 yet).
+        conn.run("DELETE FROM uploads WHERE id = CAST(:id AS uuid)", id=upload_id)
+        raise _start_refused(exc) from exc
+    return ExportPending(upload_id=upload_id, status="running", file_name=file_name)
 
-        boto3.client("lambda").invoke(
+
+_THROTTLED = ("TooManyRequestsException", "ThrottlingException", "Throttling", "EC2ThrottledException")
+
+
+def _start_refused(exc: Exception) -> UpstreamFailed | ServiceUnavailable:
+    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+    logger.error("asynchronous export could not start", extra={"error": type(exc).__name__, "code": code})
+    metrics.add_metric(name="ExportStartFailed", unit="Count", value=1)
+    if code in _THROTTLED:
+        return ServiceUnavailable("Too many exports are running; nothing was started. Try again shortly.", 30)
+    return UpstreamFailed("The export could not be started; nothing was saved. Try again.")
+
+
+def lambda_client() -> Any:
+    import boto3
+
+    return boto3.client("lambda")
+
+
+def _dispatch(job: dict[str, Any], context: Any) -> None:
+    """Hand the job to this function's own asynchronous invocation (on Lambda), or to a thread (locally)."""
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and context is not None:
+        lambda_client().invoke(
             FunctionName=context.invoked_function_arn, InvocationType="Event", Payload=json.dumps(job).encode()
         )
     else:  # locally: a background thread stands in for the asynchronous invocation
         threading.Thread(target=run_async_job, args=(job[ASYNC_EVENT_KEY],), daemon=True).start()
-    return ExportPending(upload_id=upload_id, status="running", file_name=file_name)
 
 
 def run_async_job(job: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,10 @@ from glow_activity.db import BULK_PLANNER_SQL, Connection, transaction
 from glow_activity.models import ExportRequest, iso
 from glow_activity.scope import in_scope_conditions
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: booleans as true/false (1 had PostgreSQL's t/f)
+# UTF-8 without a byte-order mark: what RFC 4180 readers, pandas and databases expect. A spreadsheet that guesses
+# the encoding wrongly opens it through its import dialog (README, "Export files").
+ENCODING = "UTF-8, no byte-order mark"
 CHUNK = 256 * 1024
 DEFLATE_LEVEL = 1  # zlib's fastest: ~10% larger than level 6, several times faster
 
@@ -81,7 +84,7 @@ def file_queries(caller: Caller, request: ExportRequest) -> tuple[list[tuple[str
                        {_ids("p.id")} AS department_ids, {_roles("p.id")} AS roles
                 FROM profiles p WHERE {where})
             SELECT s.id AS session_id, s.profile_id, pa.profile_name, pa.profile_email, pa.department_ids, pa.roles,
-                   {ts_sql("s.created_at")} AS created_at, {ts_sql("s.updated_at")} AS updated_at, s.active,
+                   {ts_sql("s.created_at")} AS created_at, {ts_sql("s.updated_at")} AS updated_at, s.active::text AS active,
                    s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count, s.total_tokens,
                    s.total_cost
             FROM sessions s JOIN pa ON pa.id = s.profile_id
@@ -105,7 +108,8 @@ def file_queries(caller: Caller, request: ExportRequest) -> tuple[list[tuple[str
             f"""
             SELECT q.id AS problem_id, {safe_sql("q.type")} AS type, {safe_sql("q.message")} AS message,
                    q.session_id, q.profile_id, q.reported_by, {ts_sql("q.created_at")} AS created_at,
-                   {ts_sql("q.updated_at")} AS updated_at, q.resolved, {ts_sql("q.resolved_at")} AS resolved_at,
+                   {ts_sql("q.updated_at")} AS updated_at, q.resolved::text AS resolved,
+                   {ts_sql("q.resolved_at")} AS resolved_at,
                    q.resolved_by
             FROM problems q WHERE q.profile_id IN ({scope}) AND {window("q.created_at")}
             ORDER BY q.created_at, q.id""",
@@ -220,6 +224,13 @@ def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: 
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "generated_at": iso(generated_at),
+            "format": {
+                "csv": "RFC 4180, header row",
+                "encoding": ENCODING,
+                "booleans": "true / false",
+                "timestamps": "RFC 3339, UTC",
+                "lists": "joined with ;",
+            },
             "filters": request.model_dump(mode="json", exclude={"upload_id"}),
             "caller": {
                 "profile_id": caller.profile_id,
