@@ -127,8 +127,15 @@ def main(argv: list[str] | None = None) -> None:
     db = sub.add_parser("db", help="database: migrate, seed, refresh").add_subparsers(dest="db", required=True)
     db.add_parser("migrate", help="apply migrations to DATABASE_URL").set_defaults(func=cmd_migrate)
     seed = db.add_parser("seed", help="deterministic synthetic data (then a refresh)")
-    seed.add_argument("--scale", choices=("small", "medium", "large"), default="small")
-    seed.add_argument("--seed", type=int, default=42)
+    seed.add_argument(
+        "--scale",
+        choices=("small", "medium", "large"),
+        default="small",
+        help="how much: small 200 profiles / 5k sessions, medium 2k / 200k, large 20k / 2M (default: small)",
+    )
+    seed.add_argument(
+        "--seed", type=int, default=42, help="random seed: the same seed gives the same rows (default 42)"
+    )
     seed.set_defaults(func=cmd_seed)
     db.add_parser("refresh", help="refresh the materialized views").set_defaults(func=cmd_refresh)
 
@@ -151,20 +158,41 @@ def main(argv: list[str] | None = None) -> None:
     create.set_defaults(func=cmd_key_create)
 
     serve = sub.add_parser("serve", help="local API Gateway + embedded PostgreSQL + local S3")
-    serve.add_argument("--port", type=int, default=3000)
-    serve.add_argument("--workers", type=int, default=2)
-    serve.add_argument("--scale", choices=("small", "medium", "large"), default="small")
-    serve.add_argument("--data-dir", default=str(REPO_ROOT / ".local" / "pgdata"))
+    serve.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1 (default 3000; `make dev PORT=...`)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes, each one Lambda container running one invocation at a time (default 2)",
+    )
+    serve.add_argument(
+        "--scale",
+        choices=("small", "medium", "large"),
+        default="small",
+        help="demo data seeded into an empty database (default small; see `activity db seed --help`)",
+    )
+    serve.add_argument(
+        "--data-dir",
+        default=str(REPO_ROOT / ".local" / "pgdata"),
+        help="the embedded PostgreSQL's data directory, kept between runs (default .local/pgdata); "
+        "ignored when DATABASE_URL is set",
+    )
     serve.set_defaults(func=cmd_serve)
 
     openapi = sub.add_parser("openapi", help="write the OpenAPI 3.1 document")
-    openapi.add_argument("--output", default=str(REPO_ROOT / "openapi.json"))
+    openapi.add_argument("--output", default=str(REPO_ROOT / "openapi.json"), help="where (default openapi.json)")
     openapi.set_defaults(func=cmd_openapi)
 
     bench = sub.add_parser("bench", help="benchmarks (see docs/PERFORMANCE.md)")
-    bench.add_argument("--scale", choices=("small", "medium", "large"), default="small")
+    bench.add_argument(
+        "--scale", choices=("small", "medium", "large"), default="small", help="data to measure on (default small)"
+    )
     bench.add_argument("--iterations", type=int, default=0, help="0 = default for the scale")
-    bench.add_argument("--output", default=str(REPO_ROOT / "bench" / "results" / "latest.json"))
+    bench.add_argument(
+        "--output",
+        default=str(REPO_ROOT / "bench" / "results" / "latest.json"),
+        help="where the JSON results go (default bench/results/latest.json)",
+    )
     bench.add_argument("--data-dir", default="", help="keep the embedded database here (reused when seeded)")
     bench.add_argument(
         "--only",

@@ -45,8 +45,9 @@ SCALES = {
     "large": Scale(150, 20_000, 2_000_000, 5_000_000, 100_000, 50_000, 2_000),
 }
 
-# Profile 0 is always "Demo Admin" (active admin), 1 "Demo Coordinator" (departments 0 and 1), 2 "Demo TA".
-DEMO_ADMIN_INDEX = 0  # the seed gives profile 0 admin, 1 instructional and 2 member
+# Profile 0 is always "Demo Admin" (active admin), 1 "Demo Coordinator" (instructional, departments 0 and 1),
+# 2 "Demo TA" (member).
+DEMO_ADMIN_INDEX = 0
 DEMO_COORDINATOR_INDEX = 1
 DEMO_MEMBER_INDEX = 2
 
