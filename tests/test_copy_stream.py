@@ -1,4 +1,4 @@
-"""The export's COPY reader (functions/export/copy_stream.py) gives exactly the bytes pg8000's own path gives,
+"""The export's COPY reader (glow_activity/endpoints/copy_stream.py) gives exactly the bytes pg8000's own path gives,
 across buffer boundaries, for rows larger than its buffer, and leaves the connection as pg8000 would."""
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ from typing import Any
 import pytest
 from pg8000.exceptions import DatabaseError
 
-from activity_dev import lambdas
 from glow_activity import db
 
 
 @pytest.fixture(scope="module")
 def copy_stream() -> Any:
-    lambdas.load_handler(lambdas.by_operation("export"))  # puts the function's code on the path, as in Lambda
-    return importlib.import_module("copy_stream")
+    return importlib.import_module("glow_activity.endpoints.copy_stream")
 
 
 def plain_copy(conn: Any, sql: str) -> tuple[bytes, int]:

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from activity_docs import compose_docs
-from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from glow_activity.api import SECURITY, create_app, handle, invocation, json_response, operation_responses, path_of
-from glow_activity.db import connection
-from glow_activity.models import ActivityDocsResponse, DocsRequest
+from glow_activity.api import handle
+from glow_activity.endpoints.docs import app
 from glow_activity.observability import logger, metrics, tracer
 
-app = create_app()
-
-
-@app.post(
-    path_of("docs"),
-    summary="Get Activity Docs Endpoint",
-    operation_id="activity.docs",
-    description="Get composed documentation for the activity analytics.",
-    responses=operation_responses(ActivityDocsResponse, 404),
-    security=SECURITY,
-    tags=["Docs"],
-)
-def docs_route(request: Annotated[DocsRequest, Body()]):  # type: ignore[no-untyped-def]
-    inv = invocation()
-    return json_response(compose_docs(connection(reader=True), inv.authenticated, request.entity_id))
+__all__ = ["app", "lambda_handler"]
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from problem_resolution import set_resolved
 
-from glow_activity.api import SECURITY, create_app, handle, invocation, json_response, operation_responses, path_of
-from glow_activity.db import connection
-from glow_activity.models import ResolveProblemRequest, ResolveProblemResponse
+from glow_activity.api import handle
+from glow_activity.endpoints.resolve import app
 from glow_activity.observability import logger, metrics, tracer
 
-app = create_app()
-
-
-@app.post(
-    path_of("resolve"),
-    summary="Resolve Problem",
-    operation_id="activity.resolve",
-    description="Resolve or unresolve a problem entry.",
-    responses=operation_responses(ResolveProblemResponse, 404),
-    security=SECURITY,
-    tags=["Problems"],
-)
-def resolve_route(request: Annotated[ResolveProblemRequest, Body()]):  # type: ignore[no-untyped-def]
-    inv = invocation()
-    inv.authenticated.require_reader("Resolving a problem")
-    return json_response(set_resolved(connection(), inv, request))
+__all__ = ["app", "lambda_handler"]
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

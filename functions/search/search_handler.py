@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from glow_activity.api import SECURITY, cached_read, create_app, handle, operation_responses, path_of
-from glow_activity.freshness import CACHE_TAGS_SEARCH
-from glow_activity.models import SearchActivityRequest, SearchActivityResponse
+from glow_activity.api import handle
+from glow_activity.endpoints.search import app
 from glow_activity.observability import logger, metrics, tracer
-from glow_activity.session_history import session_history
 
-app = create_app()
-
-
-@app.post(
-    path_of("search"),
-    summary="Search Activity",
-    operation_id="activity.search",
-    description="Get activity session history (bottom table, paginated).",
-    responses=operation_responses(SearchActivityResponse, 304),
-    security=SECURITY,
-    tags=["Activity"],
-)
-def search_activity(request: Annotated[SearchActivityRequest, Body()]):  # type: ignore[no-untyped-def]
-    return cached_read(request, lambda conn, caller: session_history(conn, caller, request), CACHE_TAGS_SEARCH)
+__all__ = ["app", "lambda_handler"]
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -7,6 +7,7 @@ Timings are printed and written to bench/results/latest.json; nothing here asser
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import platform
@@ -150,14 +151,6 @@ class Harness:
         print(f"  {name:<42} {json.dumps(value)}", flush=True)
 
 
-def function_module(operation: str, module: str) -> Any:
-    """A module that ships beside a handler (on the path once the handler is loaded, as in Lambda)."""
-    import importlib
-
-    lambdas.load_handler(lambdas.by_operation(operation))
-    return importlib.import_module(module)
-
-
 def own_sql(h: Harness, operation: str, key: str, read: Callable[[Any], None]) -> None:
     """Every statement a handler sends for one request, run back to back without the handler: the caller's
     authentication, the read itself (`read(caller)`), and the audit row."""
@@ -183,7 +176,7 @@ def bench_get_and_search(h: Harness) -> None:
     from glow_activity.models import GetActivityRequest, SearchActivityRequest
     from glow_activity.rollups import window_snapshot
 
-    activity_summary = function_module("get", "activity_summary")
+    activity_summary = importlib.import_module("glow_activity.endpoints.activity_summary")
 
     today = datetime.now(UTC).date()
     last90 = {"date_from": (today - timedelta(days=90)).isoformat(), "date_to": today.isoformat()}
@@ -330,7 +323,7 @@ def local_s3_complete_seconds(size: int) -> float:
     """How long the local S3 takes to complete a multipart upload of `size` bytes in the export's part size."""
     import boto3
 
-    part_size = function_module("export", "s3_stream").PART_SIZE
+    part_size = importlib.import_module("glow_activity.endpoints.s3_stream").PART_SIZE
     client, bucket, key = boto3.client("s3"), os.environ["EXPORT_BUCKET"], "bench/complete-probe"
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
     part = os.urandom(part_size)
@@ -347,7 +340,7 @@ def local_s3_complete_seconds(size: int) -> float:
 
 def copy_floor(h: Harness) -> dict[str, Any]:
     """The same five COPY statements, deflated at the same level, with no Python in between (psql | gzip)."""
-    export_writer = function_module("export", "export_writer")
+    export_writer = importlib.import_module("glow_activity.endpoints.export_writer")
     from glow_activity.auth import load_caller
     from glow_activity.models import ExportRequest
 

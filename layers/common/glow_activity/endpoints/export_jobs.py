@@ -15,11 +15,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from export_writer import ExportResult, write_export
-
 from glow_activity import db
 from glow_activity.auth import Caller
 from glow_activity.db import Connection
+from glow_activity.endpoints.export_writer import ExportResult, write_export
 from glow_activity.errors import NotFound, ServiceUnavailable, UpstreamFailed
 from glow_activity.models import ExportPending, ExportRequest, ExportResponse, iso
 from glow_activity.observability import logger, metrics
@@ -80,7 +79,7 @@ def stream_to_s3(
     """Write the ZIP into S3 from `conn` (the reader endpoint when there is one); on any failure abort the
     multipart upload and re-raise."""
     from botocore.exceptions import BotoCoreError, ClientError
-    from s3_stream import S3MultipartWriter
+    from glow_activity.endpoints.s3_stream import S3MultipartWriter
 
     bucket = get_settings().export_bucket
     if not bucket:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from copy_stream import copy_to
-
 from glow_activity.auth import Caller
 from glow_activity.db import BULK_PLANNER_SQL, Connection, transaction
+from glow_activity.endpoints.copy_stream import copy_to
 from glow_activity.models import ExportRequest, iso
 from glow_activity.scope import in_scope_conditions
 
@@ -84,9 +83,9 @@ def file_queries(caller: Caller, request: ExportRequest) -> tuple[list[tuple[str
                        {_ids("p.id")} AS department_ids, {_roles("p.id")} AS roles
                 FROM profiles p WHERE {where})
             SELECT s.id AS session_id, s.profile_id, pa.profile_name, pa.profile_email, pa.department_ids, pa.roles,
-                   {ts_sql("s.created_at")} AS created_at, {ts_sql("s.updated_at")} AS updated_at, s.active::text AS active,
-                   s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count, s.total_tokens,
-                   s.total_cost
+                   {ts_sql("s.created_at")} AS created_at, {ts_sql("s.updated_at")} AS updated_at,
+                   s.active::text AS active, s.group_count, s.run_count, s.chat_count, s.attempt_count,
+                   s.message_count, s.total_tokens, s.total_cost
             FROM sessions s JOIN pa ON pa.id = s.profile_id
             WHERE {window("s.created_at")}""",
         ),
