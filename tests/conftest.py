@@ -126,12 +126,12 @@ def _openapi() -> dict[str, Any]:
     return json.loads((REPO_ROOT / "openapi.json").read_text(encoding="utf-8"))
 
 
-def assert_matches_openapi(operation: str, result: Result) -> None:
+def assert_matches_openapi(operation: str, result: Result, method: str = "post") -> None:
     """Every response the suite sees must be one the OpenAPI document declares, with a valid body."""
     from jsonschema import Draft202012Validator
 
     document = _openapi()
-    responses = document["paths"][f"{API_PREFIX}/{operation}"]["post"]["responses"]
+    responses = document["paths"][f"{API_PREFIX}/{operation}"][method]["responses"]
     declared = responses.get(str(result.status))
     assert declared is not None, f"{operation} answered {result.status}, which openapi.json does not declare"
     schema = (declared.get("content") or {}).get("application/json", {}).get("schema")
@@ -146,11 +146,11 @@ def assert_matches_openapi(operation: str, result: Result) -> None:
 _in_process = threading.Lock()
 
 
-def _result(operation: str, raw: dict[str, Any]) -> Result:
+def _result(operation: str, raw: dict[str, Any], method: str = "POST") -> Result:
     if "statusCode" not in raw:  # a non-HTTP invocation (schedule, async job) returns a plain dict
         return Result(0, {}, raw)
     result = Result(raw["statusCode"], {k.lower(): v for k, v in (raw.get("headers") or {}).items()}, raw)
-    assert_matches_openapi(operation, result)
+    assert_matches_openapi(operation, result, method.lower())
     return result
 
 
@@ -174,7 +174,7 @@ def invoke_handler(
         raw = handler(event, LambdaContext(operation))
     finally:
         _in_process.release()
-    return _result(operation, raw)
+    return _result(operation, raw, ((event.get("requestContext") or {}).get("http") or {}).get("method", "POST"))
 
 
 @pytest.fixture

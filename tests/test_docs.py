@@ -174,8 +174,8 @@ def test_request_schemas_state_what_validation_accepts() -> None:
     """Every request body is inline (the client's generator makes defaulted fields optional there), speaks JSON
     Schema (pydantic's own `ge`/`le` would be ignored by every tool), and bounds its numbers, strings and lists."""
     document = json.loads((REPO_ROOT / "openapi.json").read_text(encoding="utf-8"))
-    for path, item in document["paths"].items():
-        body = item["post"]["requestBody"]["content"]["application/json"]["schema"]
+    for path in (f"{API_PREFIX}/{op}" for op in OPERATIONS):  # (the MCP endpoint's JSON-RPC body is not a model's)
+        body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert "$ref" not in body, path
         for node in _walk(body):
             assert not {"ge", "le", "gt", "lt"} & set(node), (path, node)
@@ -206,9 +206,13 @@ def test_links_say_what_feeds_what() -> None:
 
 
 def test_template_routes_api_operations_and_openapi_agree(invoke: Any, people: dict[str, Any]) -> None:
-    template = {(s.method, s.path) for s in lambdas.functions() if s.path}
+    """The seven operations agree everywhere; the MCP endpoint (JSON-RPC, no resolver) is in the template and
+    openapi.json with its POST, and with the GET and DELETE it refuses."""
+    mcp = {(method, f"{API_PREFIX}/mcp") for method in ("POST", "GET", "DELETE")}
+    template = {route for s in lambdas.functions() for route in s.http_routes} - mcp
+    assert {route for s in lambdas.functions() for route in s.http_routes} >= mcp
     resolvers = set()
-    for spec in [s for s in lambdas.functions() if s.path]:
+    for spec in [s for s in lambdas.functions() if s.path and s.operation in OPERATIONS]:
         app = lambdas.load_module(spec).app
         paths = app.get_openapi_schema(
             security_schemes={
@@ -221,6 +225,8 @@ def test_template_routes_api_operations_and_openapi_agree(invoke: Any, people: d
         }
     document = json.loads((REPO_ROOT / "openapi.json").read_text(encoding="utf-8"))
     openapi = {(m.upper(), p) for p, item in document["paths"].items() for m in item}
+    assert openapi >= mcp
+    openapi -= mcp
     docs = {(op["method"], op["path"]) for op in invoke("docs", {}, people["admin"].headers).body["api_operations"]}
     expected = {("POST", f"{API_PREFIX}/{op}") for op in OPERATIONS}
     assert template == resolvers == openapi == docs == expected

@@ -3,6 +3,8 @@ bucket and database hardening, the environment each function needs, the schedule
 
 from __future__ import annotations
 
+import json
+
 import copy
 import functools
 import os
@@ -47,13 +49,14 @@ def resources_of(kind: str) -> dict[str, Any]:
 
 def test_each_route_is_its_own_function() -> None:
     routes = {spec.path: spec.logical_id for spec in lambdas.functions() if spec.path}
-    assert set(routes) == {f"{API_PREFIX}/{op}" for op in OPERATIONS}
-    assert len(set(routes.values())) == 7
+    assert set(routes) == {f"{API_PREFIX}/{op}" for op in (*OPERATIONS, "mcp")}
+    assert len(set(routes.values())) == 8
     api_routes = resources_of("AWS::ApiGatewayV2::Route") or {}
     # SAM renders HttpApi routes into the OpenAPI body of the API
     body = next(iter(resources_of("AWS::ApiGatewayV2::Api").values()))["Properties"]["Body"]
     assert {p for p in body["paths"]} == set(routes)
-    assert all(list(item) == ["post"] for item in body["paths"].values())
+    for path, item in body["paths"].items():
+        assert sorted(item) == (["delete", "get", "post"] if path.endswith("/mcp") else ["post"]), path
     assert not api_routes
 
 
@@ -85,7 +88,7 @@ def test_every_function_has_its_own_role_without_wildcards() -> None:
             assert "*" not in actions, (name, statement)
 
 
-def test_only_export_touches_s3_and_invokes_lambda() -> None:
+def test_only_the_exporting_functions_touch_s3_and_invoke_lambda() -> None:
     roles = resources_of("AWS::IAM::Role")
     function_roles = {
         fn["Properties"]["Role"]["Fn::GetAtt"][0] for fn in resources_of("AWS::Lambda::Function").values()
@@ -93,8 +96,11 @@ def test_only_export_touches_s3_and_invokes_lambda() -> None:
     for name in function_roles:
         role = roles[name]
         actions = {a for s in _statements(role) for a in _listify(s.get("Action", [])) if isinstance(a, str)}
-        if name == "ExportFunctionRole":
+        if name in ("ExportFunctionRole", "McpFunctionRole"):  # both run exports (MCP: activity_export)
             assert {"s3:PutObject", "lambda:InvokeFunction"} <= actions
+            invoked = [s["Resource"] for s in _statements(role) if s.get("Action") == "lambda:InvokeFunction"]
+            own = name.removesuffix("FunctionRole").lower()  # only its own asynchronous half
+            assert len(invoked) == 1 and f"${{AWS::StackName}}-{own}" in json.dumps(invoked[0]), (name, invoked)
         else:
             assert not {a for a in actions if a.startswith(("s3:", "lambda:"))}, name
 

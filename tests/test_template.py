@@ -14,10 +14,13 @@ EVENTS = REPO_ROOT / "events"
 
 def test_one_function_per_operation_with_its_exact_route() -> None:
     specs = [s for s in lambdas.functions() if s.path]
-    assert sorted(s.operation for s in specs) == sorted(OPERATIONS)
+    assert sorted(s.operation for s in specs) == sorted([*OPERATIONS, "mcp"])
     for spec in specs:
         assert spec.method == "POST"
         assert spec.path == f"{API_PREFIX}/{spec.operation}"
+        # the MCP endpoint also takes GET and DELETE, to refuse them with 405 as the transport requires
+        expected = {"POST", "GET", "DELETE"} if spec.operation == "mcp" else {"POST"}
+        assert {method for method, _ in spec.http_routes} == expected
 
 
 def test_every_handler_imports_and_its_module_name_is_unique() -> None:

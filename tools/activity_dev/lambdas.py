@@ -52,8 +52,17 @@ class FunctionSpec:
     logical_id: str
     code_uri: Path
     handler: str
-    method: str | None
-    path: str | None
+    http_routes: tuple[tuple[str, str], ...] = ()  # (method, path) of each HttpApi event
+
+    @property
+    def path(self) -> str | None:
+        return self.http_routes[0][1] if self.http_routes else None
+
+    @property
+    def method(self) -> str | None:
+        """The method the function is for (POST); others may route to it only to be refused."""
+        methods = [m for m, _ in self.http_routes]
+        return "POST" if "POST" in methods else (methods[0] if methods else None)
 
     @property
     def operation(self) -> str | None:
@@ -67,16 +76,17 @@ def functions(template: dict[str, Any] | None = None) -> list[FunctionSpec]:
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         props = resource["Properties"]
-        method = path = None
-        for event in (props.get("Events") or {}).values():
-            if event.get("Type") == "HttpApi":
-                method, path = event["Properties"]["Method"].upper(), event["Properties"]["Path"]
-        specs.append(FunctionSpec(logical_id, REPO_ROOT / props["CodeUri"], props["Handler"], method, path))
+        http_routes = tuple(
+            (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+            for event in (props.get("Events") or {}).values()
+            if event.get("Type") == "HttpApi"
+        )
+        specs.append(FunctionSpec(logical_id, REPO_ROOT / props["CodeUri"], props["Handler"], http_routes))
     return specs
 
 
 def routes() -> dict[tuple[str, str], FunctionSpec]:
-    return {(spec.method, spec.path): spec for spec in functions() if spec.method and spec.path}
+    return {route: spec for spec in functions() for route in spec.http_routes}
 
 
 def by_operation(operation: str) -> FunctionSpec:

@@ -46,12 +46,92 @@ def merged_schema() -> dict[str, Any]:
         security=SECURITY,
         on_conflict="error",
     )
+    mcp_path = None
     for spec in lambdas.functions():
         if not spec.path:  # the migration custom resource has no route
             continue
         module = lambdas.load_module(spec)
+        if not hasattr(module, "app"):  # the MCP function speaks JSON-RPC, not a resolver's routes
+            mcp_path = spec.path
+            continue
         merge.add_schema(module.app.get_openapi_schema(title=TITLE, version=VERSION, security_schemes=SECURITY_SCHEMES))
-    return add_links(inline_request_bodies(json.loads(merge.get_openapi_json_schema())))
+    document = add_links(inline_request_bodies(json.loads(merge.get_openapi_json_schema())))
+    if mcp_path:
+        add_mcp(document, mcp_path)
+    return document
+
+
+def add_mcp(document: dict[str, Any], path: str) -> None:
+    """The MCP endpoint: one JSON-RPC message per POST (mcp_server.py); GET and DELETE are refused."""
+    import mcp_server
+
+    from glow_activity.models import ErrorResponse
+
+    def schema(model: Any) -> dict[str, Any]:
+        produced = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        document["components"]["schemas"].update(produced.pop("$defs", {}))
+        return produced
+
+    error = {"$ref": "#/components/schemas/ErrorResponse"}
+    document["components"]["schemas"].setdefault("ErrorResponse", ErrorResponse.model_json_schema())
+
+    def refused(text: str) -> dict[str, Any]:
+        return {"description": text, "content": {"application/json": {"schema": error}}}
+
+    answer = {"$ref": "#/components/schemas/McpAnswer"}
+    document["components"]["schemas"]["McpAnswer"] = schema(mcp_server.JsonRpcAnswer)
+    document["paths"][path] = {
+        "post": {
+            "operationId": "activity.mcp",
+            "summary": "MCP (Model Context Protocol)",
+            "description": "The seven operations as MCP tools for AI agents: Streamable HTTP, stateless (no "
+            "Mcp-Session-Id), JSON answers. Protocol versions " + ", ".join(mcp_server.PROTOCOL_VERSIONS) + ".",
+            "tags": ["MCP"],
+            "security": SECURITY,
+            "parameters": [
+                {
+                    "name": "Accept",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "enum": ["application/json, text/event-stream", "application/json"]},
+                },
+                {
+                    "name": "MCP-Protocol-Version",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "enum": list(mcp_server.PROTOCOL_VERSIONS)},
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": schema(mcp_server.JsonRpcMessage)}},
+            },
+            "responses": {
+                "200": {"description": "The answer to a request.", "content": {"application/json": {"schema": answer}}},
+                "202": {"description": "A notification or a response: accepted, no body."},
+                "400": {
+                    "description": "Not one JSON-RPC message, or an unsupported MCP-Protocol-Version.",
+                    "content": {"application/json": {"schema": {"anyOf": [answer, error]}}},
+                },
+                "401": refused("Missing or invalid credentials."),
+                "403": refused("A foreign Origin or Host."),
+                "406": refused("Accept lacks application/json."),
+                "413": refused("The body is larger than 1 MiB."),
+                "500": refused("Internal error; the body carries only the request id."),
+                "503": refused("The database is unreachable; retry after Retry-After seconds."),
+            },
+        },
+        **{
+            method: {
+                "operationId": f"activity.mcp.{method}",
+                "summary": f"{method.upper()} is not served",
+                "description": "The server is stateless: no SSE stream to open (GET), no session to end (DELETE).",
+                "tags": ["MCP"],
+                "responses": {"405": refused("This path takes POST.")},
+            }
+            for method in ("get", "delete")
+        },
+    }
 
 
 _SEARCH_FILTERS = ("date_from", "date_to", "department_ids", "roles", "active", "sort_order", "page_size")

@@ -183,11 +183,11 @@ def audit_with_write(conn: db.Connection, inv: Invocation) -> None:
     inv.audited = True
 
 
-def _lower_headers(event: dict[str, Any]) -> dict[str, str]:
+def lower_headers(event: dict[str, Any]) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
 
 
-def _raw_body(event: dict[str, Any]) -> bytes:
+def raw_body(event: dict[str, Any]) -> bytes:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
         try:
@@ -198,7 +198,7 @@ def _raw_body(event: dict[str, Any]) -> bytes:
 
 
 def _normalised_body(event: dict[str, Any], headers: dict[str, str]) -> str:
-    raw = _raw_body(event)
+    raw = raw_body(event)
     if len(raw) > get_settings().max_body_bytes:
         raise PayloadTooLarge()
     if not raw.strip():
@@ -295,23 +295,46 @@ def _authenticate(headers: dict[str, str]) -> Caller:
         return authenticate(db.connection(), headers)
 
 
+Respond = Callable[[Invocation, dict[str, Any]], dict[str, Any]]
+
+
 def handle(app: APIGatewayHttpResolver, operation: str, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Serve one API Gateway HTTP API (payload 2.0) event."""
-    headers = _lower_headers(event)
+    """Serve one API Gateway HTTP API (payload 2.0) event with an operation's resolver."""
+
+    def resolve(inv: Invocation, event: dict[str, Any]) -> dict[str, Any]:
+        body = _normalised_body(event, inv.headers)
+        return app.resolve({**event, "body": body, "isBase64Encoded": False}, context)
+
+    return serve(operation, event, resolve)
+
+
+def serve(
+    operation: str,
+    event: dict[str, Any],
+    respond: Respond,
+    *,
+    before_auth: Callable[[dict[str, str], dict[str, Any]], None] | None = None,
+    channel: str | None = None,
+) -> dict[str, Any]:
+    """What every request gets, whatever answers it: a request id, the checks of `before_auth` (protocol checks
+    that need no caller), authentication, the contract's error body for every failure, one audit row, and the
+    finished response (request id header, gzip). `respond` makes the answer for the authenticated invocation."""
+    headers = lower_headers(event)
     request_id = str((event.get("requestContext") or {}).get("requestId") or uuid.uuid4())
     inv = Invocation(
         operation=operation,
         request_id=request_id,
         headers=headers,
-        channel="mcp" if headers.get("x-mcp", "").strip() else "api",
+        channel=channel or ("mcp" if headers.get("x-mcp", "").strip() else "api"),
     )
     token = _current.set(inv)
     logger.append_keys(request_id=request_id, operation=operation, channel=inv.channel)
     try:
+        if before_auth is not None:
+            before_auth(headers, event)
         inv.caller = _authenticate(headers)
         logger.append_keys(caller=inv.caller.profile_id)
-        event = {**event, "body": _normalised_body(event, headers), "isBase64Encoded": False}
-        result = app.resolve(event, context)
+        result = respond(inv, event)
     except ApiError as exc:
         result = _error_result(exc)
     except Exception as exc:

@@ -49,6 +49,19 @@ class NotFound(ApiError):
     default_message = "Not found."
 
 
+class MethodNotAllowed(ApiError):
+    status_code = 405
+    default_message = "This path takes POST."
+
+    def __init__(self, message: str | None = None, allow: str = "POST") -> None:
+        super().__init__(message, headers={"Allow": allow})
+
+
+class NotAcceptable(ApiError):
+    status_code = 406
+    default_message = "The Accept header must include application/json."
+
+
 class Conflict(ApiError):
     status_code = 409
     default_message = "The request conflicts with an earlier one."
