@@ -3,10 +3,9 @@ bucket and database hardening, the environment each function needs, the schedule
 
 from __future__ import annotations
 
-import json
-
 import copy
 import functools
+import json
 import os
 from typing import Any
 

@@ -79,6 +79,7 @@ def stream_to_s3(
     """Write the ZIP into S3 from `conn` (the reader endpoint when there is one); on any failure abort the
     multipart upload and re-raise."""
     from botocore.exceptions import BotoCoreError, ClientError
+
     from glow_activity.endpoints.s3_stream import S3MultipartWriter
 
     bucket = get_settings().export_bucket
