@@ -163,7 +163,7 @@ recent_events = st.lists(
 def test_get_is_exact_across_months_and_the_recent_rollup(
     invoke: Any, conn: Any, refresh: Any, data: list[Any], date_from: str | None, date_to: str | None
 ) -> None:
-    """Windows over the last 200 days touch whole months, the recent daily rollup and partial days."""
+    """Windows over the last 200 days touch whole months, activity_daily and partial days."""
     test_get_after_refresh_equals_base_table_sql.hypothesis.inner_test(  # type: ignore[attr-defined]
         invoke, conn, refresh, data, date_from, date_to
     )

@@ -11,7 +11,7 @@ from factories import World
 
 from activity_dev.events import scheduled_event
 from glow_activity import db, refresh
-from glow_activity.refresh import REFRESH_LOCK_KEY, VIEWS
+from glow_activity.refresh import REFRESH_LOCK_KEY, REFRESH_SQL, VIEWS
 
 
 @pytest.fixture
@@ -158,12 +158,15 @@ def test_expired_idempotency_records_are_cleaned_by_refresh(invoke: Any, scene: 
 def test_readers_are_not_blocked_by_a_running_refresh(
     invoke_concurrently: Any, scene: dict[str, Any], database_url: str
 ) -> None:
-    # GIVEN a refresh holding the lock and the views' refresh locks, not yet committed
+    # GIVEN a refresh holding the lock, the views' refresh locks and the daily table's rewritten rows, not yet
+    # committed (a new session makes its month's days change)
+    scene["world"].session(scene["member"], "2025-05-03T10:00:00")
     holder = db.open_connection(db.params_from_url(database_url))
-    holder.run("BEGIN")
+    holder.run("BEGIN ISOLATION LEVEL REPEATABLE READ")
     holder.run("SELECT pg_advisory_xact_lock(:k)", k=REFRESH_LOCK_KEY)
-    for view in VIEWS:
-        holder.run(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
+    for statement in REFRESH_SQL:
+        holder.run(statement)
+    assert holder.run("SELECT count(*) FROM changed_months")[0][0] >= 1
     try:
         # WHEN readers run meanwhile  THEN every one of them finishes while the refresh is still open
         calls = [(op, {"department_ids": [scene["dept"]]}, scene["admin"].headers) for op in ("get", "search") * 4]
@@ -209,7 +212,8 @@ def test_a_failing_refresh_is_reported_releases_the_lock_and_the_next_one_works(
     # GIVEN a view that cannot be refreshed concurrently (no unique index): broken on purpose
     conn.run("DROP MATERIALIZED VIEW IF EXISTS activity_broken_test")
     conn.run("CREATE MATERIALIZED VIEW activity_broken_test AS SELECT 1 AS x")
-    monkeypatch.setattr(refresh, "VIEWS", (*VIEWS, "activity_broken_test"))
+    broken = (*REFRESH_SQL, "REFRESH MATERIALIZED VIEW CONCURRENTLY activity_broken_test")
+    monkeypatch.setattr(refresh, "REFRESH_SQL", broken)
     try:
         failed = invoke("refresh", None, scene["admin"].headers)
         assert failed.status == 500
@@ -225,7 +229,7 @@ def test_a_failing_refresh_is_reported_releases_the_lock_and_the_next_one_works(
         with pytest.raises(Exception):
             invoke("refresh", event=scheduled_event())
     finally:
-        monkeypatch.setattr(refresh, "VIEWS", VIEWS)
+        monkeypatch.setattr(refresh, "REFRESH_SQL", REFRESH_SQL)
         conn.run("DROP MATERIALIZED VIEW activity_broken_test")
     assert invoke("refresh", None, scene["admin"].headers).status == 200
 
@@ -278,3 +282,45 @@ def test_api_connections_plan_for_cached_reads_and_bulk_work_as_the_server(invok
         conn.run(db.BULK_PLANNER_SQL)
         assert planner() == server
     assert planner() == ["0", "1.1"]
+
+
+def test_the_daily_rollup_follows_changes_anywhere_in_history_and_rewrites_only_changed_months(
+    invoke: Any, world: World, refresh: Any, conn: Any
+) -> None:
+    """activity_daily is maintained month by month (migration 0010): a back-dated insert, a move between two days
+    of one month (which leaves the month's counts unchanged) and a delete are all caught; untouched months keep
+    their rows as they were."""
+    dept = world.department()
+    admin = world.profile(roles=["admin"])
+    ta = world.profile(roles=["member"], departments=[dept])
+    moved = world.session(ta, "2024-05-10T12:00:00")
+    world.session(ta, "2024-05-20T12:00:00")
+    world.login(ta, "2024-02-03T08:00:00")
+    refresh()
+
+    def sessions_on(day: str) -> int:
+        body = {"date_from": day, "date_to": day, "department_ids": [dept]}
+        return int(invoke("get", body, admin.headers).body["sessions_count"])
+
+    def row_version(day: str) -> Any:
+        rows = conn.run(
+            "SELECT xmin::text FROM activity_daily WHERE profile_id = CAST(:p AS uuid) AND day = CAST(:d AS date)",
+            p=ta.id,
+            d=day,
+        )
+        return rows[0][0] if rows else None
+
+    assert (sessions_on("2024-05-10"), sessions_on("2024-05-11")) == (1, 0)
+    february = row_version("2024-02-03")
+    assert february is not None
+    # a move to the next day of the same month: the month's counts stay, its checksum does not
+    conn.run("UPDATE sessions SET created_at = '2024-05-11T12:00:00Z' WHERE id = CAST(:s AS uuid)", s=moved)
+    refresh()
+    assert (sessions_on("2024-05-10"), sessions_on("2024-05-11")) == (0, 1)
+    # a delete, and a back-dated insert into a month that had nothing
+    conn.run("DELETE FROM sessions WHERE id = CAST(:s AS uuid)", s=moved)
+    world.session(ta, "2023-11-30T23:59:59.999999")
+    refresh()
+    assert (sessions_on("2024-05-11"), sessions_on("2023-11-30"), sessions_on("2024-05-20")) == (0, 1, 1)
+    # February's row was never rewritten: only the changed months were
+    assert row_version("2024-02-03") == february

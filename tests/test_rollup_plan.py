@@ -9,16 +9,16 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glow_activity.rollups import RecentCoverage, month_start, plan_window, utc_day
+from glow_activity.rollups import DailyCoverage, month_start, plan_window, utc_day
 
 START = datetime(2024, 10, 1, tzinfo=UTC)
 instants = st.integers(0, 500 * 24 * 3600 * 10).map(lambda ds: START + timedelta(microseconds=ds * 100_000))
 midnights = st.integers(0, 500).map(lambda d: START + timedelta(days=d))
 bounds = st.one_of(st.none(), instants, midnights)
-recent = st.one_of(st.none(), st.integers(0, 520).map(lambda d: (START + timedelta(days=d)).date()))
+coverage = st.one_of(st.none(), st.integers(0, 520).map(lambda d: (START + timedelta(days=d)).date()))
 
 
-def covered_by_plan(plan: object, at: datetime, recent_from: date | None, in_rollups: bool = True) -> int:
+def covered_by_plan(plan: object, at: datetime, daily_from: date | None, in_rollups: bool = True) -> int:
     """How many parts of the plan count an event at `at`; one that came after the refresh (`in_rollups`
     False) only by the parts that read the event tables."""
     hits = 0
@@ -28,8 +28,8 @@ def covered_by_plan(plan: object, at: datetime, recent_from: date | None, in_rol
         lo, hi = plan.months  # type: ignore[attr-defined]
         month = month_start(utc_day(at))
         hits += (lo is None or month >= lo) and (hi is None or month < hi)
-    for lo, hi in plan.recent_days:  # type: ignore[attr-defined]
-        assert recent_from is not None and lo >= recent_from
+    for lo, hi in plan.daily_days:  # type: ignore[attr-defined]
+        assert daily_from is not None and lo >= daily_from
         hits += in_rollups and lo <= utc_day(at) < hi
     for lo, hi in plan.event_ranges:  # type: ignore[attr-defined]
         hits += (lo is None or at >= lo) and (hi is None or at < hi)
@@ -40,7 +40,7 @@ def covered_by_plan(plan: object, at: datetime, recent_from: date | None, in_rol
 @given(
     lo=bounds,
     hi=bounds,
-    since=recent,
+    since=coverage,
     refreshed_at=st.one_of(st.none(), instants),
     events=st.lists(instants, min_size=1, max_size=40),
 )
@@ -59,8 +59,8 @@ def test_every_instant_is_counted_once_inside_and_never_outside(
     # and the probes up to then; the later probes came after it and are in the event tables only
     held = events + [at for at in probes if refreshed_at is None or at <= refreshed_at]
     late = [at for at in probes if refreshed_at is not None and at > refreshed_at]
-    recent_days = sorted(utc_day(at) for at in held if since is not None and utc_day(at) >= since)
-    coverage = RecentCoverage(recent_days[0], recent_days[-1]) if recent_days else RecentCoverage(None, None)
+    daily_days = sorted(utc_day(at) for at in held if since is not None and utc_day(at) >= since)
+    coverage = DailyCoverage(daily_days[0], daily_days[-1]) if daily_days else DailyCoverage(None, None)
     plan = plan_window(lo, hi, coverage)
     for at in held:
         inside = (lo is None or at >= lo) and (hi is None or at < hi)
@@ -74,10 +74,10 @@ def test_a_window_up_to_today_takes_its_begun_month_whole_from_the_monthly_rollu
     today = date(2026, 11, 27)
     lo = datetime(2026, 8, 29, tzinfo=UTC)
     hi = datetime(2026, 11, 28, tzinfo=UTC)
-    plan = plan_window(lo, hi, RecentCoverage(date(2026, 8, 1), today))
+    plan = plan_window(lo, hi, DailyCoverage(date(2026, 8, 1), today))
     assert plan.months == (date(2026, 9, 1), date(2026, 12, 1))
-    assert plan.recent_days == [(date(2026, 8, 29), date(2026, 9, 1))]
+    assert plan.daily_days == [(date(2026, 8, 29), date(2026, 9, 1))]
     # an event on a later day (a date in the future when the rollups were refreshed): days again
-    later = plan_window(lo, hi, RecentCoverage(date(2026, 8, 1), date(2026, 11, 29)))
+    later = plan_window(lo, hi, DailyCoverage(date(2026, 8, 1), date(2026, 11, 29)))
     assert later.months == (date(2026, 9, 1), date(2026, 11, 1))
-    assert (date(2026, 11, 1), date(2026, 11, 28)) in later.recent_days
+    assert (date(2026, 11, 1), date(2026, 11, 28)) in later.daily_days

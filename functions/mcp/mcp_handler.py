@@ -11,11 +11,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mcp_server import serve_mcp
 
 from glow_activity.endpoints.export_jobs import ASYNC_EVENT_KEY, run_async_job
-from glow_activity.observability import logger, metrics, tracer
+from glow_activity.observability import logger, metrics
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if ASYNC_EVENT_KEY in event:  # activity_export's large export, handed to this function's own invocation

@@ -9,13 +9,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from glow_activity.api import handle
 from glow_activity.endpoints.resolve import app
-from glow_activity.observability import logger, metrics, tracer
+from glow_activity.observability import logger, metrics
 
 __all__ = ["app", "lambda_handler"]
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(app, "resolve", event, context)

@@ -88,6 +88,8 @@ def timed(fn: Callable[[], Any], iterations: int, warmup: int = 3) -> dict[str, 
 
 
 class Harness:
+    concurrency = 0  # clients of the concurrency run; 0 skips it
+
     def __init__(self, url: str, scale: str, iterations: int) -> None:
         from glow_activity.db import open_connection, params_from_url
         from glow_activity.settings import get_settings
@@ -170,6 +172,27 @@ def own_sql(h: Harness, operation: str, key: str, read: Callable[[Any], None]) -
     )
 
 
+def window_shapes(today: Any) -> dict[str, dict[str, Any]]:
+    """The windows a dashboard asks for: all time, the last 30 and 90 days, ten months picked with a date-time
+    picker (ends inside days, starting eleven months back: its loose days are old), and a role filter over 90
+    days."""
+    last = {
+        days: {"date_from": (today - timedelta(days=days)).isoformat(), "date_to": today.isoformat()}
+        for days in (30, 90)
+    }
+    ten_months = {
+        "date_from": f"{(today - timedelta(days=335)).isoformat()}T10:17:23.000Z",
+        "date_to": f"{(today - timedelta(days=30)).isoformat()}T15:42:10.999Z",
+    }
+    return {
+        "all-time": {},
+        "last 30 days": last[30],
+        "last 90 days": last[90],
+        "ten months, date-time edges": ten_months,
+        "role=member last 90 days": {**last[90], "roles": ["member"]},
+    }
+
+
 def bench_get_and_search(h: Harness) -> None:
     from glow_activity import session_history
     from glow_activity.db import BULK_PLANNER_SQL, transaction
@@ -178,24 +201,38 @@ def bench_get_and_search(h: Harness) -> None:
 
     activity_summary = importlib.import_module("glow_activity.endpoints.activity_summary")
 
-    today = datetime.now(UTC).date()
-    last90 = {"date_from": (today - timedelta(days=90)).isoformat(), "date_to": today.isoformat()}
+    shapes = window_shapes(datetime.now(UTC).date())
     median_key, median_size = h.coordinators["median"]
     largest_key, largest_size = h.coordinators["largest"]
-    scenarios: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
-        "get admin all-time": ({}, h.admin_key, {}),
-        "get admin last 90 days": (last90, h.admin_key, {}),
-        "get coordinator median dept last 90 days": (last90, median_key, {"department_profiles": median_size}),
-        "get coordinator largest dept last 90 days": (last90, largest_key, {"department_profiles": largest_size}),
-        "get admin role=member last 90 days": ({**last90, "roles": ["member"]}, h.admin_key, {}),
+    callers = {
+        "admin": (h.admin_key, {}),
+        "coordinator median dept": (median_key, {"department_profiles": median_size}),
+        "coordinator largest dept": (largest_key, {"department_profiles": largest_size}),
     }
+    page_load = {
+        **shapes["ten months, date-time edges"],
+        "page_limit": 50,
+        "page_offset": 0,
+        "history_page": 0,
+        "history_page_size": 50,
+        "history_sort_by": "date",
+        "history_sort_order": "desc",
+    }
+    scenarios: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
+        f"get {who} {shape}": (body, key, about)
+        for who, (key, about) in callers.items()
+        for shape, body in shapes.items()
+    }
+    scenarios["get admin Glow client page load (ten months, history, problems)"] = (page_load, h.admin_key, {})
     for name, (body, key, about) in scenarios.items():
         request = GetActivityRequest.model_validate(body)
 
         def read_get(caller: Any, request: GetActivityRequest = request) -> None:
-            with window_snapshot(h.conn, request) as recent:
-                sql, params = activity_summary.get_sql(caller, request, recent)
+            with window_snapshot(h.conn, request, statements=2 if request.wants_history else 1) as coverage:
+                sql, params = activity_summary.get_sql(caller, request, coverage)
                 h.conn.run(sql, **params)
+                if request.wants_history:
+                    session_history.session_page(h.conn, caller, request.history_request(), coverage)
 
         handler, raw = timed_pair(
             functools.partial(h.call, "get", body, key),
@@ -213,28 +250,23 @@ def bench_get_and_search(h: Harness) -> None:
             timed(lambda: h.conn.run(BASE_TABLE_GET_SQL, lo=lo, hi=hi), max(3, h.iterations // 10), warmup=1),
         )
 
-    total = h.conn.run("SELECT count(*) FROM sessions")[0][0]
-    deep_offset = max(0, total * 9 // 10)
-    row = h.conn.run(
-        "SELECT created_at, id::text FROM sessions ORDER BY created_at DESC, id DESC OFFSET :o LIMIT 1",
-        o=deep_offset,
-    )[0]
-    first = SearchActivityRequest.model_validate({"page_size": 50})
-    cursor = session_history.encode_cursor(first, row[0], row[1], deep_offset // 50 + 1)
-    searches: dict[str, tuple[dict[str, Any], str]] = {
-        "search first page": ({"page_size": 50}, h.admin_key),
-        "search page 100 by offset": ({"page_size": 50, "page": 100}, h.admin_key),
-        "search deep page by cursor (90% in)": ({"page_size": 50, "cursor": cursor}, h.admin_key),
-        "search coordinator median dept first page": ({"page_size": 50}, median_key),
-        "search coordinator median dept page 100 by offset": ({"page_size": 50, "page": 100}, median_key),
-    }
+    searches: dict[str, tuple[dict[str, Any], str]] = {}
+    for shape, filters in shapes.items():
+        body = {**filters, "page_size": 50}
+        searches[f"search {shape} first page"] = (body, h.admin_key)
+        searches[f"search {shape} deep page by cursor (90% in)"] = (
+            {**body, "cursor": deep_cursor(h, body)},
+            h.admin_key,
+        )
+    searches["search coordinator median dept first page"] = ({"page_size": 50}, median_key)
+    searches["search coordinator median dept page 100 by offset"] = ({"page_size": 50, "page": 100}, median_key)
     for name, (body, key) in searches.items():
         search_request = SearchActivityRequest.model_validate(body)
 
         def read_search(caller: Any, request: SearchActivityRequest = search_request) -> None:
             after = session_history.decode_cursor(request)[:2] if request.cursor else None
-            with window_snapshot(h.conn, request) as recent:
-                sql, params = session_history.search_sql(caller, request, recent, after)
+            with window_snapshot(h.conn, request) as coverage:
+                sql, params = session_history.search_sql(caller, request, coverage, after)
                 h.conn.run(sql, **params)
 
         handler, raw = timed_pair(
@@ -244,6 +276,37 @@ def bench_get_and_search(h: Harness) -> None:
         )
         h.record(name, handler)
         h.record(name + " [own SQL]", raw)
+
+
+def deep_cursor(h: Harness, body: dict[str, Any]) -> str:
+    """A cursor 90% of the way into an admin's search over these filters (as the API would issue it)."""
+    from glow_activity import session_history
+    from glow_activity.models import SearchActivityRequest
+
+    request = SearchActivityRequest.model_validate(body)
+    lo, hi = request.window()
+    where = "p.deleted_at IS NULL AND s.created_at >= :lo AND s.created_at < :hi"
+    if request.roles:
+        where += (
+            " AND EXISTS (SELECT 1 FROM profile_roles r WHERE r.profile_id = p.id AND r.active"
+            " AND r.role = ANY(CAST(:roles AS text[])))"
+        )
+    params = {
+        "lo": lo or datetime(1, 1, 1, tzinfo=UTC),
+        "hi": hi or datetime(9999, 1, 1, tzinfo=UTC),
+        "roles": request.roles,
+    }
+    total = h.conn.run(
+        f"SELECT count(*) FROM sessions s JOIN profiles p ON p.id = s.profile_id WHERE {where}", **params
+    )[0][0]
+    offset = max(0, total * 9 // 10 - 1)
+    row = h.conn.run(
+        f"SELECT s.created_at, s.id::text FROM sessions s JOIN profiles p ON p.id = s.profile_id WHERE {where}"
+        " ORDER BY s.created_at DESC, s.id DESC OFFSET :o LIMIT 1",
+        o=offset,
+        **params,
+    )[0]
+    return session_history.encode_cursor(request, row[0], row[1], offset // request.page_size + 1)
 
 
 EXPORT_CHILD = textwrap.dedent("""
@@ -393,13 +456,18 @@ COLD_CHILD = textwrap.dedent("""
     print(time.perf_counter() - started, "boto3" in sys.modules, result["statusCode"])
 """)
 
-BARE_CHILD = textwrap.dedent("""
+# What every handler needs at the least, per the round-two target: the resolver, pydantic and pg8000.
+BARE_IMPORTS = """
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+import pydantic, pg8000.native
+"""
+BARE_CHILD = textwrap.dedent(
+    """
     import sys, time
     started = time.perf_counter()
-    import pg8000.native, pydantic
-    from aws_lambda_powertools import Logger, Metrics, Tracer
-    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-    logger, tracer, metrics = Logger(service="bare"), Tracer(service="bare"), Metrics(namespace="bare")
+    """
+    + BARE_IMPORTS
+    + """
     app = APIGatewayHttpResolver(enable_validation=True)
     class Body(pydantic.BaseModel):
         x: int = 0
@@ -410,6 +478,26 @@ BARE_CHILD = textwrap.dedent("""
              "requestContext": {"http": {"method": "POST", "path": "/bare"}, "stage": "$default"},
              "isBase64Encoded": False}
     app.resolve(event, None)
+    print(time.perf_counter() - started, "boto3" in sys.modules, 200)
+"""
+)
+BARE_IMPORT_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    started = time.perf_counter()
+    """
+    + BARE_IMPORTS
+    + """
+    print(time.perf_counter() - started, "boto3" in sys.modules, 200)
+"""
+)
+IMPORT_CHILD = textwrap.dedent("""
+    # The Lambda runtime's init phase: the function's code and the layer on sys.path, then the handler's module.
+    import sys, time
+    started = time.perf_counter()
+    code_uri, layer, module_name = sys.argv[1:4]
+    sys.path[:0] = [code_uri, layer]
+    __import__(module_name)
     print(time.perf_counter() - started, "boto3" in sys.modules, 200)
 """)
 
@@ -424,39 +512,127 @@ def cold(code: str, *args: str) -> tuple[float, bool]:
 
 
 def bench_cold_starts(h: Harness) -> None:
-    """Each function's cold start in runs alternating with the bare peer's (a slow phase of the machine falls on
-    both of a pair), 15 pairs at the large scale and 5 otherwise; `vs_bare` is the function's median over its
-    paired bare runs' median (single runs vary by ±20% on the 2-core machine; with 9 pairs the same code's ratios
-    moved by up to 0.2 between runs)."""
+    """Per function, in fresh interpreters alternating with the bare peer's (a slow phase of the machine falls on
+    both of a pair), 15 pairs at the large scale and 5 otherwise; `vs_bare` is the function's median over the
+    bare runs' median:
+    - `import <op>`: importing the handler's module (the Lambda init phase) against importing only the
+      resolver, pydantic and pg8000.native;
+    - `cold start <op>`: import and a first invocation (connect, authenticate, route, validate: a body with an
+      unknown field, the same work for every function) against the bare imports and one resolved request."""
     layer = str(REPO_ROOT / "layers" / "common")
-    bare_all: list[float] = []
+    pairs = 15 if h.scale == "large" else 5
+    bare_imports: list[float] = []
+    bare_starts: list[float] = []
     rows: list[tuple[str, dict[str, Any]]] = []
     for spec in lambdas.functions():
         if not spec.operation:
             continue
-        # A body with an unknown field: imports, init, connect, authenticate, route, validate -> 422, with the
-        # same work for every function (a real first refresh or export would time the data, not the start).
-        event = http_event(spec.path or "", {"cold_start_probe": 1}, {"X-Api-Key": h.admin_key})
         module = spec.handler.rsplit(".", 1)[0]
-        runs, bares = [], []
-        for _ in range(15 if h.scale == "large" else 5):
-            bares.append(cold(BARE_CHILD)[0])
-            runs.append(cold(COLD_CHILD, str(spec.code_uri), layer, module, json.dumps(event)))
-        bare_all.extend(bares)
-        median = statistics.median(r[0] for r in runs)
-        rows.append(
-            (
-                f"cold start {spec.operation}",
-                {
-                    "median_ms": round(median * 1000, 1),
-                    "vs_bare": round(median / statistics.median(bares), 2),
-                    "boto3_imported": any(r[1] for r in runs),
-                },
+        event = http_event(spec.path or "", {"cold_start_probe": 1}, {"X-Api-Key": h.admin_key})
+        if spec.operation == "mcp":
+            call = {"name": "activity_docs", "arguments": {"cold_start_probe": 1}}
+            event = http_event(
+                spec.path or "",
+                {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call},
+                {"X-Api-Key": h.admin_key, "Accept": "application/json"},
             )
-        )
-    h.record("cold start [bare Powertools handler]", {"median_ms": round(statistics.median(bare_all) * 1000, 1)})
+        imports, starts, bare_i, bare_s = [], [], [], []
+        for _ in range(pairs):
+            bare_i.append(cold(BARE_IMPORT_CHILD)[0])
+            imports.append(cold(IMPORT_CHILD, str(spec.code_uri), layer, module))
+            bare_s.append(cold(BARE_CHILD)[0])
+            starts.append(cold(COLD_CHILD, str(spec.code_uri), layer, module, json.dumps(event)))
+        bare_imports.extend(bare_i)
+        bare_starts.extend(bare_s)
+        for label, runs, bares in (("import", imports, bare_i), ("cold start", starts, bare_s)):
+            median = statistics.median(r[0] for r in runs)
+            rows.append(
+                (
+                    f"{label} {spec.operation}",
+                    {
+                        "median_ms": round(median * 1000, 1),
+                        "vs_bare": round(median / statistics.median(bares), 2),
+                        "boto3_imported": any(r[1] for r in runs),
+                    },
+                )
+            )
+    h.record(
+        "import [bare: resolver, pydantic, pg8000]", {"median_ms": round(statistics.median(bare_imports) * 1000, 1)}
+    )
+    h.record("cold start [bare resolver handler]", {"median_ms": round(statistics.median(bare_starts) * 1000, 1)})
     for name, value in rows:
         h.record(name, value)
+
+
+def bench_concurrency(h: Harness) -> None:
+    """`--concurrency N`: N clients against the local gateway with 8 workers (what `activity serve --workers 8`
+    runs), mixed reads for 60 s (get 50%, search 40%, docs 10%): throughput, latency percentiles, errors, and the
+    most connections the service held at once."""
+    import random
+    import threading
+    import urllib.request
+
+    from .gateway import Gateway, make_server
+
+    clients, workers, seconds = h.concurrency, 8, 60.0
+    os.environ["ACTIVITY_GATEWAY_QUIET"] = "1"
+    gateway = Gateway(workers)
+    server = make_server(gateway, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}/api/v5/artifacts/activity"
+    shapes = list(window_shapes(datetime.now(UTC).date()).values())
+    keys = [h.admin_key, h.coordinators["median"][0], h.coordinators["largest"][0]]
+    latencies: list[float] = []
+    errors: list[str] = []
+    most_connections = 0
+    deadline = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        while time.monotonic() < deadline:
+            draw = rng.random()
+            operation = "get" if draw < 0.5 else "search" if draw < 0.9 else "docs"
+            body = {} if operation == "docs" else dict(rng.choice(shapes))
+            request = urllib.request.Request(  # noqa: S310 - loopback http
+                f"{base}/{operation}",
+                data=json.dumps(body).encode(),
+                headers={"X-Api-Key": rng.choice(keys), "Content-Type": "application/json"},
+                method="POST",
+            )
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+                    response.read()
+                    ok = response.status == 200
+            except Exception as exc:
+                ok, detail = False, repr(exc)
+            else:
+                detail = ""
+            with lock:
+                latencies.append(time.perf_counter() - started)
+                if not ok:
+                    errors.append(detail or operation)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        rows = h.conn.run("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'glow-activity'")
+        most_connections = max(most_connections, int(rows[0][0]))
+        time.sleep(0.5)
+    server.shutdown()
+    gateway.close()
+    h.record(
+        f"concurrency {clients} clients, {workers} workers, 60 s mixed reads",
+        {
+            **percentiles(latencies),
+            "requests_per_s": round(len(latencies) / seconds, 1),
+            "errors": len(errors),
+            "max_connections": most_connections,
+            "workers": workers,
+        },
+    )
 
 
 PARTS: dict[str, Callable[[Harness], None]] = {
@@ -464,6 +640,7 @@ PARTS: dict[str, Callable[[Harness], None]] = {
     "export": bench_export,
     "refresh": bench_refresh,
     "cold": bench_cold_starts,
+    "concurrency": bench_concurrency,
 }
 
 
@@ -473,6 +650,7 @@ def main(
     output: Path | None = None,
     data_dir: Path | None = None,
     only: tuple[str, ...] = (),
+    concurrency: int = 0,
 ) -> dict[str, Any]:
     os.environ.setdefault("JWT_SECRET", "bench-secret-bench-secret-bench-secret")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
@@ -499,9 +677,12 @@ def main(
         for t in ("profiles", "departments", "sessions", "logins", "grants", "problems")
     }
     h = Harness(url, scale, iterations or ITERATIONS[scale])
+    h.concurrency = concurrency
     print(f"scale={scale} rows={counts}", flush=True)
     try:
         for part, run in PARTS.items():
+            if part == "concurrency" and not concurrency:
+                continue
             if not only or part in only:
                 run(h)
     finally:

@@ -117,6 +117,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         output=Path(args.output),
         data_dir=Path(args.data_dir) if args.data_dir else None,
         only=tuple(args.only),
+        concurrency=args.concurrency,
     )
 
 
@@ -198,8 +199,15 @@ def main(argv: list[str] | None = None) -> None:
         "--only",
         action="append",
         default=[],
-        choices=("get_search", "export", "refresh", "cold"),
+        choices=("get_search", "export", "refresh", "cold", "concurrency"),
         help="run only this part (repeatable; --output is then worth pointing elsewhere)",
+    )
+    bench.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run N clients against the local gateway with 8 workers for 60 s of mixed reads (default: skip)",
     )
     bench.set_defaults(func=cmd_bench)
 

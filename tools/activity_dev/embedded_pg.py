@@ -14,7 +14,8 @@ def start(data_dir: Path | None = None) -> tuple[str, Any]:
 
     directory = data_dir or Path(tempfile.mkdtemp(prefix="glow-pg-"))
     directory.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(directory, cleanup_mode="stop")
+    # a temporary server's data goes with it; a named data directory (make dev, a bench) is kept
+    server = pgserver.get_server(directory, cleanup_mode="stop" if data_dir else "delete")
     return server.get_uri(), server
 
 

@@ -23,8 +23,41 @@ from .db import BULK_PLANNER_SQL, Connection, transaction
 from .freshness import INVALIDATED_TAGS
 
 REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
-# Order matters: activity_profile_totals is built from activity_monthly.
-VIEWS = ("activity_monthly", "activity_recent_daily", "activity_profile_totals")
+# What a refresh brings up to date, in this order: activity_daily's changed months are found through
+# activity_monthly's checksums, and activity_profile_totals is built from activity_monthly.
+VIEWS = ("activity_monthly", "activity_daily", "activity_profile_totals")
+
+# activity_daily (a table, migration 0010): the days of each (profile, month) whose events changed since the last
+# refresh are recomputed; the rest stay as they are.
+DAILY_SQL = (
+    """CREATE TEMP TABLE changed_months ON COMMIT DROP AS
+    SELECT coalesce(m.profile_id, s.profile_id) AS profile_id, coalesce(m.month, s.month) AS month
+    FROM activity_monthly m FULL JOIN activity_daily_months s ON s.profile_id = m.profile_id AND s.month = m.month
+    WHERE m.checksum IS DISTINCT FROM s.checksum""",
+    "ANALYZE changed_months",
+    """DELETE FROM activity_daily d USING changed_months c
+    WHERE d.profile_id = c.profile_id AND d.day >= c.month AND d.day < (c.month + interval '1 month')::date""",
+    """INSERT INTO activity_daily
+    SELECT e.profile_id, (e.at AT TIME ZONE 'UTC')::date,
+           count(*) FILTER (WHERE e.kind IN ('s', 'a')), count(*) FILTER (WHERE e.kind = 'a'),
+           count(*) FILTER (WHERE e.kind = 'l'), count(*) FILTER (WHERE e.kind IN ('g', 'e')),
+           count(*) FILTER (WHERE e.kind = 'e'), count(*) FILTER (WHERE e.kind = 'p')
+    FROM activity_events e JOIN changed_months c ON c.profile_id = e.profile_id
+     AND e.at >= c.month::timestamp AT TIME ZONE 'UTC'
+     AND e.at < (c.month + interval '1 month')::timestamp AT TIME ZONE 'UTC'
+    GROUP BY 1, 2""",
+    """DELETE FROM activity_daily_months s USING changed_months c
+    WHERE s.profile_id = c.profile_id AND s.month = c.month""",
+    """INSERT INTO activity_daily_months
+    SELECT m.profile_id, m.month, m.checksum FROM activity_monthly m
+    JOIN changed_months c ON c.profile_id = m.profile_id AND c.month = m.month""",
+)
+# A refresh, statement by statement, inside its transaction.
+REFRESH_SQL = (
+    "REFRESH MATERIALIZED VIEW CONCURRENTLY activity_monthly",
+    *DAILY_SQL,
+    "REFRESH MATERIALIZED VIEW CONCURRENTLY activity_profile_totals",
+)
 
 
 @dataclass(frozen=True)
@@ -107,8 +140,8 @@ def _run_locked(conn: Connection, run_id: int) -> RefreshResult:
         with transaction(conn, isolation="REPEATABLE READ"):
             conn.run("SET LOCAL work_mem = '256MB'")  # CONCURRENTLY sorts every row to check for duplicates
             conn.run(BULK_PLANNER_SQL)  # whole-table reads: the server's planner settings, not the API's
-            for view in VIEWS:
-                conn.run(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
+            for statement in REFRESH_SQL:
+                conn.run(statement)
             conn.run(f"ANALYZE {', '.join(VIEWS)}")  # fresh planner statistics for the new contents
             conn.run(
                 "UPDATE refresh_runs SET outcome = 'success', finished_at = clock_timestamp(),"

@@ -3,8 +3,8 @@ tables where they cannot (migrations/0005_rollups_v2.sql).
 
 A window [lo, hi) is split into
 - whole months            -> activity_monthly
-- whole days it covers    -> activity_recent_daily
-- every other instant     -> the event tables (partial days, and whole days older than the recent rollup)
+- whole days              -> activity_daily (all time, migration 0010)
+- every other instant     -> the event tables (partial days at the ends; days after the last refresh)
 and an open window reads activity_profile_totals. The parts never overlap, so right after a refresh the
 sum equals the contract's definition for any window; the event-table parts are simply never stale.
 
@@ -57,24 +57,24 @@ def next_month(day: date) -> date:
 class WindowPlan:
     open_window: bool = False
     months: tuple[date | None, date | None] | None = None  # [from, to) month starts; None side = open
-    recent_days: list[tuple[date, date]] = field(default_factory=list)  # [from, to) days
+    daily_days: list[tuple[date, date]] = field(default_factory=list)  # [from, to) days
     event_ranges: list[tuple[datetime | None, datetime | None]] = field(default_factory=list)  # [from, to)
 
 
-class RecentCoverage(NamedTuple):
-    """The first and last day with rows in activity_recent_daily (both None when it is empty). The view holds
-    every event from its first month on, so no event as of the refresh falls on a day after `last_day`."""
+class DailyCoverage(NamedTuple):
+    """The first and last day with rows in activity_daily (both None when it is empty). It holds every event as
+    of the last refresh, so none falls on a day before `first_day` or after `last_day`."""
 
     first_day: date | None
     last_day: date | None
 
 
-NO_COVERAGE = RecentCoverage(None, None)
+NO_COVERAGE = DailyCoverage(None, None)
 
 
-def plan_window(lo: datetime | None, hi: datetime | None, recent: RecentCoverage = NO_COVERAGE) -> WindowPlan:
-    """Split [lo, hi) (None = open) into non-overlapping parts, given what the recent daily rollup covers."""
-    recent_from = recent.first_day
+def plan_window(lo: datetime | None, hi: datetime | None, coverage: DailyCoverage = NO_COVERAGE) -> WindowPlan:
+    """Split [lo, hi) (None = open) into non-overlapping parts, given the days activity_daily covers."""
+    daily_from = coverage.first_day
     if lo is None and hi is None:
         return WindowPlan(open_window=True)
     plan = WindowPlan()
@@ -97,8 +97,8 @@ def plan_window(lo: datetime | None, hi: datetime | None, recent: RecentCoverage
         whole_to is not None
         and months_to is not None
         and months_to < whole_to
-        and recent.last_day is not None
-        and recent.last_day < whole_to
+        and coverage.last_day is not None
+        and coverage.last_day < whole_to
     ):
         months_to = next_month(whole_to)  # the begun month holds nothing from whole_to on: count it whole
     loose: list[tuple[date | None, date | None]] = []
@@ -110,39 +110,39 @@ def plan_window(lo: datetime | None, hi: datetime | None, recent: RecentCoverage
             loose.append((months_to, whole_to))
     else:
         loose.append((whole_from, whole_to))
-    for start, end in loose:  # loose whole days: the recent rollup where it covers them, events elsewhere
+    for start, end in loose:  # loose whole days: activity_daily where it covers them, events elsewhere
         assert start is not None and end is not None
-        if recent_from is not None and end > recent_from:
-            covered_from = max(start, recent_from)
-            plan.recent_days.append((covered_from, end))
+        if daily_from is not None and end > daily_from:
+            covered_from = max(start, daily_from)
+            plan.daily_days.append((covered_from, end))
             end = covered_from
         if start < end:
             plan.event_ranges.append((midnight(start), midnight(end)))
     return plan
 
 
-RECENT_COVERAGE_SQL = "SELECT min(day), max(day) FROM activity_recent_daily"
+DAILY_COVERAGE_SQL = "SELECT min(day), max(day) FROM activity_daily"
 
 
 @contextmanager
-def window_snapshot(conn: Connection, filters: ActivityFilters, *, statements: int = 1) -> Iterator[RecentCoverage]:
+def window_snapshot(conn: Connection, filters: ActivityFilters, *, statements: int = 1) -> Iterator[DailyCoverage]:
     """What a read needs before it can plan its window: for a bounded window, a REPEATABLE READ snapshot
-    begun in the same round trip as reading the recent rollup's coverage (the plan and the queries then see
+    begun in the same round trip as reading activity_daily's coverage (the plan and the queries then see
     the same refresh); an open window plans without it, and its single statement is its own snapshot. A read
     of more `statements` than one always gets the snapshot, so that they all see the same data."""
     if filters.window() == (None, None) and statements == 1:
         yield NO_COVERAGE
         return
-    with read_snapshot(conn, RECENT_COVERAGE_SQL) as rows:
-        yield RecentCoverage(*rows[0])
+    with read_snapshot(conn, DAILY_COVERAGE_SQL) as rows:
+        yield DailyCoverage(*rows[0])
 
 
 def in_scope_counts_ctes(
-    caller: Caller, filters: ActivityFilters, recent: RecentCoverage, kinds: tuple[str, ...]
+    caller: Caller, filters: ActivityFilters, coverage: DailyCoverage, kinds: tuple[str, ...]
 ) -> tuple[str, dict[str, Any]]:
     """Two CTEs (for a `WITH`), and their bound parameters:
     - `scope (id, name, email)`: the caller's profiles in scope of the filters;
-    - `per_profile`: their counts over the filters' window (`per_profile_counts_sql`; `recent` from
+    - `per_profile`: their counts over the filters' window (`per_profile_counts_sql`; `coverage` from
       `window_snapshot`).
 
     A scope short of everyone is computed once (MATERIALIZED) for every rollup part and the caller's page of
@@ -151,7 +151,7 @@ def in_scope_counts_ctes(
     instead, and a page joins `profiles` itself."""
     where, params = in_scope_conditions(caller, filters)
     everyone = is_everyone(caller, filters)
-    plan = plan_window(*filters.window(), recent)
+    plan = plan_window(*filters.window(), coverage)
     counts = per_profile_counts_sql(params, plan, kinds, everyone=everyone)
     materialized = "NOT MATERIALIZED" if everyone else "MATERIALIZED"
     scope = f"scope AS {materialized} (SELECT p.id, p.name, p.email FROM profiles p WHERE {where})"
@@ -200,13 +200,13 @@ def per_profile_counts_sql(
     parts = []
     if plan.months is not None:
         parts.append(part("activity_monthly", "m", stored("m"), _ranges("m.month", [plan.months], "month", params)))
-    if plan.recent_days:
-        days = _ranges("r.day", plan.recent_days, "day", params)
+    if plan.daily_days:
+        days = _ranges("r.day", plan.daily_days, "day", params)
         # the overall bounds go into the index condition; the ranges themselves filter
-        params["days_min"] = min(start for start, _ in plan.recent_days)
-        params["days_max"] = max(end for _, end in plan.recent_days)
+        params["days_min"] = min(start for start, _ in plan.daily_days)
+        params["days_max"] = max(end for _, end in plan.daily_days)
         parts.append(
-            part("activity_recent_daily", "r", stored("r"), f"r.day >= :days_min AND r.day < :days_max AND ({days})")
+            part("activity_daily", "r", stored("r"), f"r.day >= :days_min AND r.day < :days_max AND ({days})")
         )
     if plan.event_ranges:
         for table, column, adds in _EVENTS:

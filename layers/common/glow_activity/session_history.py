@@ -23,7 +23,7 @@ from .db import Connection
 from .errors import Unprocessable
 from .freshness import LATEST_REFRESH_SQL
 from .models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
-from .rollups import RecentCoverage, in_scope_counts_ctes, window_snapshot
+from .rollups import DailyCoverage, in_scope_counts_ctes, window_snapshot
 from .scope import in_scope_conditions
 
 _COLUMNS = """s.id::text AS session_id, s.profile_id::text AS profile_id, p.name, s.created_at, s.updated_at,
@@ -84,10 +84,10 @@ def _session_conditions(
     return " AND ".join(where)
 
 
-def count_sql(caller: Caller, request: SearchActivityRequest, recent: RecentCoverage) -> tuple[str, dict[str, Any]]:
+def count_sql(caller: Caller, request: SearchActivityRequest, coverage: DailyCoverage) -> tuple[str, dict[str, Any]]:
     """total_count from the rollups (and the event rows where they do not reach), without counting millions
     of session rows."""
-    ctes, params = in_scope_counts_ctes(caller, request, recent, ("sessions", "active_sessions"))
+    ctes, params = in_scope_counts_ctes(caller, request, coverage, ("sessions", "active_sessions"))
     counted = {None: "sessions", True: "active_sessions", False: "sessions - active_sessions"}[request.active]
     return f"WITH {ctes} SELECT coalesce(sum({counted}), 0) FROM per_profile", params
 
@@ -126,12 +126,12 @@ SELECT {_COLUMNS} FROM chosen c JOIN sessions s ON s.id = c.id JOIN profiles p O
 
 
 def search_sql(
-    caller: Caller, request: SearchActivityRequest, recent: RecentCoverage, after: tuple[datetime, str] | None
+    caller: Caller, request: SearchActivityRequest, coverage: DailyCoverage, after: tuple[datetime, str] | None
 ) -> tuple[str, dict[str, Any]]:
     """total_count, the time of the refresh it comes from, and the page's rows, in one statement (one round
     trip, one snapshot): each row is `total, data_as_of, <session columns>`; no page rows gives one row of
     NULL columns."""
-    count, params = count_sql(caller, request, recent)
+    count, params = count_sql(caller, request, coverage)
     page, page_params = page_sql(caller, request, after)
     params.update(page_params)  # both come from the same scope conditions: shared names hold the same values
     direction = "DESC" if request.sort_order == "desc" else "ASC"
@@ -147,20 +147,20 @@ def session_history(
     conn: Connection, caller: Caller, request: SearchActivityRequest
 ) -> tuple[SearchActivityResponse, datetime | None]:
     """search's answer, and the time of the refresh its total comes from."""
-    with window_snapshot(conn, request) as recent:
-        return session_page(conn, caller, request, recent)
+    with window_snapshot(conn, request) as coverage:
+        return session_page(conn, caller, request, coverage)
 
 
 def session_page(
-    conn: Connection, caller: Caller, request: SearchActivityRequest, recent: RecentCoverage
+    conn: Connection, caller: Caller, request: SearchActivityRequest, coverage: DailyCoverage
 ) -> tuple[SearchActivityResponse, datetime | None]:
-    """One page, inside a snapshot that the caller began (`window_snapshot`), which gave `recent`."""
+    """One page, inside a snapshot that the caller began (`window_snapshot`), which gave `coverage`."""
     after: tuple[datetime, str] | None = None
     page = request.page
     if request.cursor is not None:
         at, session_id, page = decode_cursor(request)
         after = (at, session_id)
-    sql, params = search_sql(caller, request, recent, after)
+    sql, params = search_sql(caller, request, coverage, after)
     result = conn.run(sql, **params)
     total, as_of = int(result[0][0]), result[0][1]
     rows = [r[2:] for r in result if r[2] is not None]

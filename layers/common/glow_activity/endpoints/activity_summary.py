@@ -24,7 +24,7 @@ from glow_activity.models import (
     dump_with_json_parts,
     iso,
 )
-from glow_activity.rollups import RecentCoverage, in_scope_counts_ctes, window_snapshot
+from glow_activity.rollups import DailyCoverage, in_scope_counts_ctes, window_snapshot
 from glow_activity.scope import visible_conditions
 from glow_activity.session_history import session_page
 from glow_activity.settings import ROLES
@@ -32,12 +32,12 @@ from glow_activity.settings import ROLES
 KINDS = ("sessions", "logins", "grants", "emulations", "problems")
 
 
-def get_sql(caller: Caller, request: GetActivityRequest, recent: RecentCoverage) -> tuple[str, dict[str, Any]]:
+def get_sql(caller: Caller, request: GetActivityRequest, coverage: DailyCoverage) -> tuple[str, dict[str, Any]]:
     """Everything get answers, in one statement (one round trip, one snapshot) and one row: the totals, the
     profile_summary window and its profiles' resources (rendered as JSON with the response models' field
     names, spliced into the answer as they are: `models.dump_with_json_parts`), the facets, and the time of
     the refresh the numbers come from."""
-    counts, params = in_scope_counts_ctes(caller, request, recent, KINDS)
+    counts, params = in_scope_counts_ctes(caller, request, coverage, KINDS)
     params.update(summary_limit=request.summary_limit, summary_offset=request.summary_offset)
     listed = "true"
     if request.summary_profile_id is not None:
@@ -169,11 +169,11 @@ def _facets(
 def activity_summary(conn: Connection, caller: Caller, request: GetActivityRequest) -> tuple[str, datetime | None]:
     """The JSON body of get's answer, and the time of the refresh its numbers come from."""
     history = None
-    with window_snapshot(conn, request, statements=2 if request.wants_history else 1) as recent:
-        sql, params = get_sql(caller, request, recent)
+    with window_snapshot(conn, request, statements=2 if request.wants_history else 1) as coverage:
+        sql, params = get_sql(caller, request, coverage)
         row = conn.run(sql, **params)[0]
         if request.wants_history:
-            page, _ = session_page(conn, caller, request.history_request(), recent)
+            page, _ = session_page(conn, caller, request.history_request(), coverage)
             history = SessionHistory(
                 items=page.data,
                 total_count=page.total_count,
