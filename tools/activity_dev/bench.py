@@ -6,6 +6,7 @@ Timings are printed and written to bench/results/latest.json; nothing here asser
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import json
@@ -98,7 +99,7 @@ class Harness:
         # the handlers' own SQL runs with the API connections' settings; the base-table floor gets the server's
         settings = get_settings()
         self.conn = open_connection(
-            params_from_url(url),
+            dataclasses.replace(params_from_url(url), application_name="glow-bench"),  # not the service's
             parallel_workers=settings.db_parallel_workers,
             random_page_cost=settings.db_random_page_cost,
         )
@@ -457,31 +458,34 @@ COLD_CHILD = textwrap.dedent("""
 """)
 
 # What every handler needs at the least, per the round-two target: the resolver, pydantic and pg8000.
-BARE_IMPORTS = """
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-import pydantic, pg8000.native
-"""
-BARE_CHILD = textwrap.dedent(
-    """
-    import sys, time
-    started = time.perf_counter()
-    """
-    + BARE_IMPORTS
-    + """
-    app = APIGatewayHttpResolver(enable_validation=True)
-    class Body(pydantic.BaseModel):
-        x: int = 0
-    @app.post("/bare")
-    def bare(body: Body):
-        return {"ok": True}
-    event = {"version": "2.0", "routeKey": "POST /bare", "rawPath": "/bare", "headers": {}, "body": "{}",
-             "requestContext": {"http": {"method": "POST", "path": "/bare"}, "stage": "$default"},
-             "isBase64Encoded": False}
-    app.resolve(event, None)
-    print(time.perf_counter() - started, "boto3" in sys.modules, 200)
-"""
+BARE_IMPORTS = (
+    "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver\nimport pydantic, pg8000.native\n"
 )
-BARE_IMPORT_CHILD = textwrap.dedent(
+BARE_IMPORT_CHILD = (
+    "import sys, time\n"
+    "started = time.perf_counter()\n"
+    + BARE_IMPORTS
+    + 'print(time.perf_counter() - started, "boto3" in sys.modules, 200)\n'
+)
+BARE_CHILD = (
+    "import sys, time\n"
+    "started = time.perf_counter()\n"
+    + BARE_IMPORTS
+    + textwrap.dedent("""
+        app = APIGatewayHttpResolver(enable_validation=True)
+        class Body(pydantic.BaseModel):
+            x: int = 0
+        @app.post("/bare")
+        def bare(body: Body):
+            return {"ok": True}
+        event = {"version": "2.0", "routeKey": "POST /bare", "rawPath": "/bare", "headers": {}, "body": "{}",
+                 "requestContext": {"http": {"method": "POST", "path": "/bare"}, "stage": "$default"},
+                 "isBase64Encoded": False}
+        app.resolve(event, None)
+        print(time.perf_counter() - started, "boto3" in sys.modules, 200)
+    """)
+)
+IMPORT_CHILD = textwrap.dedent(
     """
     import sys, time
     started = time.perf_counter()
@@ -572,10 +576,13 @@ def bench_concurrency(h: Harness) -> None:
     import threading
     import urllib.request
 
+    from glow_activity import db
+
     from .gateway import Gateway, make_server
 
     clients, workers, seconds = h.concurrency, 8, 60.0
     os.environ["ACTIVITY_GATEWAY_QUIET"] = "1"
+    db.reset_connections()  # this process's own handler calls above held one; only the gateway's workers count
     gateway = Gateway(workers)
     server = make_server(gateway, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
