@@ -15,25 +15,28 @@ from activity_dev import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
+SHAPES = ("all-time", "last 30 days", "last 90 days", "ten months, date-time edges", "role=member last 90 days")
+CALLERS = ("admin", "coordinator median dept", "coordinator largest dept")
+FUNCTIONS = ("get", "search", "problem", "resolve", "refresh", "export", "docs", "mcp")
 SCENARIOS = [
-    "get admin all-time",
-    "get admin all-time [own SQL]",
-    "get admin last 90 days",
-    "get coordinator median dept last 90 days",
-    "get coordinator largest dept last 90 days",
-    "get admin role=member last 90 days",
+    *[f"get {who} {shape}" for who in CALLERS for shape in SHAPES],
+    *[f"get {who} {shape} [own SQL]" for who in CALLERS for shape in SHAPES],
+    "get admin Glow client page load (ten months, history, problems)",
     "get admin all-time [base-table SQL floor]",
-    "search first page",
-    "search page 100 by offset",
-    "search deep page by cursor (90% in)",
+    *[f"search {shape} first page" for shape in SHAPES],
+    *[f"search {shape} deep page by cursor (90% in)" for shape in SHAPES],
     "search coordinator median dept first page",
     "search coordinator median dept page 100 by offset",
     "export everything",
     "export everything [COPY floor]",
     "export everything [local S3 completing the upload]",
     "refresh all views",
-    "cold start [bare Powertools handler]",
-    *[f"cold start {op}" for op in ("get", "search", "problem", "resolve", "refresh", "export", "docs")],
+    "mcp: get admin last 90 days over HTTP",
+    "mcp: tools/call activity_get admin last 90 days",
+    "import [bare: resolver, pydantic, pg8000]",
+    "cold start [bare resolver handler]",
+    *[f"import {op}" for op in FUNCTIONS],
+    *[f"cold start {op}" for op in FUNCTIONS],
 ]
 
 
@@ -66,10 +69,12 @@ def test_bench_runs_at_small_scale(tmp_path: Path) -> None:
     assert report["rows"]["sessions"] == 5_000 and report["scale"] == "small"
     assert set(SCENARIOS) <= set(report["results"])
     median, largest = (report["results"][f"get coordinator {size} dept last 90 days"] for size in ("median", "largest"))
+    assert report["results"]["mcp: tools/call activity_get admin last 90 days"]["vs_http_p50"] > 0
     assert 0 < median["department_profiles"] <= largest["department_profiles"]
     export = report["results"]["export everything"]
     assert export["rows"] > 5_000 and export["peak_rss_mb"] > 0
     assert all(
-        report["results"][f"cold start {op}"]["boto3_imported"] is False
-        for op in ("get", "search", "problem", "resolve", "refresh", "docs")
+        report["results"][f"{kind} {op}"]["boto3_imported"] is False
+        for kind in ("import", "cold start")
+        for op in ("get", "search", "problem", "resolve", "refresh", "docs", "mcp")
     )

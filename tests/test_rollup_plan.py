@@ -31,6 +31,9 @@ def covered_by_plan(plan: object, at: datetime, daily_from: date | None, in_roll
     for lo, hi in plan.daily_days:  # type: ignore[attr-defined]
         assert daily_from is not None and lo >= daily_from
         hits += in_rollups and lo <= utc_day(at) < hi
+    for lo, hi in plan.minus_days:  # type: ignore[attr-defined]
+        assert daily_from is not None
+        hits -= in_rollups and lo <= utc_day(at) < hi
     for lo, hi in plan.event_ranges:  # type: ignore[attr-defined]
         hits += (lo is None or at >= lo) and (hi is None or at < hi)
     return hits
@@ -77,7 +80,26 @@ def test_a_window_up_to_today_takes_its_begun_month_whole_from_the_monthly_rollu
     plan = plan_window(lo, hi, DailyCoverage(date(2026, 8, 1), today))
     assert plan.months == (date(2026, 9, 1), date(2026, 12, 1))
     assert plan.daily_days == [(date(2026, 8, 29), date(2026, 9, 1))]
-    # an event on a later day (a date in the future when the rollups were refreshed): days again
+    # an event on a later day (a date in the future when the rollups were refreshed): November is counted whole
+    # again, less its days from the 28th on (most of the month is in the window)
     later = plan_window(lo, hi, DailyCoverage(date(2026, 8, 1), date(2026, 11, 29)))
-    assert later.months == (date(2026, 9, 1), date(2026, 11, 1))
-    assert (date(2026, 11, 1), date(2026, 11, 28)) in later.daily_days
+    assert later.months == (date(2026, 9, 1), date(2026, 12, 1))
+    assert later.minus_days == [(date(2026, 11, 28), date(2026, 12, 1))]
+
+
+def test_most_of_a_month_is_that_month_less_its_other_days() -> None:
+    """A window from September 2 reads September whole (two running totals) less September 1, not 29 days."""
+    plan = plan_window(
+        datetime(2026, 9, 2, tzinfo=UTC),
+        datetime(2026, 12, 2, tzinfo=UTC),
+        DailyCoverage(date(2025, 1, 1), date(2026, 12, 1)),
+    )
+    assert plan.months == (date(2026, 9, 1), date(2027, 1, 1))
+    assert plan.daily_days == [] and plan.minus_days == [(date(2026, 9, 1), date(2026, 9, 2))]
+    # a short edge stays days
+    short = plan_window(
+        datetime(2026, 9, 25, tzinfo=UTC),
+        datetime(2026, 12, 2, tzinfo=UTC),
+        DailyCoverage(date(2025, 1, 1), date(2026, 12, 1)),
+    )
+    assert short.daily_days == [(date(2026, 9, 25), date(2026, 10, 1))] and short.minus_days == []

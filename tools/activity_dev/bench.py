@@ -279,6 +279,28 @@ def bench_get_and_search(h: Harness) -> None:
         h.record(name + " [own SQL]", raw)
 
 
+def bench_mcp(h: Harness) -> None:
+    """A tools/call of activity_get next to the HTTP get on the same body and data, in alternation: what the MCP
+    layer adds (JSON-RPC, a second pass through the request plumbing, the answer embedded twice)."""
+    body = window_shapes(datetime.now(UTC).date())["last 90 days"]
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "activity_get", "arguments": body}}
+    mcp = lambdas.load_handler(lambdas.by_operation("mcp"))
+
+    def call_tool() -> None:
+        event = http_event(
+            "/api/v5/artifacts/activity/mcp", message, {"X-Api-Key": h.admin_key, "Accept": "application/json"}
+        )
+        result = mcp(event, LambdaContext("mcp"))
+        assert result["statusCode"] == 200 and '"isError":false' in result["body"], result
+
+    http, tool = timed_pair(functools.partial(h.call, "get", body, h.admin_key), call_tool, h.iterations)
+    h.record("mcp: get admin last 90 days over HTTP", http)
+    h.record(
+        "mcp: tools/call activity_get admin last 90 days",
+        {**tool, "vs_http_p50": round(tool["p50_ms"] / http["p50_ms"], 2)},
+    )
+
+
 def deep_cursor(h: Harness, body: dict[str, Any]) -> str:
     """A cursor 90% of the way into an admin's search over these filters (as the API would issue it)."""
     from glow_activity import session_history
@@ -647,6 +669,7 @@ PARTS: dict[str, Callable[[Harness], None]] = {
     "export": bench_export,
     "refresh": bench_refresh,
     "cold": bench_cold_starts,
+    "mcp": bench_mcp,
     "concurrency": bench_concurrency,
 }
 

@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         "--only",
         action="append",
         default=[],
-        choices=("get_search", "export", "refresh", "cold", "concurrency"),
+        choices=("get_search", "export", "refresh", "cold", "mcp", "concurrency"),
         help="run only this part (repeatable; --output is then worth pointing elsewhere)",
     )
     bench.add_argument(

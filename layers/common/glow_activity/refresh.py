@@ -23,9 +23,9 @@ from .db import BULK_PLANNER_SQL, Connection, transaction
 from .freshness import INVALIDATED_TAGS
 
 REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
-# What a refresh brings up to date, in this order: activity_daily's changed months are found through
-# activity_monthly's checksums, and activity_profile_totals is built from activity_monthly.
-VIEWS = ("activity_monthly", "activity_daily", "activity_profile_totals")
+# What a refresh brings up to date, in this order: activity_monthly_running and activity_profile_totals are built
+# from activity_monthly, and activity_daily's changed months are found through activity_monthly's checksums.
+VIEWS = ("activity_monthly", "activity_monthly_running", "activity_daily", "activity_profile_totals")
 
 # activity_daily (a table, migration 0010): the days of each (profile, month) whose events changed since the last
 # refresh are recomputed; the rest stay as they are.
@@ -45,7 +45,8 @@ DAILY_SQL = (
     FROM activity_events e JOIN changed_months c ON c.profile_id = e.profile_id
      AND e.at >= c.month::timestamp AT TIME ZONE 'UTC'
      AND e.at < (c.month + interval '1 month')::timestamp AT TIME ZONE 'UTC'
-    GROUP BY 1, 2""",
+    GROUP BY 1, 2
+    ORDER BY 2, 1""",
     """DELETE FROM activity_daily_months s USING changed_months c
     WHERE s.profile_id = c.profile_id AND s.month = c.month""",
     """INSERT INTO activity_daily_months
@@ -55,6 +56,7 @@ DAILY_SQL = (
 # A refresh, statement by statement, inside its transaction.
 REFRESH_SQL = (
     "REFRESH MATERIALIZED VIEW CONCURRENTLY activity_monthly",
+    "REFRESH MATERIALIZED VIEW CONCURRENTLY activity_monthly_running",
     *DAILY_SQL,
     "REFRESH MATERIALIZED VIEW CONCURRENTLY activity_profile_totals",
 )

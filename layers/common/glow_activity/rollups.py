@@ -53,11 +53,18 @@ def next_month(day: date) -> date:
     return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
+def previous_month(day: date) -> date:
+    return (day.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
 @dataclass
 class WindowPlan:
     open_window: bool = False
     months: tuple[date | None, date | None] | None = None  # [from, to) month starts; None side = open
+    last_month: date | None = None  # the last month the rollups hold (None: they hold nothing)
     daily_days: list[tuple[date, date]] = field(default_factory=list)  # [from, to) days
+    # [from, to) days subtracted: the rest of a month counted whole (`_whole_month_instead`)
+    minus_days: list[tuple[date, date]] = field(default_factory=list)
     event_ranges: list[tuple[datetime | None, datetime | None]] = field(default_factory=list)  # [from, to)
 
 
@@ -77,7 +84,7 @@ def plan_window(lo: datetime | None, hi: datetime | None, coverage: DailyCoverag
     daily_from = coverage.first_day
     if lo is None and hi is None:
         return WindowPlan(open_window=True)
-    plan = WindowPlan()
+    plan = WindowPlan(last_month=month_start(coverage.last_day) if coverage.last_day is not None else None)
     whole_from: date | None = None
     if lo is not None:
         first = utc_day(lo)
@@ -110,6 +117,8 @@ def plan_window(lo: datetime | None, hi: datetime | None, coverage: DailyCoverag
             loose.append((months_to, whole_to))
     else:
         loose.append((whole_from, whole_to))
+    if daily_from is not None:
+        loose = [days for days in loose if not _whole_month_instead(plan, days)]
     for start, end in loose:  # loose whole days: activity_daily where it covers them, events elsewhere
         assert start is not None and end is not None
         if daily_from is not None and end > daily_from:
@@ -119,6 +128,28 @@ def plan_window(lo: datetime | None, hi: datetime | None, coverage: DailyCoverag
         if start < end:
             plan.event_ranges.append((midnight(start), midnight(end)))
     return plan
+
+
+def _whole_month_instead(plan: WindowPlan, days: tuple[date | None, date | None]) -> bool:
+    """Loose days that are most of one month next to the plan's months: count that month whole (two running
+    totals, whatever its size) less the few days of it outside the window, instead of reading each of its days:
+    at most half a month of daily rows at either end of a window. False when it does not apply."""
+    start, end = days
+    if start is None or end is None:
+        return False
+    first, after = month_start(start), next_month(start)
+    if end > after or (end - start).days * 2 <= (after - first).days:
+        return False
+    if plan.months is None:
+        plan.months = (first, after)
+    elif plan.months[0] == after:
+        plan.months = (first, plan.months[1])
+    elif plan.months[1] == first:
+        plan.months = (plan.months[0], after)
+    else:
+        return False
+    plan.minus_days += [(lo, hi) for lo, hi in ((first, start), (end, after)) if lo < hi]
+    return True
 
 
 DAILY_COVERAGE_SQL = "SELECT min(day), max(day) FROM activity_daily"
@@ -172,6 +203,20 @@ def _ranges(column: str, ranges: list[tuple[Any, Any]], prefix: str, params: dic
     return " OR ".join(parts)
 
 
+def _running_months(plan: WindowPlan) -> tuple[date, date | None] | None:
+    """The months of activity_monthly_running whose difference is the plan's whole months: (the last month in
+    the window, the month before the first one, None when the window is open below), both no later than the last
+    month the rollups hold (no event lies after it); None when they add nothing."""
+    if plan.months is None or plan.last_month is None:
+        return None
+    first, end = plan.months
+    hi = min(previous_month(end), plan.last_month) if end is not None else plan.last_month
+    if first is None:
+        return hi, None
+    lo = min(previous_month(first), plan.last_month)
+    return (hi, lo) if lo < hi else None
+
+
 def per_profile_counts_sql(
     params: dict[str, Any],
     plan: WindowPlan,
@@ -183,12 +228,13 @@ def per_profile_counts_sql(
     (its bound parameters go into `params`). When the scope is everyone (`scope.is_everyone`), each part
     anti-joins the deleted profiles instead (`scope.not_deleted_sql`)."""
 
-    def part(table: str, alias: str, columns: str, conditions: str) -> str:
+    def part(source: str, alias: str, columns: str, conditions: str) -> str:
+        """`source` is a table with its alias, or a join whose rows carry `alias.profile_id`."""
         if everyone:
             where = not_deleted_sql(f"{alias}.profile_id")
-            return f"SELECT {alias}.profile_id, {columns} FROM {table} {alias} WHERE {where} AND ({conditions})"
+            return f"SELECT {alias}.profile_id, {columns} FROM {source} WHERE {where} AND ({conditions})"
         return (
-            f"SELECT {alias}.profile_id, {columns} FROM {table} {alias}"
+            f"SELECT {alias}.profile_id, {columns} FROM {source}"
             f" JOIN scope ON scope.id = {alias}.profile_id WHERE {conditions}"
         )
 
@@ -196,24 +242,39 @@ def per_profile_counts_sql(
         return ", ".join(f"{alias}.{k}" for k in kinds)
 
     if plan.open_window:
-        return part("activity_profile_totals", "t", stored("t"), "true")
+        return part("activity_profile_totals t", "t", stored("t"), "true")
     parts = []
-    if plan.months is not None:
-        parts.append(part("activity_monthly", "m", stored("m"), _ranges("m.month", [plan.months], "month", params)))
-    if plan.daily_days:
-        days = _ranges("r.day", plan.daily_days, "day", params)
-        # the overall bounds go into the index condition; the ranges themselves filter
-        params["days_min"] = min(start for start, _ in plan.daily_days)
-        params["days_max"] = max(end for _, end in plan.daily_days)
-        parts.append(
-            part("activity_daily", "r", stored("r"), f"r.day >= :days_min AND r.day < :days_max AND ({days})")
-        )
-    if plan.event_ranges:
-        for table, column, adds in _EVENTS:
-            if not any(k in adds for k in kinds):
-                continue
-            values = ", ".join(f"{adds.get(k, '0')} AS {k}" for k in kinds)
-            parts.append(part(table, "x", values, _ranges(f"x.{column}", plan.event_ranges, "at", params)))
+    months = _running_months(plan)
+    if months is not None:
+        # the window's whole months: the running total at its last month less the one before its first
+        hi, lo = months
+        params["run_hi"] = hi
+        # (as integers, like every other part's counts: sum() over bigints would accumulate in numeric, ~2x slower)
+        if lo is None:
+            columns = ", ".join(f"hi.{k}::integer AS {k}" for k in kinds)
+            parts.append(part("activity_monthly_running hi", "hi", columns, "hi.month = :run_hi"))
+        else:
+            params["run_lo"] = lo
+            source = (
+                "activity_monthly_running hi LEFT JOIN activity_monthly_running lo"
+                " ON lo.profile_id = hi.profile_id AND lo.month = :run_lo"
+            )
+            columns = ", ".join(f"(hi.{k} - coalesce(lo.{k}, 0))::integer AS {k}" for k in kinds)
+            parts.append(part(source, "hi", columns, "hi.month = :run_hi"))
+    # one part per range, so that each is a single range of its index (read from the index alone)
+    for i, days in enumerate(plan.daily_days):
+        parts.append(part("activity_daily r", "r", stored("r"), _ranges("r.day", [days], f"day{i}_", params)))
+    negated = ", ".join(f"-r.{k} AS {k}" for k in kinds)
+    for i, days in enumerate(plan.minus_days):
+        parts.append(part("activity_daily r", "r", negated, _ranges("r.day", [days], f"minus{i}_", params)))
+    for table, column, adds in _EVENTS:
+        if not any(k in adds for k in kinds):
+            continue
+        values = ", ".join(f"{adds.get(k, '0')} AS {k}" for k in kinds)
+        for i, instants in enumerate(plan.event_ranges):
+            parts.append(part(f"{table} x", "x", values, _ranges(f"x.{column}", [instants], f"at{i}_", params)))
+    if not parts:
+        return "SELECT NULL::uuid AS profile_id, " + ", ".join(f"0::bigint AS {k}" for k in kinds) + " WHERE false"
     sums = ", ".join(f"sum({k})::bigint AS {k}" for k in kinds)
     union = "\n    UNION ALL ".join(parts)
     return f"SELECT profile_id, {sums} FROM (\n    {union}\n) activity GROUP BY profile_id"

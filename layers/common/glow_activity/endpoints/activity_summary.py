@@ -61,6 +61,10 @@ totals AS (
            coalesce(sum(problems), 0)::bigint AS problems
     FROM scored
 ),
+cutoff AS (  -- the activity of the page's last row: only rows at least this active can be on the page
+    SELECT activity FROM scored WHERE activity > 0 AND {listed}
+    ORDER BY activity DESC OFFSET CAST(:summary_limit AS bigint) + CAST(:summary_offset AS bigint) - 1 LIMIT 1
+),
 page AS (
     SELECT s.profile_id, p.name, p.email, s.sessions, s.logins, s.grants, s.problems, s.activity,
            ARRAY(SELECT pd.department_id FROM profile_departments pd WHERE pd.profile_id = p.id
@@ -68,7 +72,7 @@ page AS (
            ARRAY(SELECT pr.role FROM profile_roles pr WHERE pr.profile_id = p.id AND pr.active
                  ORDER BY pr.role COLLATE "C") AS roles
     FROM scored s JOIN scope p ON p.id = s.profile_id
-    WHERE s.activity > 0 AND {listed}
+    WHERE s.activity > 0 AND {listed} AND s.activity >= coalesce((SELECT activity FROM cutoff), 0)
     ORDER BY s.activity DESC, p.name COLLATE "C", s.profile_id
     LIMIT :summary_limit OFFSET :summary_offset
 )
