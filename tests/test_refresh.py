@@ -43,6 +43,16 @@ def test_refresh_makes_new_rows_visible(invoke: Any, scene: dict[str, Any]) -> N
     assert invoke("search", q, scene["admin"].headers).body["total_count"] == 2
 
 
+def wait_for_a_refresh_waiting_on_the_lock(conn: Any, failure: str) -> None:
+    deadline = time.monotonic() + 30
+    while not conn.run(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = :k)",
+        k=REFRESH_LOCK_KEY,
+    )[0][0]:
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.05)
+
+
 def runs(conn: Any) -> int:
     return int(conn.run("SELECT count(*) FROM refresh_runs")[0][0])
 
@@ -107,13 +117,7 @@ def test_a_debounced_call_waits_for_the_running_refresh_and_answers_with_it(
     thread = threading.Thread(target=lambda: results.append(invoke("refresh", {}, scene["member"].headers)))
     thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while not conn.run(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = :k)",
-            k=REFRESH_LOCK_KEY,
-        )[0][0]:
-            assert time.monotonic() < deadline, "the member's refresh never waited for the running one"
-            time.sleep(0.05)
+        wait_for_a_refresh_waiting_on_the_lock(conn, "the member's refresh never waited for the running one")
         assert not results
         # WHEN the running refresh succeeds
         running = holder.run(
@@ -191,13 +195,7 @@ def test_two_refreshes_run_one_at_a_time(invoke: Any, scene: dict[str, Any], dat
     thread.start()
     try:
         # the second refresh waits on the advisory lock
-        deadline = time.monotonic() + 30
-        while not conn.run(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = :k)",
-            k=REFRESH_LOCK_KEY,
-        )[0][0]:
-            assert time.monotonic() < deadline, "second refresh never waited on the lock"
-            time.sleep(0.05)
+        wait_for_a_refresh_waiting_on_the_lock(conn, "second refresh never waited on the lock")
         assert not done.is_set()
     finally:
         holder.run("COMMIT")

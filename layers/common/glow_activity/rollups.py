@@ -189,7 +189,8 @@ def in_scope_counts_ctes(
     return f"{scope},\nper_profile AS ({counts})", params
 
 
-def _ranges(column: str, ranges: list[tuple[Any, Any]], prefix: str, params: dict[str, Any]) -> str:
+def range_conditions(column: str, ranges: list[tuple[Any, Any]], prefix: str, params: dict[str, Any]) -> str:
+    """`column` in any of the [from, to) ranges (None = open), as SQL whose values go into `params`."""
     parts = []
     for i, (start, end) in enumerate(ranges):
         conds = []
@@ -263,16 +264,18 @@ def per_profile_counts_sql(
             parts.append(part(source, "hi", columns, "hi.month = :run_hi"))
     # one part per range, so that each is a single range of its index (read from the index alone)
     for i, days in enumerate(plan.daily_days):
-        parts.append(part("activity_daily r", "r", stored("r"), _ranges("r.day", [days], f"day{i}_", params)))
+        parts.append(part("activity_daily r", "r", stored("r"), range_conditions("r.day", [days], f"day{i}_", params)))
     negated = ", ".join(f"-r.{k} AS {k}" for k in kinds)
     for i, days in enumerate(plan.minus_days):
-        parts.append(part("activity_daily r", "r", negated, _ranges("r.day", [days], f"minus{i}_", params)))
+        parts.append(part("activity_daily r", "r", negated, range_conditions("r.day", [days], f"minus{i}_", params)))
     for table, column, adds in _EVENTS:
         if not any(k in adds for k in kinds):
             continue
         values = ", ".join(f"{adds.get(k, '0')} AS {k}" for k in kinds)
         for i, instants in enumerate(plan.event_ranges):
-            parts.append(part(f"{table} x", "x", values, _ranges(f"x.{column}", [instants], f"at{i}_", params)))
+            parts.append(
+                part(f"{table} x", "x", values, range_conditions(f"x.{column}", [instants], f"at{i}_", params))
+            )
     if not parts:
         return "SELECT NULL::uuid AS profile_id, " + ", ".join(f"0::bigint AS {k}" for k in kinds) + " WHERE false"
     sums = ", ".join(f"sum({k})::bigint AS {k}" for k in kinds)

@@ -24,7 +24,7 @@ from glow_activity.models import (
     dump_with_json_parts,
     iso,
 )
-from glow_activity.rollups import DailyCoverage, in_scope_counts_ctes, window_snapshot
+from glow_activity.rollups import DailyCoverage, in_scope_counts_ctes, range_conditions, window_snapshot
 from glow_activity.scope import visible_conditions
 from glow_activity.session_history import session_page
 from glow_activity.settings import ROLES
@@ -98,21 +98,14 @@ FROM totals t
 def _problems_sql(request: GetActivityRequest) -> tuple[str, dict[str, Any]]:
     """The newest problems of the `scope` CTE's profiles in the window, as a JSON array (their total is the sum
     of per-profile counts)."""
-    lo, hi = request.window()
-    where = ["true"]
     params: dict[str, Any] = {"problems_limit": request.problems_limit}
-    if lo is not None:
-        where.append("q.created_at >= :problems_from")
-        params["problems_from"] = lo
-    if hi is not None:
-        where.append("q.created_at < :problems_to")
-        params["problems_to"] = hi
+    window = range_conditions("q.created_at", [request.window()], "problems_", params)
     sql = f"""SELECT coalesce(json_agg(json_build_object(
             'problem_id', q.id, 'type', q.type, 'message', q.message, 'resolved', q.resolved,
             'profile_id', q.profile_id, 'profile_name', q.profile_name, 'session_id', q.session_id,
             'created_at', q.created_at) ORDER BY q.created_at DESC, q.id DESC), '[]')
         FROM (SELECT q.*, sc.name AS profile_name FROM problems q JOIN scope sc ON sc.id = q.profile_id
-              WHERE {" AND ".join(where)}
+              WHERE {window}
               ORDER BY q.created_at DESC, q.id DESC LIMIT :problems_limit) q"""
     return sql, params
 
