@@ -691,7 +691,7 @@ def main(
     from glow_activity.refresh import refresh_views
 
     url = os.environ.get("DATABASE_URL") or embedded_pg.database_url(data_dir)
-    conn = open_connection(params_from_url(url))
+    conn = open_connection(dataclasses.replace(params_from_url(url), application_name="glow-bench"))
     migrate(conn)
     seed_seconds = None
     if not conn.run("SELECT EXISTS (SELECT 1 FROM profiles)")[0][0]:
