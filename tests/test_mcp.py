@@ -264,3 +264,9 @@ def test_the_mcp_sdk_client_gets_the_http_endpoints_answers(served: str, people:
     export = by_name["activity_export"].structuredContent
     http_export = http_post(served, "export", window, headers)
     assert export["row_count"] == http_export["row_count"] and export["download_url"]
+
+
+def test_an_id_that_is_neither_string_nor_number_is_an_invalid_request(invoke: Any, people: dict[str, Any]) -> None:
+    for bad_id in (False, [1], {"a": 1}, 1.5):
+        res = rpc(invoke, {"jsonrpc": "2.0", "id": bad_id, "method": "ping"}, people["admin"].headers)
+        assert res.status == 400 and res.body["id"] is None and res.body["error"]["code"] == -32600, bad_id

@@ -148,6 +148,8 @@ def respond(inv: Invocation, event: dict[str, Any], context: Any) -> dict[str, A
     method, params, message_id = message["method"], message.get("params") or {}, message.get("id")
     if "id" not in message:  # a notification (notifications/initialized, cancelled, ...)
         return _answer(202)
+    if isinstance(message_id, bool) or not isinstance(message_id, (int, str, type(None))):
+        return _error(None, INVALID_REQUEST, "id must be a string or a number.", 400)
     if not isinstance(method, str) or not isinstance(params, dict):
         return _error(message_id, INVALID_REQUEST, "method must be a string and params an object.", 400)
     caller = inv.authenticated
