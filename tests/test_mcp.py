@@ -270,3 +270,5 @@ def test_an_id_that_is_neither_string_nor_number_is_an_invalid_request(invoke: A
     for bad_id in (False, [1], {"a": 1}, 1.5):
         res = rpc(invoke, {"jsonrpc": "2.0", "id": bad_id, "method": "ping"}, people["admin"].headers)
         assert res.status == 400 and res.body["id"] is None and res.body["error"]["code"] == -32600, bad_id
+    # 7.0 is the number 7
+    assert rpc(invoke, {"jsonrpc": "2.0", "id": 7.0, "method": "ping"}, people["admin"].headers).body["id"] == 7

@@ -148,6 +148,8 @@ def respond(inv: Invocation, event: dict[str, Any], context: Any) -> dict[str, A
     method, params, message_id = message["method"], message.get("params") or {}, message.get("id")
     if "id" not in message:  # a notification (notifications/initialized, cancelled, ...)
         return _answer(202)
+    if isinstance(message_id, float) and message_id.is_integer():
+        message_id = int(message_id)  # 710.0 is the number 710 (JSON Schema's integer too)
     if isinstance(message_id, bool) or not isinstance(message_id, (int, str, type(None))):
         return _error(None, INVALID_REQUEST, "id must be a string or a number.", 400)
     if not isinstance(method, str) or not isinstance(params, dict):
