@@ -7,6 +7,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,33 +38,37 @@ def test_migrations_are_ordered_and_recorded(conn: Any) -> None:
     assert migrate(conn) == []  # idempotent
 
 
-def test_migrations_build_a_fresh_database_and_run_on_postgres_15_features_only(database_url: str) -> None:
-    """A brand-new database gets every migration in one transaction."""
+@contextmanager
+def new_database(database_url: str) -> Iterator[Any]:
+    """A connection to a brand-new, empty database on the test server, dropped afterwards."""
     admin = db.open_connection(db.params_from_url(database_url))
     name = f"fresh_{uuid.uuid4().hex[:8]}"
     admin.run(f"CREATE DATABASE {name}")
     try:
         params = db.params_from_url(database_url)
-        fresh = db.open_connection(db.ConnectParams(**{**params.__dict__, "database": name}))
-        assert migrate(fresh) == [n for n, _ in migration_files()]
-        tables = {r[0] for r in fresh.run("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-        assert {"profiles", "sessions", "audit_log", "uploads", "refresh_runs", "schema_migrations"} <= tables
-        fresh.close()
+        conn = db.open_connection(db.ConnectParams(**{**params.__dict__, "database": name}))
+        try:
+            yield conn
+        finally:
+            conn.close()
     finally:
         admin.run(f"DROP DATABASE {name} WITH (FORCE)")
         admin.close()
+
+
+def test_migrations_build_a_fresh_database_and_run_on_postgres_15_features_only(database_url: str) -> None:
+    """A brand-new database gets every migration in one transaction."""
+    with new_database(database_url) as fresh:
+        assert migrate(fresh) == [n for n, _ in migration_files()]
+        tables = {r[0] for r in fresh.run("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        assert {"profiles", "sessions", "audit_log", "uploads", "refresh_runs", "schema_migrations"} <= tables
 
 
 def test_a_database_of_the_old_role_names_is_moved_to_glows(database_url: str) -> None:
     """A database migrated before the platform schema took Glow's role names and application keys: 0009 maps
     ta -> member, head_ta -> custom, instructor -> guest, coordinator -> instructional, and admits keys without
     a profile."""
-    admin = db.open_connection(db.params_from_url(database_url))
-    name = f"old_{uuid.uuid4().hex[:8]}"
-    admin.run(f"CREATE DATABASE {name}")
-    try:
-        params = db.params_from_url(database_url)
-        old = db.open_connection(db.ConnectParams(**{**params.__dict__, "database": name}))
+    with new_database(database_url) as old:
         migrate(old)
         # GIVEN the schema as it was: the old CHECK, api_keys.profile_id NOT NULL, 0009 not applied
         old.run("ALTER TABLE profile_roles DROP CONSTRAINT profile_roles_role_check")
@@ -92,10 +97,6 @@ def test_a_database_of_the_old_role_names_is_moved_to_glows(database_url: str) -
             old.run("INSERT INTO profile_roles VALUES (CAST(:p AS uuid), 'ta', true)", p=pid)
         old.run("INSERT INTO api_keys (id, name, key_hash) VALUES (gen_random_uuid(), 'app', 'h')")
         assert migrate(old) == []
-        old.close()
-    finally:
-        admin.run(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.close()
 
 
 class _CloudFormation(BaseHTTPRequestHandler):

@@ -183,7 +183,7 @@ def audit_with_write(conn: db.Connection, inv: Invocation) -> None:
     inv.audited = True
 
 
-def lower_headers(event: dict[str, Any]) -> dict[str, str]:
+def _lower_headers(event: dict[str, Any]) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
 
 
@@ -319,7 +319,7 @@ def serve(
     """What every request gets, whatever answers it: a request id, the checks of `before_auth` (protocol checks
     that need no caller), authentication, the contract's error body for every failure, one audit row, and the
     finished response (request id header, gzip). `respond` makes the answer for the authenticated invocation."""
-    headers = lower_headers(event)
+    headers = _lower_headers(event)
     request_id = str((event.get("requestContext") or {}).get("requestId") or uuid.uuid4())
     inv = Invocation(
         operation=operation,

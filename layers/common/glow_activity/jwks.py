@@ -41,7 +41,6 @@ class JwksKeys:
         self._fetched_at: float | None = None  # last successful fetch
         self._attempted_at: float | None = None  # last fetch, successful or not
         self._lock = threading.Lock()
-        self.fetches = 0
 
     def key(self, kid: str) -> Any | None:
         """The public key for `kid`, or None when the provider does not (or cannot now) vouch for it."""
@@ -57,7 +56,6 @@ class JwksKeys:
 
     def _fetch(self, now: float) -> None:
         self._attempted_at = now
-        self.fetches += 1
         try:
             request = urllib.request.Request(self.url, headers={"Accept": "application/json"})  # noqa: S310
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - configured URL
