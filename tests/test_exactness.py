@@ -129,16 +129,36 @@ def test_search_total_count_equals_its_rows(
         return
     res = invoke("search", body, admin.headers)
     assert res.status == 200, res.body
-    expected = conn.run(
-        "SELECT count(*) FROM sessions s JOIN profile_departments d ON d.profile_id = s.profile_id"
-        " WHERE d.department_id = :dept AND s.created_at >= :lo AND s.created_at < :hi"
-        " AND (CAST(:active AS boolean) IS NULL OR s.active = CAST(:active AS boolean))",
-        dept=dept,
-        lo=lo or datetime(1, 1, 1, tzinfo=UTC),
-        hi=hi or datetime(9999, 1, 1, tzinfo=UTC),
-        active=active,
+    window = {"lo": lo or datetime(1, 1, 1, tzinfo=UTC), "hi": hi or datetime(9999, 1, 1, tzinfo=UTC)}
+    in_window = (
+        "s.created_at >= :lo AND s.created_at < :hi"
+        " AND (CAST(:active AS boolean) IS NULL OR s.active = CAST(:active AS boolean))"
     )
-    assert res.body["total_count"] == len(res.body["data"]) == expected[0][0]
+    expected = conn.run(
+        "SELECT s.id::text FROM sessions s JOIN profile_departments d ON d.profile_id = s.profile_id"
+        f" WHERE d.department_id = :dept AND {in_window} ORDER BY s.created_at DESC, s.id DESC",
+        dept=dept,
+        active=active,
+        **window,
+    )
+    assert res.body["total_count"] == len(res.body["data"]) == len(expected)
+    # the same window by cursor, three rows a page: every row once, in order
+    walked, page = [], invoke("search", {**body, "page_size": 3}, admin.headers).body
+    walked += [r["session_id"] for r in page["data"]]
+    while page["next_cursor"]:
+        page = invoke("search", {**body, "page_size": 3, "cursor": page["next_cursor"]}, admin.headers).body
+        walked += [r["session_id"] for r in page["data"]]
+    assert walked == [r[0] for r in expected]
+    # everyone's total (an admin without filters): the rollups less the deleted profiles
+    unfiltered = {k: v for k, v in body.items() if k != "department_ids"}
+    everyone = invoke("search", {**unfiltered, "page_size": 1}, admin.headers).body
+    counted = conn.run(
+        "SELECT count(*) FROM sessions s JOIN profiles p ON p.id = s.profile_id"
+        f" WHERE p.deleted_at IS NULL AND {in_window}",
+        active=active,
+        **window,
+    )
+    assert everyone["total_count"] == counted[0][0]
 
 
 RECENT_BASE = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=200)

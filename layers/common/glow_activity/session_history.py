@@ -68,6 +68,17 @@ def _session_conditions(
     """Conditions on `sessions s`: the window, `active`, and what comes after the cursor."""
     where = ["true"]
     lo, hi = request.window()
+    if after is not None:
+        # The cursor's row is the page's bound on its side. The window's bound on that side is then implied
+        # and left out: given both, PostgreSQL began the index scan at the window's end and walked every row
+        # up to the cursor (12 ms 90% into ten months of 2M sessions).
+        beyond = "<" if request.sort_order == "desc" else ">"
+        where.append(f"(s.created_at, s.id) {beyond} (:after_at, CAST(:after_id AS uuid))")
+        params.update(after_at=after[0], after_id=after[1])
+        if request.sort_order == "desc" and hi is not None and after[0] < hi:
+            hi = None
+        if request.sort_order == "asc" and lo is not None and after[0] >= lo:
+            lo = None
     if lo is not None:
         where.append("s.created_at >= :lo")
         params["lo"] = lo
@@ -77,19 +88,15 @@ def _session_conditions(
     if request.active is not None:
         where.append("s.active = :active")
         params["active"] = request.active
-    if after is not None:
-        beyond = "<" if request.sort_order == "desc" else ">"
-        where.append(f"(s.created_at, s.id) {beyond} (:after_at, CAST(:after_id AS uuid))")
-        params.update(after_at=after[0], after_id=after[1])
     return " AND ".join(where)
 
 
 def count_sql(caller: Caller, request: SearchActivityRequest, coverage: DailyCoverage) -> tuple[str, dict[str, Any]]:
     """total_count from the rollups (and the event rows where they do not reach), without counting millions
     of session rows."""
-    ctes, params = in_scope_counts_ctes(caller, request, coverage, ("sessions", "active_sessions"))
+    ctes, params = in_scope_counts_ctes(caller, request, coverage, ("sessions", "active_sessions"), total=True)
     counted = {None: "sessions", True: "active_sessions", False: "sessions - active_sessions"}[request.active]
-    return f"WITH {ctes} SELECT coalesce(sum({counted}), 0) FROM per_profile", params
+    return f"WITH {ctes} SELECT {counted} FROM per_profile", params
 
 
 def page_sql(
