@@ -259,13 +259,15 @@ def per_profile_counts_sql(
         params["run_hi"] = hi
         # (as integers, like every other part's counts: sum() over bigints would accumulate in numeric, ~2x slower)
         if total:
-            for sign, month in (("", "run_hi"), ("-", "run_lo")):
-                if month == "run_lo":
-                    if lo is None:
-                        break
-                    params["run_lo"] = lo
+
+            def running(sign: str, month: str) -> str:
                 columns = ", ".join(f"{sign}r.{k}::integer AS {k}" for k in kinds)
-                parts.append(part("activity_monthly_running r", "r", columns, f"r.month = :{month}"))
+                return part("activity_monthly_running r", "r", columns, f"r.month = :{month}")
+
+            parts.append(running("", "run_hi"))
+            if lo is not None:
+                params["run_lo"] = lo
+                parts.append(running("-", "run_lo"))
         elif lo is None:
             columns = ", ".join(f"hi.{k}::integer AS {k}" for k in kinds)
             parts.append(part("activity_monthly_running hi", "hi", columns, "hi.month = :run_hi"))
