@@ -1,20 +1,25 @@
-"""Environment, read once per container through one typed model."""
+"""Environment, read once per container into one typed, frozen dataclass."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-
-from pydantic import BaseModel, Field, field_validator
 
 ROLES = ("superadmin", "admin", "instructional", "member", "guest", "custom")  # profile_roles' CHECK
 SCOPES = ("all", "departments", "self")  # widest first
 DEFAULT_ROLE_SCOPES = {"all": ["superadmin", "admin"], "departments": ["instructional"]}
 
 
-class Settings(BaseModel):
+@dataclass(frozen=True)
+class Settings:
+    """The environment's settings: each field is read from the variable of its name in upper case
+    (`from_environ`). A plain dataclass, not a pydantic model: it is built at every container's start, and a
+    model class cost ~10 ms of the function's import (docs/PERFORMANCE.md)."""
+
     database_url: str | None = None
     db_secret_arn: str | None = None
     db_host: str | None = None
@@ -22,22 +27,22 @@ class Settings(BaseModel):
     db_name: str = "glow"
     db_port: int = 5432
     db_sslrootcert: str | None = None
-    db_connect_timeout: float = Field(default=10.0, gt=0)
-    db_connect_attempts: int = Field(default=3, ge=1)
-    db_statement_timeout_ms: int = Field(default=25_000, ge=0)  # API work; refresh and export lift it
+    db_connect_timeout: float = 10.0  # > 0
+    db_connect_attempts: int = 3  # >= 1
+    db_statement_timeout_ms: int = 25_000  # >= 0; API work; refresh and export lift it
     # Parallel workers per query on the API's connections: 0 = serial plans. An API query is tens of ms;
     # starting workers for it cost more than they saved (docs/PERFORMANCE.md), and under concurrent
     # requests the cores are better spent on other requests. Refresh and export restore the server's default.
-    db_parallel_workers: int = Field(default=0, ge=0)
+    db_parallel_workers: int = 0  # >= 0
     # The planner's cost of a page read out of order, on the API's connections. PostgreSQL's 4 is for disks;
     # the API's reads find their pages in the buffer cache, and with 4 the planner hashed 60,000 monthly
     # rollup rows for a 1,015-profile department instead of looking its profiles up (get 55 -> 43 ms p50,
     # docs/PERFORMANCE.md). Bulk work (refresh, export) reads whole tables: it restores the server's value.
-    db_random_page_cost: float = Field(default=1.1, gt=0)
+    db_random_page_cost: float = 1.1  # > 0
     export_bucket: str | None = None
-    export_url_ttl_seconds: int = Field(default=900, ge=1)  # capped at 3600 below: never more than an hour
+    export_url_ttl_seconds: int = 900  # >= 1, capped at 3600: never more than an hour
     # ~9 s at the 177k rows/s measured on 2 cores: headroom for a 1024 MB Lambda's ~0.6 vCPU (docs/PERFORMANCE.md)
-    export_sync_row_budget: int = Field(default=1_500_000, ge=0)
+    export_sync_row_budget: int = 1_500_000  # >= 0
     jwt_secret: str | None = None
     jwt_secret_arn: str | None = None
     jwt_jwks_url: str | None = None
@@ -47,34 +52,30 @@ class Settings(BaseModel):
     jwt_identity_claims: tuple[str, ...] = ("profile_id", "email", "sub")
     # The identity provider's JWKS: how long its keys are trusted before a re-fetch, the least time between two
     # fetches (a token with an unknown `kid` re-fetches at most this often), and how long one fetch may take.
-    jwt_jwks_ttl_seconds: float = Field(default=3600, gt=0)
-    jwt_jwks_min_fetch_interval_seconds: float = Field(default=60, ge=0)
-    jwt_jwks_timeout_seconds: float = Field(default=3, gt=0)
+    jwt_jwks_ttl_seconds: float = 3600  # > 0
+    jwt_jwks_min_fetch_interval_seconds: float = 60  # >= 0
+    jwt_jwks_timeout_seconds: float = 3  # > 0
     # role -> scope ('all' | 'departments'); every other role gives 'self'
-    role_scopes: dict[str, str] = Field(default_factory=lambda: _role_scope_map(DEFAULT_ROLE_SCOPES))
-    refresh_min_interval_seconds: int = Field(default=300, ge=0)
-    max_body_bytes: int = 1024 * 1024
+    role_scopes: dict[str, str] = field(default_factory=lambda: _role_scope_map(DEFAULT_ROLE_SCOPES))
+    refresh_min_interval_seconds: int = 300  # >= 0
+    max_body_bytes: int = 1024 * 1024  # >= 1
 
-    @field_validator("jwt_identity_claims", mode="before")
     @classmethod
-    def _claims(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = tuple(name.strip() for name in value.split(",") if name.strip())
-        unknown = [name for name in value if name not in ("profile_id", "email", "sub")]
-        if not value or unknown:
-            raise ValueError("JWT_IDENTITY_CLAIMS: a comma-separated list of profile_id, email, sub")
-        return value
-
-    @field_validator("role_scopes", mode="before")
-    @classmethod
-    def _role_scopes(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"ROLE_SCOPES is not JSON: {exc}") from None
-            return _role_scope_map(value)
-        return value
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """The settings that `environ` sets (a variable set to "" is unset); ValueError naming the variable when
+        one is not valid, so that the container's start fails instead of every request."""
+        values: dict[str, Any] = {}
+        for name, read in _READERS.items():
+            raw = environ.get(name.upper())
+            if raw:
+                try:
+                    values[name] = read(raw)
+                except ValueError as exc:
+                    message = str(exc)
+                    raise ValueError(
+                        message if message.startswith(name.upper()) else f"{name.upper()}: {message}"
+                    ) from None
+        return cls(**values)
 
     def scope_of(self, roles: tuple[str, ...] | list[str]) -> str:
         """The widest scope that any of these roles gives ('self' when none gives more)."""
@@ -85,18 +86,79 @@ class Settings(BaseModel):
         """The platform's roles whose scope is one of these, in the platform's order."""
         return tuple(role for role in ROLES if self.role_scopes.get(role, "self") in scopes)
 
-    @field_validator("export_url_ttl_seconds")
-    @classmethod
-    def _at_most_an_hour(cls, value: int) -> int:
-        return min(value, 3600)
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Settings from the environment; tests call `get_settings.cache_clear()` after changing it."""
-    fields = Settings.model_fields
-    values = {name: os.environ[name.upper()] for name in fields if os.environ.get(name.upper())}
-    return Settings.model_validate(values)
+    return Settings.from_environ(os.environ)
+
+
+def _number(
+    kind: Callable[[str], Any], *, above: float | None = None, least: float | None = None
+) -> Callable[[str], Any]:
+    def read(raw: str) -> Any:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if above is not None and not value > above:
+            raise ValueError(f"must be greater than {above:g}, not {raw}")
+        if least is not None and not value >= least:
+            raise ValueError(f"must be at least {least:g}, not {raw}")
+        return value
+
+    return read
+
+
+def _identity_claims(raw: str) -> tuple[str, ...]:
+    claims = tuple(name.strip() for name in raw.split(",") if name.strip())
+    if not claims or any(name not in ("profile_id", "email", "sub") for name in claims):
+        raise ValueError("a comma-separated list of profile_id, email, sub")
+    return claims
+
+
+def _role_scopes(raw: str) -> dict[str, str]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"ROLE_SCOPES is not JSON: {exc}") from None  # (the message names its variable)
+    return _role_scope_map(value)
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+# How each setting is read from its environment variable (the dataclass's fields, every one).
+_READERS: dict[str, Callable[[str], Any]] = {
+    "database_url": _text,
+    "db_secret_arn": _text,
+    "db_host": _text,
+    "db_reader_host": _text,
+    "db_name": _text,
+    "db_port": _number(int, least=1),
+    "db_sslrootcert": _text,
+    "db_connect_timeout": _number(float, above=0),
+    "db_connect_attempts": _number(int, least=1),
+    "db_statement_timeout_ms": _number(int, least=0),
+    "db_parallel_workers": _number(int, least=0),
+    "db_random_page_cost": _number(float, above=0),
+    "export_bucket": _text,
+    "export_url_ttl_seconds": lambda raw: min(_number(int, least=1)(raw), 3600),
+    "export_sync_row_budget": _number(int, least=0),
+    "jwt_secret": _text,
+    "jwt_secret_arn": _text,
+    "jwt_jwks_url": _text,
+    "jwt_issuer": _text,
+    "jwt_audience": _text,
+    "jwt_identity_claims": _identity_claims,
+    "jwt_jwks_ttl_seconds": _number(float, above=0),
+    "jwt_jwks_min_fetch_interval_seconds": _number(float, least=0),
+    "jwt_jwks_timeout_seconds": _number(float, above=0),
+    "role_scopes": _role_scopes,
+    "refresh_min_interval_seconds": _number(int, least=0),
+    "max_body_bytes": _number(int, least=1),
+}
 
 
 def _role_scope_map(value: Any) -> dict[str, str]:
