@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from activity_dev import REPO_ROOT, lambdas
 from activity_dev.events import LambdaContext
@@ -33,8 +38,9 @@ def test_every_handler_imports_and_its_module_name_is_unique() -> None:
 def test_the_layer_is_built_for_python_313_and_functions_run_arm64() -> None:
     template = lambdas.load_template()
     layer = template["Resources"]["CommonLayer"]
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     assert layer["Properties"]["ContentUri"] == "layers/common/"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     function_globals = template["Globals"]["Function"]
     assert function_globals["Runtime"] == "python3.13"
     assert function_globals["Architectures"] == ["arm64"]
@@ -57,3 +63,27 @@ def test_every_route_has_an_event_in_events_dir(database_url: str, world: Any) -
         event["headers"]["x-api-key"] = admin.key
         result = lambdas.load_handler(spec)(event, LambdaContext(spec.logical_id))
         assert result["statusCode"] < 500, (spec.operation, result)
+
+
+@pytest.mark.slow
+def test_the_layer_build_ships_arm64_wheels_and_unchecked_bytecode(tmp_path: Path) -> None:
+    """What `sam build` runs for the layer (layers/common/Makefile), into a scratch ARTIFACTS_DIR."""
+    subprocess.run(
+        ["make", "--no-print-directory", "build-CommonLayer", f"ARTIFACTS_DIR={tmp_path}", f"PYTHON={sys.executable}"],
+        cwd=REPO_ROOT / "layers" / "common",
+        check=True,
+        capture_output=True,
+    )
+    site = tmp_path / "python"
+    ours = sorted(p.stem for p in (site / "glow_activity").rglob("*.py"))
+    compiled = sorted(p.name.split(".")[0] for p in (site / "glow_activity").rglob("__pycache__/*.cpython-313.pyc"))
+    assert ours and compiled == ours  # every module, and no stale bytecode from a working copy
+    assert sorted(p.name for p in (site / "glow_activity" / "migrations").glob("*.sql")) == sorted(
+        p.name for p in (REPO_ROOT / "layers" / "common" / "glow_activity" / "migrations").glob("*.sql")
+    )
+    for module in ("glow_activity/api.py", "pydantic/main.py", "pg8000/core.py", "aws_lambda_powertools/__init__.py"):
+        source = site / module
+        pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+        assert flags == 0b01, (module, flags)  # hash-based, source not checked (PEP 552)
+    assert list(site.glob("pydantic_core/_pydantic_core.cpython-313-aarch64-linux-gnu.so"))
