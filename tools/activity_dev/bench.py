@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import REPO_ROOT, embedded_pg, lambdas, local_s3
+from . import REPO_ROOT, cold_start, embedded_pg, lambdas, local_s3
 from .events import LambdaContext, http_event
 from .seed import DEMO_ADMIN_INDEX, SCALES, demo_profile_id, seed
 
@@ -462,98 +462,13 @@ def bench_refresh(h: Harness) -> None:
     h.record("refresh all views", {"median_s": round(statistics.median(samples), 2), "max_s": round(max(samples), 2)})
 
 
-COLD_CHILD = textwrap.dedent("""
-    # What the Lambda runtime does: the function's code and the layer on sys.path, import, first invocation.
-    import json, sys, time
-    started = time.perf_counter()
-    code_uri, layer, module_name, event_json = sys.argv[1:5]
-    sys.path[:0] = [code_uri, layer]
-    module = __import__(module_name)
-
-    class Context:
-        function_name, memory_limit_in_mb, aws_request_id = module_name, 512, "cold"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + module_name
-        def get_remaining_time_in_millis(self): return 29000
-
-    result = module.lambda_handler(json.loads(event_json), Context())
-    print(time.perf_counter() - started, "boto3" in sys.modules, result["statusCode"])
-""")
-
-# What every handler needs at the least, per the round-two target: the resolver, pydantic and pg8000.
-BARE_IMPORTS = (
-    "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver\nimport pydantic, pg8000.native\n"
-)
-BARE_IMPORT_CHILD = (
-    "import sys, time\n"
-    "started = time.perf_counter()\n"
-    + BARE_IMPORTS
-    + 'print(time.perf_counter() - started, "boto3" in sys.modules, 200)\n'
-)
-BARE_CHILD = (
-    "import sys, time\n"
-    "started = time.perf_counter()\n"
-    + BARE_IMPORTS
-    + textwrap.dedent("""
-        app = APIGatewayHttpResolver(enable_validation=True)
-        class Body(pydantic.BaseModel):
-            x: int = 0
-        @app.post("/bare")
-        def bare(body: Body):
-            return {"ok": True}
-        event = {"version": "2.0", "routeKey": "POST /bare", "rawPath": "/bare", "headers": {}, "body": "{}",
-                 "requestContext": {"http": {"method": "POST", "path": "/bare"}, "stage": "$default"},
-                 "isBase64Encoded": False}
-        app.resolve(event, None)
-        print(time.perf_counter() - started, "boto3" in sys.modules, 200)
-    """)
-)
-IMPORT_CHILD = textwrap.dedent(
-    """
-    import sys, time
-    started = time.perf_counter()
-    """
-    + BARE_IMPORTS
-    + """
-    print(time.perf_counter() - started, "boto3" in sys.modules, 200)
-"""
-)
-IMPORT_CHILD = textwrap.dedent("""
-    # The Lambda runtime's init phase: the function's code and the layer on sys.path, then the handler's module.
-    import sys, time
-    started = time.perf_counter()
-    code_uri, layer, module_name = sys.argv[1:4]
-    sys.path[:0] = [code_uri, layer]
-    __import__(module_name)
-    print(time.perf_counter() - started, "boto3" in sys.modules, 200)
-""")
-
-
-def cold(code: str, *args: str) -> tuple[float, bool]:
-    env = {**os.environ, "POWERTOOLS_LOG_LEVEL": "WARNING", "PYTHONDONTWRITEBYTECODE": "0"}
-    out = subprocess.run(
-        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True, cwd=REPO_ROOT
-    )
-    seconds, boto, _ = out.stdout.strip().splitlines()[-1].split()
-    return float(seconds), boto == "True"
-
-
 def bench_cold_starts(h: Harness) -> None:
-    """Per function, in fresh interpreters alternating with the bare peer's (a slow phase of the machine falls on
-    both of a pair), 15 pairs at the large scale and 5 otherwise; `vs_bare` is the function's median over the
-    bare runs' median:
-    - `import <op>`: importing the handler's module (the Lambda init phase) against importing only the
-      resolver, pydantic and pg8000.native;
-    - `cold start <op>`: import and a first invocation (connect, authenticate, route, validate: a body with an
-      unknown field, the same work for every function) against the bare imports and one resolved request."""
-    layer = str(REPO_ROOT / "layers" / "common")
-    pairs = 15 if h.scale == "large" else 5
-    bare_imports: list[float] = []
-    bare_starts: list[float] = []
-    rows: list[tuple[str, dict[str, Any]]] = []
+    """Each function's import and first invocation in fresh interpreters, on the layer as `sam build` ships it
+    and without its bytecode, next to bare peers (`cold_start.measure`): 15 pairs at the large scale, 5 otherwise."""
+    functions = []
     for spec in lambdas.functions():
         if not spec.operation:
             continue
-        module = spec.handler.rsplit(".", 1)[0]
         event = http_event(spec.path or "", {"cold_start_probe": 1}, {"X-Api-Key": h.admin_key})
         if spec.operation == "mcp":
             call = {"name": "activity_docs", "arguments": {"cold_start_probe": 1}}
@@ -562,32 +477,8 @@ def bench_cold_starts(h: Harness) -> None:
                 {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call},
                 {"X-Api-Key": h.admin_key, "Accept": "application/json"},
             )
-        imports, starts, bare_i, bare_s = [], [], [], []
-        for _ in range(pairs):
-            bare_i.append(cold(BARE_IMPORT_CHILD)[0])
-            imports.append(cold(IMPORT_CHILD, str(spec.code_uri), layer, module))
-            bare_s.append(cold(BARE_CHILD)[0])
-            starts.append(cold(COLD_CHILD, str(spec.code_uri), layer, module, json.dumps(event)))
-        bare_imports.extend(bare_i)
-        bare_starts.extend(bare_s)
-        for label, runs, bares in (("import", imports, bare_i), ("cold start", starts, bare_s)):
-            median = statistics.median(r[0] for r in runs)
-            rows.append(
-                (
-                    f"{label} {spec.operation}",
-                    {
-                        "median_ms": round(median * 1000, 1),
-                        "vs_bare": round(median / statistics.median(bares), 2),
-                        "boto3_imported": any(r[1] for r in runs),
-                    },
-                )
-            )
-    h.record(
-        "import [bare: resolver, pydantic, pg8000]", {"median_ms": round(statistics.median(bare_imports) * 1000, 1)}
-    )
-    h.record("cold start [bare resolver handler]", {"median_ms": round(statistics.median(bare_starts) * 1000, 1)})
-    for name, value in rows:
-        h.record(name, value)
+        functions.append((spec.operation, spec.code_uri, spec.handler.rsplit(".", 1)[0], json.dumps(event)))
+    cold_start.measure(functions, 15 if h.scale == "large" else 5, h.record)
 
 
 def bench_concurrency(h: Harness) -> None:
