@@ -34,8 +34,12 @@ SCENARIOS = [
     "mcp: get admin last 90 days over HTTP",
     "mcp: tools/call activity_get admin last 90 days",
     "import [bare: resolver, pydantic, pg8000]",
+    "import [bare with one model]",
+    "import [bare: resolver, pydantic, pg8000] [no bytecode]",
+    "import [bare with one model] [no bytecode]",
     "cold start [bare resolver handler]",
     *[f"import {op}" for op in FUNCTIONS],
+    *[f"import {op} [no bytecode]" for op in FUNCTIONS],
     *[f"cold start {op}" for op in FUNCTIONS],
 ]
 
@@ -78,3 +82,16 @@ def test_bench_runs_at_small_scale(tmp_path: Path) -> None:
         for kind in ("import", "cold start")
         for op in ("get", "search", "problem", "resolve", "refresh", "docs", "mcp")
     )
+    assert all(report["results"][f"import {op}"]["vs_bare_with_a_model"] > 0 for op in FUNCTIONS)
+    # the scaling table of docs/PERFORMANCE.md, from this report (twice, as two scales would be)
+    table = subprocess.run(
+        [sys.executable, "-m", "activity_dev.cli", "bench-table", str(output), str(output)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    assert table[0].startswith("| scenario | small (") and len(table) == 2 + len(
+        [name for name in report["results"] if "[own SQL]" not in name]
+    )
+    assert "| get admin all-time | p95 " in "\n".join(table)

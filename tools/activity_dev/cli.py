@@ -121,6 +121,12 @@ def cmd_bench(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_bench_table(args: argparse.Namespace) -> None:
+    from .bench_table import main as table_main
+
+    print(table_main([Path(path) for path in args.results]), end="")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="activity", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +216,10 @@ def main(argv: list[str] | None = None) -> None:
         help="also run N clients against the local gateway with 8 workers for 60 s of mixed reads (default: skip)",
     )
     bench.set_defaults(func=cmd_bench)
+
+    table = sub.add_parser("bench-table", help="a Markdown table of several bench results side by side (by scale)")
+    table.add_argument("results", nargs="+", help="JSON files written by `activity bench`, smallest scale first")
+    table.set_defaults(func=cmd_bench_table)
 
     args = parser.parse_args(argv)
     args.func(args)
