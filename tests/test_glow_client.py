@@ -284,6 +284,16 @@ def test_summary_profile_id(invoke: Any, glow: dict[str, Any], idp: IdentityProv
         assert (none["profile_summary"], none["profile_summary_total"], none["resources"]["profiles"]) == ([], 0, {})
 
 
+def test_admin_with_a_role_filter(invoke: Any, glow: dict[str, Any], idp: IdentityProvider) -> None:
+    # an admin's newest problems are walked newest first, each profile checked against the filters on its own
+    body = invoke("get", {**PAGE_LOAD, "roles": ["member"]}, as_admin(glow, idp)).body
+    want = expected(glow["conn"], roles=["member"])
+    assert want["problems"] and len(want["profile_summary"]) < len(expected(glow["conn"])["profile_summary"])
+    assert body["profile_summary"] == want["profile_summary"]
+    assert body["problems_total"] == len(want["problems"])
+    assert client_view_of_problems(body) == want["problems"][:50]
+
+
 def test_coordinator_by_email_with_a_role_filter(invoke: Any, glow: dict[str, Any], idp: IdentityProvider) -> None:
     # GIVEN a coordinator whose token carries only an e-mail, in another letter case than the profile's
     res = invoke("get", {**PAGE_LOAD, "roles": ["member"]}, as_coordinator(glow, idp))

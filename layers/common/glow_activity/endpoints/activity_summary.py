@@ -25,7 +25,7 @@ from glow_activity.models import (
     iso,
 )
 from glow_activity.rollups import DailyCoverage, in_scope_counts_ctes, range_conditions, window_snapshot
-from glow_activity.scope import visible_conditions
+from glow_activity.scope import in_scope_conditions, visible_conditions
 from glow_activity.session_history import session_page
 from glow_activity.settings import ROLES
 
@@ -43,7 +43,7 @@ def get_sql(caller: Caller, request: GetActivityRequest, coverage: DailyCoverage
     if request.summary_profile_id is not None:
         listed = "profile_id = CAST(:summary_profile AS uuid)"
         params["summary_profile"] = str(request.summary_profile_id)
-    problems, problem_params = _problems_sql(request)
+    problems, problem_params = _problems_sql(caller, request)
     params.update(problem_params)
     facets, facet_params = _facets_sql(caller)
     params.update(facet_params)  # the same scope conditions: shared names hold the same values
@@ -95,16 +95,24 @@ FROM totals t
     return sql, params
 
 
-def _problems_sql(request: GetActivityRequest) -> tuple[str, dict[str, Any]]:
+def _problems_sql(caller: Caller, request: GetActivityRequest) -> tuple[str, dict[str, Any]]:
     """The newest problems of the `scope` CTE's profiles in the window, as a JSON array (their total is the sum
-    of per-profile counts)."""
+    of per-profile counts).
+
+    An admin's profiles are most of them: the problems are walked newest first, each profile checked on its own,
+    until the page is full (a role filter's scope joined whole sorted all 10,000 problems of 90 days: 8 ms). A
+    coordinator's are a few hundred of 20,000: their problems are gathered through the scope instead."""
     params: dict[str, Any] = {"problems_limit": request.problems_limit}
     window = range_conditions("q.created_at", [request.window()], "problems_", params)
+    profiles = "JOIN scope p ON p.id = q.profile_id"
+    if caller.scope == "all":
+        where, _ = in_scope_conditions(caller, request)  # the scope CTE's own conditions and parameters
+        profiles = f"JOIN profiles p ON p.id = q.profile_id AND {where}"
     sql = f"""SELECT coalesce(json_agg(json_build_object(
             'problem_id', q.id, 'type', q.type, 'message', q.message, 'resolved', q.resolved,
             'profile_id', q.profile_id, 'profile_name', q.profile_name, 'session_id', q.session_id,
             'created_at', q.created_at) ORDER BY q.created_at DESC, q.id DESC), '[]')
-        FROM (SELECT q.*, sc.name AS profile_name FROM problems q JOIN scope sc ON sc.id = q.profile_id
+        FROM (SELECT q.*, p.name AS profile_name FROM problems q {profiles}
               WHERE {window}
               ORDER BY q.created_at DESC, q.id DESC LIMIT :problems_limit) q"""
     return sql, params
