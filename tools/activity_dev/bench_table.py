@@ -15,7 +15,12 @@ FIGURES = (
     ("seconds", "{:g} s"),
     ("requests_per_s", "{:g} req/s"),
 )
-EXTRAS = (("rows_per_s", "{:,.0f} rows/s"), ("vs_bare", "{:g}x bare"), ("export_vs_floor", "{:g}x floor"))
+EXTRAS = (
+    ("rows_per_s", "{:,.0f} rows/s"),
+    ("vs_bare", "{:g}x bare"),
+    ("vs_bare_module", "{:g}x bare module"),
+    ("export_vs_floor", "{:g}x floor"),
+)
 
 
 def cell(result: Any) -> str:

@@ -27,13 +27,23 @@ from . import REPO_ROOT
 
 LAYER_SOURCE = REPO_ROOT / "layers" / "common"
 
-# What every handler needs at the least, per the round-two target: the resolver, pydantic and pg8000. `import
-# pydantic` is lazy (pydantic 2 loads its model machinery on first use), so the second peer also defines one model:
-# the least that any handler validating a body with pydantic imports.
+# What every handler needs at the least, per the round-two target: the resolver, pydantic and pg8000. Two peers:
+# - the imports alone, as the target words it. `import pydantic` is lazy (pydantic 2 loads its model machinery on
+#   first use), and so is importing the resolver's class;
+# - a bare resolver module: those imports, the resolver with validation and one route taking a one-field model,
+#   which is what the module of any handler validating its body with pydantic runs in the init phase (creating
+#   the resolver alone loads pydantic's model machinery).
 BARE_IMPORTS = (
     "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver\nimport pydantic, pg8000.native\n"
 )
-ONE_MODEL = "class Body(pydantic.BaseModel):\n    x: int = 0\n"
+BARE_MODULE = textwrap.dedent("""
+    app = APIGatewayHttpResolver(enable_validation=True)
+    class Body(pydantic.BaseModel):
+        x: int = 0
+    @app.post("/bare")
+    def bare(body: Body):
+        return {"ok": True}
+""")
 
 _PRELUDE = """import sys, time
 started = time.perf_counter()
@@ -42,16 +52,13 @@ sys.path[:0] = [p for p in sys.argv[1:3] if p]
 _DONE = 'print(time.perf_counter() - started, "boto3" in sys.modules, 200)\n'
 
 BARE_IMPORT_CHILD = _PRELUDE + BARE_IMPORTS + _DONE
-BARE_MODEL_IMPORT_CHILD = _PRELUDE + BARE_IMPORTS + ONE_MODEL + _DONE
+BARE_MODULE_IMPORT_CHILD = _PRELUDE + BARE_IMPORTS + BARE_MODULE + _DONE
+# ... and its first invocation.
 BARE_CHILD = (
     _PRELUDE
     + BARE_IMPORTS
-    + ONE_MODEL
+    + BARE_MODULE
     + textwrap.dedent("""
-        app = APIGatewayHttpResolver(enable_validation=True)
-        @app.post("/bare")
-        def bare(body: Body):
-            return {"ok": True}
         event = {"version": "2.0", "routeKey": "POST /bare", "rawPath": "/bare", "headers": {}, "body": "{}",
                  "requestContext": {"http": {"method": "POST", "path": "/bare"}, "stage": "$default"},
                  "isBase64Encoded": False}
@@ -124,24 +131,24 @@ def measure(
     """`functions`: (operation, code dir, handler module, first event as JSON). Per function and layer, fresh
     interpreters alternate with the bare peers' (a slow phase of the machine falls on both of a pair); each ratio
     is the function's median over the peer's median of the same runs:
-    - `import <op>`: the Lambda init phase, against the bare imports and against them with one model;
+    - `import <op>`: the Lambda init phase, against the bare imports and against the bare resolver module;
     - `cold start <op>` (layer with bytecode): import and a first invocation (connect, authenticate, route,
-      validate: a body with an unknown field, the same work for every function) against the bare imports, one
-      model and one resolved request;
+      validate: a body with an unknown field, the same work for every function) against the bare resolver
+      module and one resolved request;
     - with the layer without bytecode, imports only, in fewer pairs."""
     with tempfile.TemporaryDirectory(prefix="glow-layer-") as workdir:
         layers = build_layers(Path(workdir))
         for layer_name, layer in layers.items():
             rounds = pairs if layer_name == "bytecode" else max(3, pairs // 3)
             suffix = "" if layer_name == "bytecode" else f" [{layer_name}]"
-            peers: dict[str, list[float]] = {"import": [], "import+model": [], "start": []}
+            peers: dict[str, list[float]] = {"import": [], "module": [], "start": []}
             rows: list[tuple[str, dict[str, Any]]] = []
             for operation, code_uri, module, event_json in functions:
                 runs: dict[str, list[tuple[float, bool]]] = {"import": [], "cold start": []}
-                mine: dict[str, list[float]] = {"import": [], "import+model": [], "start": []}
+                mine: dict[str, list[float]] = {"import": [], "module": [], "start": []}
                 for _ in range(rounds):
                     mine["import"].append(run_child(BARE_IMPORT_CHILD, "", str(layer))[0])
-                    mine["import+model"].append(run_child(BARE_MODEL_IMPORT_CHILD, "", str(layer))[0])
+                    mine["module"].append(run_child(BARE_MODULE_IMPORT_CHILD, "", str(layer))[0])
                     runs["import"].append(run_child(IMPORT_CHILD, str(code_uri), str(layer), module))
                     if layer_name == "bytecode":
                         mine["start"].append(run_child(BARE_CHILD, "", str(layer))[0])
@@ -155,7 +162,7 @@ def measure(
                     ratios = (
                         {
                             "vs_bare": round(median / statistics.median(mine["import"]), 2),
-                            "vs_bare_with_a_model": round(median / statistics.median(mine["import+model"]), 2),
+                            "vs_bare_module": round(median / statistics.median(mine["module"]), 2),
                         }
                         if label == "import"
                         else {"vs_bare": round(median / statistics.median(mine["start"]), 2)}
@@ -167,8 +174,8 @@ def measure(
                 {"median_ms": round(statistics.median(peers["import"]) * 1000, 1)},
             )
             record(
-                f"import [bare with one model]{suffix}",
-                {"median_ms": round(statistics.median(peers["import+model"]) * 1000, 1)},
+                f"import [bare resolver module]{suffix}",
+                {"median_ms": round(statistics.median(peers["module"]) * 1000, 1)},
             )
             if peers["start"]:
                 bare_start = round(statistics.median(peers["start"]) * 1000, 1)
