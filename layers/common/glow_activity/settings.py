@@ -17,8 +17,8 @@ DEFAULT_ROLE_SCOPES = {"all": ["superadmin", "admin"], "departments": ["instruct
 @dataclass(frozen=True)
 class Settings:
     """The environment's settings: each field is read from the variable of its name in upper case
-    (`from_environ`). A plain dataclass, not a pydantic model: it is built at every container's start, and a
-    model class cost ~10 ms of the function's import (docs/PERFORMANCE.md)."""
+    (`from_environ`), checked by its reader in `_READERS`. A plain dataclass, not a pydantic model: one reader per
+    variable says plainly what each accepts, and it costs the import nothing (docs/DECISIONS.md)."""
 
     database_url: str | None = None
     db_secret_arn: str | None = None
