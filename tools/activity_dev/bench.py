@@ -487,6 +487,7 @@ def bench_concurrency(h: Harness) -> None:
     most connections the service held at once."""
     import random
     import threading
+    import urllib.error
     import urllib.request
 
     from glow_activity import db
@@ -525,8 +526,10 @@ def bench_concurrency(h: Harness) -> None:
                 with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
                     response.read()
                     ok = response.status == 200
+            except urllib.error.HTTPError as exc:
+                ok, detail = False, f"{operation} {exc.code}: {exc.read()[:300]!r}"
             except Exception as exc:
-                ok, detail = False, repr(exc)
+                ok, detail = False, f"{operation}: {exc!r}"
             else:
                 detail = ""
             with lock:
@@ -549,6 +552,7 @@ def bench_concurrency(h: Harness) -> None:
             **percentiles(latencies),
             "requests_per_s": round(len(latencies) / seconds, 1),
             "errors": len(errors),
+            "error_samples": sorted(set(errors))[:5],
             "max_connections": most_connections,
             "workers": workers,
         },

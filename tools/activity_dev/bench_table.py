@@ -13,13 +13,14 @@ FIGURES = (
     ("median_ms", "{:g} ms"),
     ("median_s", "{:g} s"),
     ("seconds", "{:g} s"),
-    ("requests_per_s", "{:g} req/s"),
 )
 EXTRAS = (
     ("rows_per_s", "{:,.0f} rows/s"),
     ("vs_bare", "{:g}x bare"),
     ("vs_bare_module", "{:g}x bare module"),
     ("export_vs_floor", "{:g}x floor"),
+    ("requests_per_s", "{:g} req/s"),
+    ("errors", "{:d} errors"),
 )
 
 
