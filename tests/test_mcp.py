@@ -272,3 +272,20 @@ def test_an_id_that_is_neither_string_nor_number_is_an_invalid_request(invoke: A
         assert res.status == 400 and res.body["id"] is None and res.body["error"]["code"] == -32600, bad_id
     # 7.0 is the number 7
     assert rpc(invoke, {"jsonrpc": "2.0", "id": 7.0, "method": "ping"}, people["admin"].headers).body["id"] == 7
+
+
+def test_the_endpoints_json_is_spliced_into_the_answer_as_it_is() -> None:
+    from activity_dev import lambdas
+
+    spec = next(s for s in lambdas.functions() if s.operation == "mcp")
+    lambdas.load_handler(spec)  # the function's code directory on the path, as Lambda has it
+    from mcp_server import dumps
+    from mcp_tools import RawJson
+
+    raw = RawJson('{"name":"Zoë \\"Z\\" raw-json-0","n":[1,2.5,null],"deep":{"a":[]}}')
+    result = {"content": [{"type": "text", "text": str(raw)}], "structuredContent": raw, "isError": False}
+    text = dumps({"jsonrpc": "2.0", "id": 7, "result": result})
+    message = json.loads(text)
+    assert message["result"]["structuredContent"] == json.loads(raw)
+    assert message["result"]["content"][0]["text"] == raw and "Zoë" in text
+    assert message["id"] == 7 and message["result"]["isError"] is False

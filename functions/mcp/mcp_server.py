@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from functools import cache
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from mcp_tools import call_tool, operation_of, tools_for
+from mcp_tools import RawJson, call_tool, operation_of, tools_for
 from pydantic import BaseModel, ConfigDict, Field
 
 from glow_activity.api import JSON, Invocation, raw_body, serve
@@ -112,12 +113,20 @@ def protocol_checks(headers: dict[str, str], event: dict[str, Any]) -> None:
 def _answer(status: int, message: dict[str, Any] | None = None) -> dict[str, Any]:
     if message is None:
         return {"statusCode": status, "isBase64Encoded": False, "headers": {}, "body": ""}
-    return {
-        "statusCode": status,
-        "isBase64Encoded": False,
-        "headers": {"Content-Type": JSON},
-        "body": json.dumps(message, separators=(",", ":"), ensure_ascii=False),
-    }
+    return {"statusCode": status, "isBase64Encoded": False, "headers": {"Content-Type": JSON}, "body": dumps(message)}
+
+
+def dumps(message: dict[str, Any]) -> str:
+    """The message as JSON, with a tool result's structured content (`RawJson`, the endpoint's own JSON text) in
+    place as it is."""
+    result = message.get("result")
+    raw = result.get("structuredContent") if isinstance(result, dict) else None
+    if not isinstance(result, dict) or not isinstance(raw, RawJson):
+        return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    marker = f"raw-json-{uuid.uuid4().hex}"  # a string no JSON text here can contain by chance
+    spliced = {**message, "result": {**result, "structuredContent": marker}}
+    text = json.dumps(spliced, separators=(",", ":"), ensure_ascii=False)
+    return text.replace(f'"{marker}"', raw, 1)
 
 
 def _result(message_id: Any, result: dict[str, Any]) -> dict[str, Any]:
