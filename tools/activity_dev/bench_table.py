@@ -19,6 +19,8 @@ EXTRAS = (
     ("vs_bare", "{:g}x bare"),
     ("vs_bare_module", "{:g}x bare module"),
     ("export_vs_floor", "{:g}x floor"),
+    ("export_vs_floor_without", "{:g}x floor without it"),
+    ("vs_http_p50", "{:g}x HTTP (p50)"),
     ("requests_per_s", "{:g} req/s"),
     ("errors", "{:d} errors"),
 )
