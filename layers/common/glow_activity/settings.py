@@ -125,32 +125,28 @@ def _role_scopes(raw: str) -> dict[str, str]:
     return _role_scope_map(value)
 
 
-def _text(raw: str) -> str:
-    return raw
-
-
 # How each setting is read from its environment variable (the dataclass's fields, every one).
 _READERS: dict[str, Callable[[str], Any]] = {
-    "database_url": _text,
-    "db_secret_arn": _text,
-    "db_host": _text,
-    "db_reader_host": _text,
-    "db_name": _text,
+    "database_url": str,
+    "db_secret_arn": str,
+    "db_host": str,
+    "db_reader_host": str,
+    "db_name": str,
     "db_port": _number(int, least=1),
-    "db_sslrootcert": _text,
+    "db_sslrootcert": str,
     "db_connect_timeout": _number(float, above=0),
     "db_connect_attempts": _number(int, least=1),
     "db_statement_timeout_ms": _number(int, least=0),
     "db_parallel_workers": _number(int, least=0),
     "db_random_page_cost": _number(float, above=0),
-    "export_bucket": _text,
+    "export_bucket": str,
     "export_url_ttl_seconds": lambda raw: min(_number(int, least=1)(raw), 3600),
     "export_sync_row_budget": _number(int, least=0),
-    "jwt_secret": _text,
-    "jwt_secret_arn": _text,
-    "jwt_jwks_url": _text,
-    "jwt_issuer": _text,
-    "jwt_audience": _text,
+    "jwt_secret": str,
+    "jwt_secret_arn": str,
+    "jwt_jwks_url": str,
+    "jwt_issuer": str,
+    "jwt_audience": str,
     "jwt_identity_claims": _identity_claims,
     "jwt_jwks_ttl_seconds": _number(float, above=0),
     "jwt_jwks_min_fetch_interval_seconds": _number(float, least=0),
