@@ -28,12 +28,17 @@ os.environ.update(
     }
 )
 
+from legacy import build_legacy_database
+
 from activity_dev import embedded_pg, lambdas
 from activity_dev.events import LambdaContext, http_event
 from glow_activity import API_PREFIX, db
-from glow_activity.migrate import migrate
+from glow_activity.migrate import ensure_runtime_login, migrate
 from glow_activity.refresh import refresh_views
 from glow_activity.settings import get_settings
+
+# The functions connect as this LOGIN member of activity_runtime (as in AWS), never as the harness's superuser.
+RUNTIME_USER = "activity_app_test"
 
 
 def harness_params(url: str) -> db.ConnectParams:
@@ -43,12 +48,34 @@ def harness_params(url: str) -> db.ConnectParams:
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
-    url = embedded_pg.database_url()
+    """The harness's (the migrating superuser's) URL. The service's own DATABASE_URL, which every handler and
+    worker process reads, is a LOGIN member of activity_runtime. With ACTIVITY_TEST_START=legacy the database is
+    first built by the previous version's migrations, so that the whole suite runs on an adopted database."""
+    import secrets
+
+    url = os.environ.get("ACTIVITY_TEST_ADMIN_URL") or embedded_pg.database_url()
+    os.environ["ACTIVITY_TEST_ADMIN_URL"] = url  # worker processes inherit it
     get_settings.cache_clear()
     conn = db.open_connection(db.params_from_url(url))
+    if (
+        os.environ.get("ACTIVITY_TEST_START") == "legacy"
+        and not conn.run(
+            "SELECT to_regclass('public.schema_migrations') IS NOT NULL OR to_regnamespace('activity') IS NOT NULL"
+        )[0][0]
+    ):
+        build_legacy_database(conn)
     migrate(conn)
+    password = secrets.token_urlsafe(16)
+    ensure_runtime_login(conn, RUNTIME_USER, password)
     conn.close()
+    os.environ["DATABASE_URL"] = embedded_pg.url_as(url, RUNTIME_USER, password)
     return url
+
+
+@pytest.fixture
+def runtime_url(database_url: str) -> str:
+    """The service's own URL: a LOGIN member of activity_runtime."""
+    return os.environ["DATABASE_URL"]
 
 
 @pytest.fixture
@@ -75,7 +102,7 @@ PLATFORM_TABLES = (
     "profiles",
     "departments",
 )
-SERVICE_TABLES = ("audit_log", "idempotency_records", "uploads")
+SERVICE_TABLES = ("activity.audit_log", "activity.idempotency_records", "activity.uploads")
 
 
 @pytest.fixture

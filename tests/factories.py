@@ -124,10 +124,14 @@ class World:
         *,
         active: bool = False,
         updated_at: str | datetime | None = None,
+        first_run_at: str | datetime | None = None,
+        last_run_at: str | datetime | None = None,
         **counters: Any,
     ) -> str:
         sid = str(uuid.uuid4())
         created = ts(created_at) if isinstance(created_at, str) else created_at
+        first_run = ts(first_run_at) if isinstance(first_run_at, str) else first_run_at
+        last_run = ts(last_run_at) if isinstance(last_run_at, str) else last_run_at
         updated = (ts(updated_at) if isinstance(updated_at, str) else updated_at) or created + timedelta(minutes=5)
         values = {
             "group_count": 0,
@@ -140,15 +144,17 @@ class World:
             **counters,
         }
         self.conn.run(
-            "INSERT INTO sessions (id, profile_id, created_at, updated_at, active, group_count, run_count, chat_count,"
-            " attempt_count, message_count, total_tokens, total_cost) VALUES (CAST(:id AS uuid), CAST(:p AS uuid),"
-            " :c, :u, :a, :group_count, :run_count, :chat_count, :attempt_count, :message_count, :total_tokens,"
-            " CAST(:total_cost AS numeric))",
+            "INSERT INTO sessions (id, profile_id, created_at, updated_at, active, group_count, run_count,"
+            " first_run_at, last_run_at, chat_count, attempt_count, message_count, total_tokens, total_cost) VALUES"
+            " (CAST(:id AS uuid), CAST(:p AS uuid), :c, :u, :a, :group_count, :run_count, :first_run, :last_run,"
+            " :chat_count, :attempt_count, :message_count, :total_tokens, CAST(:total_cost AS numeric))",
             id=sid,
             p=_pid(profile),
             c=created,
             u=updated,
             a=active,
+            first_run=first_run,
+            last_run=last_run,
             **{**values, "total_cost": str(values["total_cost"])},
         )
         return sid

@@ -50,3 +50,29 @@ def test_key_create_refuses_what_is_not_a_profile(cli_env: None, capsys: Any) ->
         main(["key", "create", "--profile", "00000000-0000-4000-8000-000000000000"])
     with pytest.raises(SystemExit):
         main(["key", "create", "--profile", "00000000-0000-4000-8000-000000000000", "--app", "x"])
+
+
+def test_migrate_plan_and_migrate(cli_env: None, capsys: Any) -> None:
+    # the test database is up to date: the plan is empty, and so is a migration
+    main(["db", "migrate", "--plan", "--attached"])
+    assert capsys.readouterr().out.strip() == "mode: attached; nothing to do"
+    main(["db", "migrate"])
+    assert capsys.readouterr().out.strip() == "nothing to do (up to date)"
+
+
+def test_runtime_user_is_a_login_member_of_activity_runtime_only(
+    cli_env: None, conn: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    with pytest.raises(SystemExit, match="ACTIVITY_RUNTIME_PASSWORD"):
+        main(["db", "runtime-user", "activity_cli_test"])
+    monkeypatch.setenv("ACTIVITY_RUNTIME_PASSWORD", "s3cret'; DROP TABLE profiles; --")
+    try:
+        main(["db", "runtime-user", "activity_cli_test"])
+        main(["db", "runtime-user", "activity_cli_test"])  # again: the same user, its password set anew
+        assert conn.run(
+            "SELECT rolcanlogin, rolsuper, pg_has_role('activity_cli_test', 'activity_runtime', 'MEMBER')"
+            " FROM pg_roles WHERE rolname = 'activity_cli_test'"
+        ) == [[True, False, True]]
+        assert conn.run("SELECT to_regclass('public.profiles') IS NOT NULL") == [[True]]
+    finally:
+        conn.run("DROP ROLE IF EXISTS activity_cli_test")

@@ -143,7 +143,7 @@ def test_export_downloads_through_the_presigned_url(invoke: Any, data: dict[str,
     assert manifest["filters"]["department_ids"] == [data["dept"]]
     assert body["row_count"] == sum(counts.values()) == manifest["row_count"]
     stored = conn.run(
-        "SELECT status, row_count, requested_by::text, size_bytes > 0, row_counts FROM uploads"
+        "SELECT status, row_count, requested_by::text, size_bytes > 0, row_counts FROM activity.uploads"
         " WHERE id = CAST(:id AS uuid)",
         id=body["upload_id"],
     )
@@ -201,11 +201,11 @@ def test_s3_failure_leaves_nothing(invoke: Any, data: dict[str, Any], conn: Any,
     bucket = get_settings().export_bucket
 
     monkeypatch.setattr(export_jobs, "s3_client", lambda: PartsRefused(s3))
-    uploads_before = conn.run("SELECT count(*) FROM uploads")[0][0]
+    uploads_before = conn.run("SELECT count(*) FROM activity.uploads")[0][0]
     res = invoke("export", {}, data["admin"].headers)
     assert res.status == 502
     assert res.body == {"statusCode": 502, "message": res.body["message"]}
-    assert conn.run("SELECT count(*) FROM uploads")[0][0] == uploads_before
+    assert conn.run("SELECT count(*) FROM activity.uploads")[0][0] == uploads_before
     prefix = f"exports/{data['admin'].id}/"
     assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) == 0
     assert not [u for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) if u["Key"].startswith(prefix)]
@@ -250,11 +250,11 @@ def test_an_upload_failing_midway_leaves_nothing_and_the_next_export_works(
 ) -> None:
     body = {"department_ids": [data["dept"]]}
     dropped = fail_uploads_midway(monkeypatch)
-    uploads_before = conn.run("SELECT count(*) FROM uploads")[0][0]
+    uploads_before = conn.run("SELECT count(*) FROM activity.uploads")[0][0]
     res = invoke("export", body, data["admin"].headers)
     assert res.status == 502
     assert len(dropped) == 1  # the COPY was cut short: its connection could not be used again
-    assert conn.run("SELECT count(*) FROM uploads")[0][0] == uploads_before
+    assert conn.run("SELECT count(*) FROM activity.uploads")[0][0] == uploads_before
     s3, bucket, prefix = boto3.client("s3"), get_settings().export_bucket, f"exports/{data['admin'].id}/"
     assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) == 0
     assert not [u for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) if u["Key"].startswith(prefix)]
@@ -382,14 +382,14 @@ def test_an_async_export_that_cannot_start_leaves_nothing(
         )
         stubber.activate()
     monkeypatch.setattr(export_jobs, "lambda_client", lambda: client)
-    uploads_before = conn.run("SELECT count(*) FROM uploads")[0][0]
+    uploads_before = conn.run("SELECT count(*) FROM activity.uploads")[0][0]
     res = invoke("export", {}, data["admin"].headers)
     assert res.status == status
     assert res.body["statusCode"] == status and "nothing" in res.body["message"]
     if status == 503:
         assert res.headers["retry-after"] == "30"
-    assert conn.run("SELECT count(*) FROM uploads")[0][0] == uploads_before
-    assert conn.run("SELECT count(*) FROM uploads WHERE status = 'running'")[0][0] == 0
+    assert conn.run("SELECT count(*) FROM activity.uploads")[0][0] == uploads_before
+    assert conn.run("SELECT count(*) FROM activity.uploads WHERE status = 'running'")[0][0] == 0
     s3 = boto3.client("s3")
     bucket = get_settings().export_bucket
     prefix = f"exports/{data['admin'].id}/"

@@ -73,7 +73,15 @@ CHECKS = [
     response_schema_conformance,
     refused_only_for_listed_reasons,
 ]
-WATCHED = ("problems", "uploads", "idempotency_records", "refresh_runs", "profiles", "sessions", "api_keys")
+WATCHED = (
+    "problems",
+    "activity.uploads",
+    "activity.idempotency_records",
+    "activity.refresh_runs",
+    "profiles",
+    "sessions",
+    "api_keys",
+)
 
 
 @pytest.fixture(scope="module")

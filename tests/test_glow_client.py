@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterator
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -51,8 +52,15 @@ def glow(empty_db: Any, idp: IdentityProvider, refresh: Any) -> dict[str, Any]:
     sessions = {}
     for person, days in ((ana, (2, 9, 9, 20)), (bo, (3, 31)), (cy, (5, 28)), (gone, (6,))):
         for day in days:
+            # sessions on odd days have had AI runs (the page's Duration column); the others none yet
+            runs = {"first_run_at": f"2026-03-{day:02d}T12:01:00", "last_run_at": f"2026-03-{day:02d}T12:{day:02d}:30"}
             sessions[(person.name, day)] = world.session(
-                person, f"2026-03-{day:02d}T12:00:00", active=day == 20, message_count=day, total_cost="0.25"
+                person,
+                f"2026-03-{day:02d}T12:00:00",
+                active=day == 20,
+                message_count=day,
+                total_cost="0.25",
+                **(runs if day % 2 else {}),
             )
     world.session(ana, "2026-03-01T04:59:59")  # before the window (it starts at 05:00 UTC)
     world.session(cy, "2026-03-31T05:00:00")  # after it
@@ -202,6 +210,20 @@ def test_admins_page_load(invoke: Any, glow: dict[str, Any], idp: IdentityProvid
     assert [item["session_created_at"] for item in history["items"]] == sorted(
         (item["session_created_at"] for item in history["items"]), reverse=True
     )
+    # the sessions table's Duration column: each item's run times equal the session's, null when it has none
+    runs = {
+        str(sid): (first, last)
+        for sid, first, last in glow["conn"].run(
+            "SELECT id, first_run_at, last_run_at FROM sessions WHERE id = ANY(CAST(:ids AS uuid[]))",
+            ids=[item["session_id"] for item in history["items"]],
+        )
+    }
+    for item in history["items"]:
+        first, last = runs[item["session_id"]]
+        assert item["first_run_at"] == (first.astimezone(UTC).isoformat().replace("+00:00", "Z") if first else None)
+        assert item["last_run_at"] == (last.astimezone(UTC).isoformat().replace("+00:00", "Z") if last else None)
+    with_runs = [item for item in history["items"] if item["first_run_at"]]
+    assert 0 < len(with_runs) < len(history["items"])
     item = history["items"][0]
     assert set(item) >= {
         "session_id",
@@ -211,6 +233,8 @@ def test_admins_page_load(invoke: Any, glow: dict[str, Any], idp: IdentityProvid
         "active",
         "group_count",
         "run_count",
+        "first_run_at",
+        "last_run_at",
         "chat_count",
         "attempt_count",
         "message_count",
@@ -311,7 +335,7 @@ def test_coordinator_by_email_with_a_role_filter(invoke: Any, glow: dict[str, An
     assert body["analytics"]["department_options"] == [{"value": glow["physics"], "label": "Physics"}]
     # and the audit row names the coordinator's profile and the client's application key
     row = glow["conn"].run(
-        "SELECT profile_id::text, api_key_id::text FROM audit_log WHERE request_id = :r",
+        "SELECT profile_id::text, api_key_id::text FROM activity.audit_log WHERE request_id = :r",
         r=res.headers["x-request-id"],
     )
     assert row == [[glow["coord"].id, glow["app_key_id"]]]
@@ -340,7 +364,7 @@ def test_docs_page_titles(invoke: Any, glow: dict[str, Any], idp: IdentityProvid
 # ---------------------------------------------------------------- the Refresh button
 def test_refresh_button_pressed_by_a_member(invoke: Any, glow: dict[str, Any], idp: IdentityProvider) -> None:
     conn = glow["conn"]
-    runs = lambda: conn.run("SELECT count(*) FROM refresh_runs")[0][0]  # noqa: E731
+    runs = lambda: conn.run("SELECT count(*) FROM activity.refresh_runs")[0][0]  # noqa: E731
     before = runs()
     for _ in range(2):
         res = invoke("refresh", {}, client_headers(glow, idp, profile_id=glow["ana"].id))

@@ -46,7 +46,8 @@ def request(method: str, params: dict[str, Any] | None = None, message_id: int =
 
 def audit_rows(conn: Any, request_id: str) -> list[list[Any]]:
     return conn.run(
-        "SELECT operation, profile_id::text, channel, status_code FROM audit_log WHERE request_id = :r ORDER BY id",
+        "SELECT operation, profile_id::text, channel, status_code FROM activity.audit_log"
+        " WHERE request_id = :r ORDER BY id",
         r=request_id,
     )
 

@@ -1,101 +1,195 @@
-"""Migrations: the first is the platform schema exactly; the runner is ordered, recorded and locked; the
-custom resource answers CloudFormation SUCCESS or FAILED and never hangs."""
+"""Migrations: the platform schema exactly; everything of the service's own in schema `activity`; a plan that
+changes nothing; idempotent runs; invalid indexes rebuilt; lock waits retried; a database built by the previous
+layout adopted with its data; the custom resource answers CloudFormation SUCCESS or FAILED and never hangs."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import catalog, new_database, public_objects_of_our_own
+from legacy import build_legacy_database
 
 from activity_dev import REPO_ROOT, lambdas
 from activity_dev.events import LambdaContext
-from glow_activity import db
-from glow_activity.migrate import migrate, migration_files
+from glow_activity import db, platform
+from glow_activity.migrate import MigrationRefused, migrate, migration_files, plan
 
 SHARED_SCHEMA = REPO_ROOT.parent / "shared" / "spec" / "platform-schema.sql"
 
 
-def test_first_migration_is_the_platform_schema_exactly() -> None:
-    name, sql = migration_files()[0]
-    assert name == "0001_platform_schema"
+def test_the_platform_tables_are_the_platform_schema_exactly() -> None:
+    sql = platform.platform_sql()
     if SHARED_SCHEMA.exists():
         assert sql == SHARED_SCHEMA.read_text(encoding="utf-8")
-    assert "CREATE TABLE IF NOT EXISTS api_keys" in sql
+    assert "first_run_at" in platform.contract_columns()["sessions"]
+    assert platform.contract_columns()["profile_roles"] == ("profile_id", "role", "active")
 
 
-def test_migrations_are_ordered_and_recorded(conn: Any) -> None:
+def test_migrations_are_ordered_recorded_and_idempotent(conn: Any) -> None:
     names = [name for name, _ in migration_files()]
-    assert names == sorted(names)
-    recorded = [r[0] for r in conn.run("SELECT name FROM schema_migrations ORDER BY name")]
+    assert names == sorted(names) and names
+    recorded = [r[0] for r in conn.run("SELECT name FROM activity.schema_migrations ORDER BY name")]
     assert recorded == names
-    assert migrate(conn) == []  # idempotent
+    assert plan(conn).steps == []
+    assert migrate(conn) == []
 
 
-@contextmanager
-def new_database(database_url: str) -> Iterator[Any]:
-    """A connection to a brand-new, empty database on the test server, dropped afterwards."""
-    admin = db.open_connection(db.params_from_url(database_url))
-    name = f"fresh_{uuid.uuid4().hex[:8]}"
-    admin.run(f"CREATE DATABASE {name}")
-    try:
-        params = db.params_from_url(database_url)
-        conn = db.open_connection(db.ConnectParams(**{**params.__dict__, "database": name}))
-        try:
-            yield conn
-        finally:
-            conn.close()
-    finally:
-        admin.run(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.close()
-
-
-def test_migrations_build_a_fresh_database_and_run_on_postgres_15_features_only(database_url: str) -> None:
-    """A brand-new database gets every migration in one transaction."""
+def test_a_fresh_database_gets_everything_of_ours_in_schema_activity(database_url: str) -> None:
     with new_database(database_url) as fresh:
-        assert migrate(fresh) == [n for n, _ in migration_files()]
-        tables = {r[0] for r in fresh.run("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-        assert {"profiles", "sessions", "audit_log", "uploads", "refresh_runs", "schema_migrations"} <= tables
+        # GIVEN an empty database  WHEN it is planned, then migrated
+        before = catalog(fresh)
+        steps = plan(fresh).lines()
+        assert catalog(fresh) == before  # planning changed nothing
+        assert any("create the platform tables" in line for line in steps)
+        done = migrate(fresh)
+        # THEN the plan was what ran, the platform tables exist, and public holds nothing else of ours
+        assert [f"{i}. {d}" for i, d in enumerate(done, 1)] == steps[1:]
+        assert public_objects_of_our_own(fresh) == []
+        ours = {
+            r[0] for r in fresh.run("SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'activity'::regnamespace")
+        }
+        assert {
+            "audit_log",
+            "uploads",
+            "refresh_runs",
+            "idempotency_records",
+            "schema_migrations",
+            "activity_daily",
+            "activity_monthly",
+            "activity_monthly_running",
+            "activity_profile_totals",
+            "activity_events",
+        } <= ours
+        indexes = {r[0] for r in fresh.run("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+        assert {index.name for index in platform.INDEXES} <= indexes
+        # AND a second run does nothing
+        assert migrate(fresh) == []
 
 
-def test_a_database_of_the_old_role_names_is_moved_to_glows(database_url: str) -> None:
-    """A database migrated before the platform schema took Glow's role names and application keys: 0009 maps
-    ta -> member, head_ta -> custom, instructor -> guest, coordinator -> instructional, and admits keys without
-    a profile."""
-    with new_database(database_url) as old:
-        migrate(old)
-        # GIVEN the schema as it was: the old CHECK, api_keys.profile_id NOT NULL, 0009 not applied
-        old.run("ALTER TABLE profile_roles DROP CONSTRAINT profile_roles_role_check")
-        old.run(
-            "ALTER TABLE profile_roles ADD CONSTRAINT profile_roles_role_check"
-            " CHECK (role IN ('ta', 'head_ta', 'instructor', 'coordinator', 'admin'))"
+def test_plan_prints_what_a_migration_would_do_and_changes_nothing(database_url: str) -> None:
+    with new_database(database_url) as fresh:
+        migrate(fresh)
+        fresh.run("DROP INDEX public.activity_logins_time_idx")
+        fresh.run("REVOKE SELECT ON public.grants FROM activity_runtime")
+        before = catalog(fresh)
+        lines = plan(fresh).lines()
+        assert lines[0] == "mode: standalone; 2 step(s)"
+        assert (
+            "build index activity_logins_time_idx ON public.logins (logged_in_at) INCLUDE (profile_id) CONCURRENTLY"
+            in lines[1]
         )
-        old.run("ALTER TABLE api_keys ALTER COLUMN profile_id SET NOT NULL")
-        old.run("DELETE FROM schema_migrations WHERE name = '0009_glow_roles_and_application_keys'")
+        assert lines[2] == "2. grant activity_runtime: SELECT ON public.grants TO activity_runtime"
+        assert catalog(fresh) == before
+        assert len(migrate(fresh)) == 2 and plan(fresh).steps == []
+
+
+def test_an_invalid_index_left_by_an_interrupted_build_is_dropped_and_built_again(database_url: str) -> None:
+    with new_database(database_url) as fresh:
+        migrate(fresh)
+        # GIVEN a concurrent build of one of our indexes that failed halfway (here: a unique index over duplicates)
+        fresh.run("DROP INDEX public.activity_grants_profile_idx")
         pid = str(uuid.uuid4())
-        old.run("INSERT INTO profiles (id, name) VALUES (CAST(:id AS uuid), 'Old')", id=pid)
-        for role, active in (
-            ("ta", True),
-            ("head_ta", False),
-            ("instructor", True),
-            ("coordinator", True),
-            ("admin", True),
-        ):
-            old.run("INSERT INTO profile_roles VALUES (CAST(:p AS uuid), :r, :a)", p=pid, r=role, a=active)
-        # WHEN the service migrates it
-        assert migrate(old) == ["0009_glow_roles_and_application_keys"]
-        # THEN every role has its Glow name (activity kept), and the new CHECK and nullable key hold
-        roles = old.run("SELECT role, active FROM profile_roles ORDER BY role")
-        assert roles == [["admin", True], ["custom", False], ["guest", True], ["instructional", True], ["member", True]]
-        with pytest.raises(Exception, match="profile_roles_role_check"):
-            old.run("INSERT INTO profile_roles VALUES (CAST(:p AS uuid), 'ta', true)", p=pid)
-        old.run("INSERT INTO api_keys (id, name, key_hash) VALUES (gen_random_uuid(), 'app', 'h')")
+        fresh.run("INSERT INTO profiles (id, name) VALUES (CAST(:p AS uuid), 'P')", p=pid)
+        for _ in range(2):
+            fresh.run("INSERT INTO grants VALUES (gen_random_uuid(), CAST(:p AS uuid), NULL, 'access', now())", p=pid)
+        with pytest.raises(Exception, match="could not create unique index"):
+            fresh.run("CREATE UNIQUE INDEX CONCURRENTLY activity_grants_profile_idx ON grants (profile_id)")
+        assert fresh.run(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'activity_grants_profile_idx'::regclass"
+        ) == [[False]]
+        # WHEN the migration runs  THEN it says it rebuilds it, and does: valid, with its own definition
+        assert "rebuild the invalid index activity_grants_profile_idx" in plan(fresh).lines()[1]
+        migrate(fresh)
+        assert fresh.run(
+            "SELECT indisvalid, pg_get_indexdef(indexrelid) FROM pg_index"
+            " WHERE indexrelid = 'activity_grants_profile_idx'::regclass"
+        ) == [[True, "CREATE INDEX activity_grants_profile_idx ON public.grants USING btree (profile_id, created_at)"]]
+
+
+def test_an_index_build_that_meets_a_lock_waits_briefly_retries_and_leaves_nothing_invalid(database_url: str) -> None:
+    with new_database(database_url) as fresh:
+        migrate(fresh)
+        fresh.run("DROP INDEX public.activity_logins_profile_idx")
+        params = db.params_from_url(database_url)
+        holder = db.open_connection(
+            db.ConnectParams(**{**params.__dict__, "database": fresh.run("SELECT current_database()")[0][0]})
+        )
+        # GIVEN a transaction holding a lock that CREATE INDEX CONCURRENTLY must wait for (a VACUUM's, say)
+        holder.run("BEGIN")
+        holder.run("LOCK TABLE logins IN SHARE UPDATE EXCLUSIVE MODE")
+        release = threading.Timer(1.5, lambda: holder.run("COMMIT"))
+        release.start()
+        try:
+            # WHEN the migration runs with a short lock timeout  THEN it gives up its wait, retries, and succeeds
+            started = time.perf_counter()
+            done = migrate(fresh, lock_timeout_ms=200, attempts=20)
+            assert time.perf_counter() - started >= 1.0
+            assert len(done) == 1 and "activity_logins_profile_idx" in done[0]
+        finally:
+            release.join()
+            holder.close()
+        assert fresh.run("SELECT count(*) FROM pg_index WHERE NOT indisvalid")[0][0] == 0
+
+
+def test_attached_mode_refuses_a_platform_without_the_contract_columns_and_changes_nothing(database_url: str) -> None:
+    with new_database(database_url) as platform_db:
+        platform_db.run(platform.platform_sql())
+        platform_db.run("ALTER TABLE sessions DROP COLUMN last_run_at")
+        before = catalog(platform_db)
+        with pytest.raises(MigrationRefused, match=r"column sessions\.last_run_at"):
+            migrate(platform_db, attached=True)
+        assert catalog(platform_db) == before
+        # standalone, the same database gets the column (a later contract version's addition)
+        assert any("ADD COLUMN IF NOT EXISTS last_run_at" in step for step in migrate(platform_db))
+
+
+def test_a_database_built_by_the_previous_layout_is_adopted_with_its_data(database_url: str) -> None:
+    with new_database(database_url) as old:
+        # GIVEN a database the previous version built and used: rows, rollups, audit, an export record
+        build_legacy_database(old)
+        pid, sid = str(uuid.uuid4()), str(uuid.uuid4())
+        old.run("INSERT INTO profiles (id, name) VALUES (CAST(:p AS uuid), 'Old')", p=pid)
+        old.run(
+            "INSERT INTO sessions (id, profile_id, created_at, updated_at, active) VALUES"
+            " (CAST(:s AS uuid), CAST(:p AS uuid), '2025-03-04T10:00:00Z', '2025-03-04T11:00:00Z', false)",
+            s=sid,
+            p=pid,
+        )
+        old.run(
+            "INSERT INTO audit_log (operation, channel, status_code, request_id)"
+            " VALUES ('activity.get', 'api', 200, 'r1')"
+        )
+        old.run("REFRESH MATERIALIZED VIEW activity_monthly")
+        old.run("INSERT INTO activity_daily VALUES (CAST(:p AS uuid), '2025-03-04', 1, 0, 0, 0, 0, 0)", p=pid)
+        runs_before = old.run("SELECT count(*) FROM refresh_runs")[0][0]
+        # WHEN the new version migrates it
+        lines = plan(old).lines()
+        assert any(
+            line.startswith("3. adopt the previous layout") or "adopt the previous layout" in line for line in lines
+        )
+        migrate(old)
+        # THEN everything of ours is in activity with its rows, nothing was rebuilt, public holds only the platform's
+        assert old.run("SELECT request_id FROM activity.audit_log") == [["r1"]]
+        assert old.run("SELECT profile_id::text, sessions FROM activity.activity_daily") == [[pid, 1]]
+        assert old.run("SELECT count(*) FROM activity.refresh_runs")[0][0] == runs_before
+        assert old.run("SELECT sessions FROM activity.activity_monthly WHERE profile_id = CAST(:p AS uuid)", p=pid) == [
+            [1]
+        ]
+        assert public_objects_of_our_own(old) == []
+        assert len(old.run("SELECT name FROM activity.legacy_schema_migrations")) == 12
+        # AND the platform indexes carry their new names (no second copy), the new columns are there
+        indexes = {r[0] for r in old.run("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+        assert {index.name for index in platform.INDEXES} <= indexes
+        assert not indexes & set(platform.LEGACY_INDEX_NAMES)
+        assert old.run("SELECT first_run_at, last_run_at FROM sessions") == [[None, None]]
         assert migrate(old) == []
 
 
@@ -138,8 +232,17 @@ def migrate_handler() -> Any:
     return lambdas.load_handler(next(s for s in lambdas.functions() if s.logical_id == "MigrateFunction"))
 
 
+@pytest.fixture
+def as_migrator(database_url: str, monkeypatch: Any) -> None:
+    """The migration function holds the master (migration) credentials; every other function the runtime user's."""
+    from glow_activity.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+
+
 @pytest.mark.parametrize("request_type", ["Create", "Update", "Delete"])
-def test_custom_resource_reports_success(database_url: str, response_url: str, request_type: str) -> None:
+def test_custom_resource_reports_success(as_migrator: None, response_url: str, request_type: str) -> None:
     result = migrate_handler()(cfn_event(request_type, response_url), LambdaContext("migrate", 600_000))
     assert result["Status"] == "SUCCESS"
     (reply,) = _CloudFormation.replies
@@ -147,8 +250,35 @@ def test_custom_resource_reports_success(database_url: str, response_url: str, r
     assert reply["PhysicalResourceId"] == "glow-activity-migrations"
 
 
+def test_custom_resource_sets_the_runtime_users_password_from_its_own_secret(
+    as_migrator: None, response_url: str, monkeypatch: Any, conn: Any
+) -> None:
+    import boto3
+
+    # GIVEN the stack's secret of the functions' LOGIN user (in the local Secrets Manager)
+    user = f"activity_app_{uuid.uuid4().hex[:6]}"
+    secret = boto3.client("secretsmanager").create_secret(
+        Name=f"glow-runtime-{user}", SecretString=json.dumps({"username": user, "password": "first-password"})
+    )
+    monkeypatch.setenv("DB_RUNTIME_SECRET_ARN", secret["ARN"])
+    try:
+        # WHEN the custom resource runs  THEN that user logs in with that password, a member of activity_runtime only
+        result = migrate_handler()(cfn_event("Create", response_url), LambdaContext("migrate", 600_000))
+        assert result["Status"] == "SUCCESS"
+        role = conn.run(
+            "SELECT rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolpassword IS NOT NULL,"
+            " array(SELECT b.rolname::text FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid"
+            "       WHERE m.member = a.oid)"
+            " FROM pg_authid a WHERE rolname = :u",
+            u=user,
+        )
+        assert role == [[True, False, False, False, True, ["activity_runtime"]]]
+    finally:
+        conn.run(f"DROP ROLE IF EXISTS {user}")
+
+
 def test_custom_resource_reports_failure_of_a_broken_migration(
-    database_url: str, response_url: str, monkeypatch: Any, tmp_path: Path
+    as_migrator: None, response_url: str, monkeypatch: Any, tmp_path: Path
 ) -> None:
     import glow_activity.migrate as migrate_module
 

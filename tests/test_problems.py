@@ -196,7 +196,7 @@ def test_problem_shows_in_get_and_search_after_refresh(invoke: Any, team: dict[s
 
 def audit_rows(conn: Any, request_id: str) -> list[list[Any]]:
     return conn.run(
-        "SELECT operation, profile_id::text, api_key_id::text, channel, status_code FROM audit_log"
+        "SELECT operation, profile_id::text, api_key_id::text, channel, status_code FROM activity.audit_log"
         " WHERE request_id = :r",
         r=request_id,
     )

@@ -139,7 +139,14 @@ def admin(world: World) -> Any:
 def table_counts(conn: Any) -> dict[str, int]:
     return {
         t: conn.run(f"SELECT count(*) FROM {t}")[0][0]
-        for t in ("problems", "uploads", "idempotency_records", "refresh_runs", "profiles", "sessions")
+        for t in (
+            "problems",
+            "activity.uploads",
+            "activity.idempotency_records",
+            "activity.refresh_runs",
+            "profiles",
+            "sessions",
+        )
     }
 
 
@@ -227,7 +234,7 @@ def unreachable_database(monkeypatch: Any) -> Any:
 
 @pytest.mark.parametrize("operation", ENDPOINTS)
 def test_database_refusing_connections_is_503_then_recovers(
-    invoke: Any, admin: Any, operation: str, unreachable_database: Any, monkeypatch: Any, database_url: str
+    invoke: Any, admin: Any, operation: str, unreachable_database: Any, monkeypatch: Any, runtime_url: str
 ) -> None:
     assert invoke("docs", {}, admin.headers).status == 200  # a warm container
     unreachable_database()
@@ -236,7 +243,7 @@ def test_database_refusing_connections_is_503_then_recovers(
     assert res.status == 503
     assert res.headers["retry-after"].isdigit()
     assert res.body["statusCode"] == 503 and "database" in res.body["message"].lower()
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DATABASE_URL", runtime_url)
     get_settings.cache_clear()
     assert invoke(operation, body, admin.headers).status in (200, 404)
 
@@ -375,7 +382,8 @@ def test_fifty_parallel_invocations_lose_and_duplicate_nothing(
     assert sorted(messages) == sorted([c[1]["message"] for c in unique] + ["same"])
     request_ids = [r.headers["x-request-id"] for r in results]
     audited = conn.run(
-        "SELECT request_id, count(*) FROM audit_log WHERE request_id = ANY(CAST(:ids AS text[])) GROUP BY request_id",
+        "SELECT request_id, count(*) FROM activity.audit_log"
+        " WHERE request_id = ANY(CAST(:ids AS text[])) GROUP BY request_id",
         ids=request_ids,
     )
     assert len(audited) == 50 and all(n == 1 for _, n in audited)

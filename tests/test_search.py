@@ -29,6 +29,9 @@ def history(world: World, refresh: Any) -> dict[str, Any]:
             message_count=10 + i,
             total_tokens=1000 * i,
             total_cost=f"{i}.125000",
+            # odd sessions have had AI runs (the Glow client's Duration column); even ones none yet
+            first_run_at=f"2025-04-0{i + 1}T10:01:00.250" if i % 2 else None,
+            last_run_at=f"2025-04-0{i + 1}T10:{10 + i}:30" if i % 2 else None,
         )
         sessions.append((f"2025-04-0{i + 1}T10:00:00.000000Z", sid, owner))
     # three sessions at the same instant: ties broken by session_id
@@ -61,6 +64,8 @@ def test_rows_carry_every_field(invoke: Any, history: dict[str, Any]) -> None:
         "active": True,
         "group_count": 0,
         "run_count": 0,
+        "first_run_at": None,
+        "last_run_at": None,
         "chat_count": 3,
         "attempt_count": 1,
         "message_count": 10,
@@ -69,6 +74,14 @@ def test_rows_carry_every_field(invoke: Any, history: dict[str, Any]) -> None:
         "problem_count": 2,
     }
     assert res.headers["x-cache-tags"] == "artifacts,activity,list"
+    # a session with runs carries their times (RFC 3339, UTC)
+    second = invoke(
+        "search",
+        {"department_ids": [history["dept"]], "sort_order": "asc", "page_size": 1, "page": 1},
+        history["admin"].headers,
+    ).body["data"][0]
+    assert second["session_id"] == history["sessions"][1][1]
+    assert (second["first_run_at"], second["last_run_at"]) == ("2025-04-02T10:01:00.250000Z", "2025-04-02T10:11:30Z")
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])

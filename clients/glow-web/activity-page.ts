@@ -26,6 +26,7 @@ type DocsOut = OutputOf<typeof DOCS>;
 type RefreshIn = InputOf<typeof REFRESH>;
 
 declare function post<I, O>(path: string, input: I, init?: { headers?: Record<string, string> }): Promise<O>;
+declare function formatDuration(milliseconds: number): string; // the page's "1h 5m"
 
 // ---- the activity page's request: a field is left out when the user has not set it
 export async function loadActivityPage(q: {
@@ -89,6 +90,11 @@ export async function loadActivityPage(q: {
     when: new Date(item.session_created_at),
     open: item.active,
     counts: [item.group_count, item.run_count, item.chat_count, item.attempt_count, item.message_count] as const,
+    // the Duration column: last_run_at - first_run_at, "-" when the session has had no run
+    duration:
+      item.first_run_at && item.last_run_at
+        ? formatDuration(new Date(item.last_run_at).getTime() - new Date(item.first_run_at).getTime())
+        : "-",
     problems: item.problem_count,
     tokens: item.total_tokens,
     cost: item.total_cost.toFixed(2),

@@ -1,4 +1,6 @@
-"""CloudFormation custom resource: apply the migrations on every deploy (Create and Update).
+"""CloudFormation custom resource: apply the migrations on every deploy (Create and Update), then give the
+functions' LOGIN user (its own stack-created secret) the password of that secret and membership of activity_runtime.
+This is the only function that holds the master (or migration) secret.
 
 It always answers CloudFormation, SUCCESS or FAILED, and answers FAILED itself shortly before the Lambda
 timeout if the database never comes up, so a stack never hangs waiting for it.
@@ -14,8 +16,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from glow_activity import db
-from glow_activity.migrate import migrate
+from glow_activity.migrate import ensure_runtime_login, migrate
 from glow_activity.observability import logger
+from glow_activity.settings import get_settings
 
 PHYSICAL_ID = "glow-activity-migrations"
 SAFETY_MARGIN_SECONDS = 15
@@ -66,9 +69,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     status, reason, data = "SUCCESS", "Nothing to do.", {}
     try:
         if event["RequestType"] in ("Create", "Update"):
-            applied = migrate(db.connection())
-            data = {"Applied": ",".join(applied) or "none"}
-            reason = f"Applied: {data['Applied']}."
+            settings = get_settings()
+            conn = db.connection()
+            applied = migrate(conn, attached=settings.db_attached)
+            if settings.db_runtime_secret_arn:
+                runtime = db.read_secret(settings.db_runtime_secret_arn)
+                ensure_runtime_login(conn, runtime["username"], runtime["password"])
+            data = {"Applied": str(len(applied))}
+            reason = f"Applied {len(applied)} step(s)" + (": " + "; ".join(applied) if applied else ".")
     except Exception as exc:
         logger.exception("migrations failed")
         db.reset_connections()

@@ -369,7 +369,7 @@ def export_once(h: Harness) -> dict[str, Any]:
     )
     stats = json.loads(out.stdout.strip().splitlines()[-1])
     size, key = h.conn.run(
-        "SELECT size_bytes, s3_key FROM uploads WHERE id = CAST(:id AS uuid)", id=stats["upload_id"]
+        "SELECT size_bytes, s3_key FROM activity.uploads WHERE id = CAST(:id AS uuid)", id=stats["upload_id"]
     )[0]
     boto3.client("s3").delete_object(Bucket=os.environ["EXPORT_BUCKET"], Key=key)  # the local S3 keeps it in memory
     return {

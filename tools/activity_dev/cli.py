@@ -22,11 +22,30 @@ def _connect():  # type: ignore[no-untyped-def]
     return open_connection(params_from_url(url))
 
 
-def cmd_migrate(_: argparse.Namespace) -> None:
-    from glow_activity.migrate import migrate
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from glow_activity.migrate import MigrationRefused, migrate, plan
 
-    applied = migrate(_connect())
-    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    conn = _connect()
+    try:
+        if args.plan:
+            print("\n".join(plan(conn, attached=args.attached).lines()))
+            return
+        done = migrate(conn, attached=args.attached, progress=lambda step: print(f"- {step}", flush=True))
+    except MigrationRefused as exc:
+        sys.exit(f"refused: {exc}")
+    print(f"done: {len(done)} step(s)" if done else "nothing to do (up to date)")
+
+
+def cmd_runtime_user(args: argparse.Namespace) -> None:
+    from glow_activity.migrate import ensure_runtime_login
+
+    password = os.environ.get("ACTIVITY_RUNTIME_PASSWORD")
+    if not password:
+        sys.exit(
+            "set ACTIVITY_RUNTIME_PASSWORD to the password the user should have (it is not taken on the command line)"
+        )
+    ensure_runtime_login(_connect(), args.name, password)
+    print(f"{args.name}: LOGIN, member of activity_runtime only")
 
 
 def cmd_seed(args: argparse.Namespace) -> None:
@@ -132,7 +151,26 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="database: migrate, seed, refresh").add_subparsers(dest="db", required=True)
-    db.add_parser("migrate", help="apply migrations to DATABASE_URL").set_defaults(func=cmd_migrate)
+    migrate = db.add_parser(
+        "migrate",
+        help="bring DATABASE_URL up to date: the service's schema `activity`, the runtime role, indexes built "
+        "CONCURRENTLY on the platform's tables (never blocking its writers for more than a moment)",
+    )
+    migrate.add_argument("--plan", action="store_true", help="print what it would do, step by step, and change nothing")
+    migrate.add_argument(
+        "--attached",
+        action="store_true",
+        help="the database is Glow's own: its platform tables must already be there, and are never created or "
+        "altered (without it, missing platform tables are created: a standalone database)",
+    )
+    migrate.set_defaults(func=cmd_migrate)
+    runtime = db.add_parser(
+        "runtime-user",
+        help="create (or set the password of) the LOGIN user the functions connect as: a member of activity_runtime "
+        "and nothing else; the password comes from ACTIVITY_RUNTIME_PASSWORD",
+    )
+    runtime.add_argument("name", help="the user's name, e.g. activity_app")
+    runtime.set_defaults(func=cmd_runtime_user)
     seed = db.add_parser("seed", help="deterministic synthetic data (then a refresh)")
     seed.add_argument(
         "--scale",

@@ -33,6 +33,15 @@ def database_url(data_dir: Path | None = None) -> str:
 _servers: list[Any] = []
 
 
+def url_as(url: str, user: str, password: str) -> str:
+    """The same database, as another user."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
+
+
 def stop_all() -> None:
     """Stop the servers this process started (their data directories stay)."""
     while _servers:

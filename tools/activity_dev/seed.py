@@ -13,18 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from glow_activity import platform
 from glow_activity.db import Connection, transaction
 
-# Our own secondary indexes on the big tables (migrations 0002, 0008 and 0011): dropped for the bulk load and built
-# again after it from their own definitions, which is several times faster than maintaining them row by row.
-BULK_LOAD_INDEXES = (
-    "sessions_created_at_id_cover_idx",
-    "sessions_profile_created_id_idx",
-    "logins_profile_logged_in_idx",
-    "logins_logged_in_cover_idx",
-    "grants_profile_created_idx",
-    "problems_profile_created_idx",
-    "problems_session_idx",
+# Our own indexes on the big tables (glow_activity.platform.INDEXES): dropped for the bulk load and built again after
+# it from their own definitions, which is several times faster than maintaining them row by row.
+BULK_LOAD_INDEXES = tuple(
+    index.name for index in platform.INDEXES if index.table in ("sessions", "logins", "grants", "problems")
 )
 
 

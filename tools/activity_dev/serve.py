@@ -14,17 +14,24 @@ from .gateway import Gateway, make_server
 DEMO_JWT_SECRET = "local-development-secret-change-me"  # noqa: S105 - local only, printed to the developer
 
 
+RUNTIME_USER = "activity_app"  # the workers' LOGIN member of activity_runtime, as the functions' in AWS
+
+
 @dataclass(frozen=True)
 class Demo:
     key: str  # a fresh API key of the demo admin
+    admin_url: str  # the database as its owner (migrations, keys); the workers connect as RUNTIME_USER
     coordinator_id: str  # profiles of the demo data to make keys for
     member_id: str
 
 
 def prepare_database(scale: str, data_dir: Path) -> Demo:
-    """Migrate, seed demo data when empty; returns a fresh demo admin API key and two other demo profiles."""
+    """Migrate, seed demo data when empty; returns a fresh demo admin API key and two other demo profiles. The
+    workers then connect as a LOGIN member of activity_runtime (DATABASE_URL), as the functions do in AWS."""
+    import secrets
+
     from glow_activity.db import open_connection, params_from_url
-    from glow_activity.migrate import migrate
+    from glow_activity.migrate import ensure_runtime_login, migrate
     from glow_activity.refresh import refresh_views
 
     from .keys import create_key
@@ -43,8 +50,12 @@ def prepare_database(scale: str, data_dir: Path) -> Demo:
             "SELECT r.profile_id::text FROM profile_roles r JOIN profiles p ON p.id = r.profile_id"
             " WHERE r.role = 'admin' AND r.active AND p.deleted_at IS NULL LIMIT 1"
         )[0][0]
+    password = secrets.token_urlsafe(16)
+    ensure_runtime_login(conn, RUNTIME_USER, password)
+    os.environ["DATABASE_URL"] = embedded_pg.url_as(url, RUNTIME_USER, password)
     demo = Demo(
         key=create_key(conn, admin, "activity serve demo"),
+        admin_url=url,
         coordinator_id=demo_profile_id(conn, 42, DEMO_COORDINATOR_INDEX),
         member_id=demo_profile_id(conn, 42, DEMO_MEMBER_INDEX),
     )
@@ -58,7 +69,7 @@ def banner(port: int, demo: Demo) -> str:
     json_field = "python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])'"
     return f"""
 Glow Activity API v5 on http://localhost:{port}  (Ctrl-C or SIGTERM stops it, the database and the local S3)
-  database : {os.environ["DATABASE_URL"]}
+  database : {os.environ["DATABASE_URL"]}  (the functions' runtime user)
   local S3 : {os.environ["AWS_ENDPOINT_URL"]} bucket {os.environ["EXPORT_BUCKET"]}
   Swagger  : http://localhost:{port}/swagger   (OpenAPI: http://localhost:{port}/openapi.json)
   demo admin API key: {demo.key}
@@ -79,8 +90,8 @@ Try it (bash):
   curl -s -o activity.zip "$U" && unzip -l activity.zip
 
 Keys for other roles, against this database (demo profiles: an instructional coordinator and a member):
-  DATABASE_URL='{os.environ["DATABASE_URL"]}' .venv/bin/activity key create --profile {demo.coordinator_id}
-  DATABASE_URL='{os.environ["DATABASE_URL"]}' .venv/bin/activity key create --profile {demo.member_id}
+  DATABASE_URL='{demo.admin_url}' .venv/bin/activity key create --profile {demo.coordinator_id}
+  DATABASE_URL='{demo.admin_url}' .venv/bin/activity key create --profile {demo.member_id}
 """
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .db import Connection
 
 AUDIT_SQL = """
-INSERT INTO audit_log (operation, profile_id, api_key_id, channel, status_code, request_id)
+INSERT INTO activity.audit_log (operation, profile_id, api_key_id, channel, status_code, request_id)
 VALUES (:operation, CAST(:profile_id AS uuid), CAST(:api_key_id AS uuid), :channel, :status_code, :request_id)
 """
 

@@ -96,11 +96,16 @@ def params_from_url(url: str, timeout: float = 10.0) -> ConnectParams:
     )
 
 
-def _aws_params(settings: Settings, host: str) -> ConnectParams:
+def read_secret(arn: str) -> dict[str, Any]:
+    """A database secret's JSON ({username, password, ...}), cached for an hour per container."""
     from aws_lambda_powertools.utilities import parameters
 
-    secret = parameters.get_secret(settings.db_secret_arn or "", max_age=3600)
-    creds = json.loads(secret) if isinstance(secret, str) else secret
+    secret = parameters.get_secret(arn, max_age=3600)
+    return json.loads(secret) if isinstance(secret, str) else dict(secret)
+
+
+def _aws_params(settings: Settings, host: str) -> ConnectParams:
+    creds = read_secret(settings.db_secret_arn or "")
     if not settings.db_sslrootcert or not os.path.exists(settings.db_sslrootcert):
         logger.error("RDS CA bundle missing; see README 'Deploy to AWS'", extra={"path": settings.db_sslrootcert})
         raise ServiceUnavailable("The database is not configured.")
@@ -141,7 +146,11 @@ def open_connection(
             # bounded by statement_timeout on the server instead.
             conn._usock.settimeout(None)
             _register_fast_parsers(conn)
-            session = f"SET TIME ZONE 'UTC'; SET statement_timeout = {int(statement_timeout_ms)}"
+            # The platform's tables are named plainly and live in public; the service's own are always written
+            # activity.<name>. A pinned search_path keeps a schema named after the login user out of the way.
+            session = (
+                f"SET TIME ZONE 'UTC'; SET search_path = public; SET statement_timeout = {int(statement_timeout_ms)}"
+            )
             if parallel_workers is not None:
                 session += f"; SET max_parallel_workers_per_gather = {int(parallel_workers)}"
             if random_page_cost is not None:

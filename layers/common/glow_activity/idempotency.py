@@ -25,7 +25,7 @@ from .db import Connection
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 _PUT_SQL = """
-INSERT INTO idempotency_records AS r (id, status, expiration, in_progress_expiration, payload_hash)
+INSERT INTO activity.idempotency_records AS r (id, status, expiration, in_progress_expiration, payload_hash)
 VALUES (:id, :status, :expiration, :in_progress_expiration, :payload_hash)
 ON CONFLICT (id) DO UPDATE
     SET status = EXCLUDED.status, expiration = EXCLUDED.expiration,
@@ -46,7 +46,7 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
     def _get_record(self, idempotency_key: str) -> DataRecord:
         rows = self._connection().run(
             "SELECT id, status, expiration, in_progress_expiration, response_data, payload_hash"
-            " FROM idempotency_records WHERE id = :id",
+            " FROM activity.idempotency_records WHERE id = :id",
             id=idempotency_key,
         )
         if not rows:
@@ -78,7 +78,7 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
 
     def _update_record(self, data_record: DataRecord) -> None:
         self._connection().run(
-            "UPDATE idempotency_records SET status = :status, expiration = :expiration, response_data = :data,"
+            "UPDATE activity.idempotency_records SET status = :status, expiration = :expiration, response_data = :data,"
             " payload_hash = coalesce(:payload_hash, payload_hash) WHERE id = :id",
             status=data_record.status,
             expiration=data_record.expiry_timestamp,
@@ -88,7 +88,9 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
         )
 
     def _delete_record(self, data_record: DataRecord) -> None:
-        self._connection().run("DELETE FROM idempotency_records WHERE id = :id", id=data_record.idempotency_key)
+        self._connection().run(
+            "DELETE FROM activity.idempotency_records WHERE id = :id", id=data_record.idempotency_key
+        )
 
 
 def idempotency_config() -> IdempotencyConfig:

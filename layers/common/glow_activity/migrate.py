@@ -1,34 +1,404 @@
-"""Ordered SQL migrations, applied in one transaction under an advisory lock and recorded in a table."""
+"""Migrations that are safe on the platform's live database.
+
+A migration is planned from the database's catalog, then carried out step by step:
+1. the platform tables: created when absent (standalone), required when attached (never altered there);
+2. schema `activity` and the NOLOGIN role `activity_runtime`;
+3. adoption of a standalone database built by the previous layout (its objects move from `public` to
+   `activity`, nothing is rebuilt);
+4. the service's SQL migrations (`migrations/NNNN_*.sql`, each in one transaction, recorded in
+   `activity.schema_migrations`; everything in them lives in schema `activity`);
+5. the indexes the service asks of the platform's tables (`platform.INDEXES`), each built CONCURRENTLY outside
+   a transaction; an invalid one left by an interrupted build is dropped (CONCURRENTLY) and built again;
+6. the runtime role's privileges on the platform's tables.
+
+Every step that takes a lock does so under a short `lock_timeout` and is retried, so a platform writer never
+queues behind the migration for longer than that. `plan()` is what `activity db migrate --plan` prints: it reads
+the catalog and changes nothing. Running `migrate()` twice is a no-op the second time (its plan is empty).
+docs/DECISIONS.md says why this is our own small runner rather than a migration library.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 
-from .db import Connection, transaction
+from pg8000.exceptions import DatabaseError
+
+from . import platform
+from .db import Connection
+from .observability import logger
+from .platform import RUNTIME_ROLE, SCHEMA
 
 MIGRATION_LOCK_KEY = 0x61637469  # "acti": one migrator at a time, whichever process runs it
+LOCK_TIMEOUT_MS = 500  # how long a step may wait for a lock (and so hold up writers queued behind it)
+ATTEMPTS = 8  # tries of a step that timed out on a lock, with backoff between them
+# SQLSTATEs after which a step is tried again: lock_timeout, deadlock, a statement cancelled
+_RETRYABLE = ("55P03", "40P01", "57014")
+
+# The previous layout's objects of the service's own in `public`, and what each is.
+LEGACY_OBJECTS = (
+    ("TABLE", "audit_log"),
+    ("TABLE", "refresh_runs"),
+    ("TABLE", "idempotency_records"),
+    ("TABLE", "uploads"),
+    ("TABLE", "activity_daily"),
+    ("TABLE", "activity_daily_months"),
+    ("VIEW", "activity_events"),
+    ("MATERIALIZED VIEW", "activity_monthly"),
+    ("MATERIALIZED VIEW", "activity_profile_totals"),
+    ("MATERIALIZED VIEW", "activity_monthly_running"),
+)
+LEGACY_FIRST, LEGACY_LAST = "0001_platform_schema", "0012_monthly_running_totals"
+
+
+class MigrationRefused(Exception):
+    """The database is not one this migration may change as it is (said in plain words, before any change)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of a migration. `statements` run in one transaction unless `concurrent_index` is set."""
+
+    description: str
+    statements: tuple[str, ...] = ()
+    migration: str | None = None  # a migration file's name, recorded once its transaction commits
+    concurrent_index: platform.PlatformIndex | None = None
+    drop_invalid_first: bool = False
+
+
+@dataclass
+class Plan:
+    mode: str
+    steps: list[Step] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        head = f"mode: {self.mode}; " + (f"{len(self.steps)} step(s)" if self.steps else "nothing to do")
+        return [head] + [f"{i}. {step.description}" for i, step in enumerate(self.steps, 1)]
 
 
 def migration_files() -> list[tuple[str, str]]:
     folder = resources.files("glow_activity") / "migrations"
-    names = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".sql"))
+    names = sorted(entry.name for entry in folder.iterdir() if entry.name[:4].isdigit() and entry.name.endswith(".sql"))
     return [(name.removesuffix(".sql"), (folder / name).read_text(encoding="utf-8")) for name in names]
 
 
-def migrate(conn: Connection) -> list[str]:
-    """Apply the migrations not yet recorded; returns the names applied now."""
-    applied_now: list[str] = []
-    with transaction(conn):
-        conn.run("SELECT pg_advisory_xact_lock(:key)", key=MIGRATION_LOCK_KEY)
+def _scalar(conn: Connection, sql: str, **params: object) -> object:
+    return conn.run(sql, **params)[0][0]
+
+
+def _platform_columns(conn: Connection) -> dict[str, set[str]]:
+    rows = conn.run(
+        "SELECT c.relname::text, a.attname::text FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'"
+        " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+        " WHERE c.relkind IN ('r', 'p') AND c.relname = ANY(CAST(:tables AS text[]))",
+        tables=list(platform.contract_columns()),
+    )
+    columns: dict[str, set[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, set()).add(column)
+    return columns
+
+
+def _platform_steps(conn: Connection, attached: bool) -> list[Step]:
+    present = _platform_columns(conn)
+    contract = platform.contract_columns()
+    missing_tables = [t for t in contract if t not in present]
+    added = {(table, column): sql_type for table, column, sql_type in platform.ADDED_COLUMNS}
+    missing_columns = [(t, c) for t in contract if t in present for c in contract[t] if c not in present[t]]
+    if attached and (missing_tables or missing_columns):
+        lacks = [f"table {t}" for t in missing_tables] + [f"column {t}.{c}" for t, c in missing_columns]
+        raise MigrationRefused(
+            "The attached database lacks what platform-schema.sql says the platform has: "
+            + ", ".join(lacks)
+            + ". An attached migration never creates or alters a platform table; bring the platform up to date first."
+        )
+    unknown = [f"{t}.{c}" for t, c in missing_columns if (t, c) not in added]
+    if unknown:
+        raise MigrationRefused(f"The platform tables lack columns no migration adds: {', '.join(unknown)}.")
+    steps = []
+    if missing_tables:
+        steps.append(
+            Step(f"create the platform tables {', '.join(missing_tables)} (platform.sql)", (platform.platform_sql(),))
+        )
+    by_table: dict[str, list[str]] = {}
+    for table, column in missing_columns:
+        by_table.setdefault(table, []).append(f"ADD COLUMN IF NOT EXISTS {column} {added[(table, column)]}")
+    for table, additions in by_table.items():
+        sql = f"ALTER TABLE public.{table} {', '.join(additions)}"
+        steps.append(Step(f"{sql} (nullable, no rewrite; standalone only)", (sql,)))
+    return steps
+
+
+def _role_steps(conn: Connection) -> list[Step]:
+    steps = []
+    if not _scalar(conn, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :s)", s=SCHEMA):
+        steps.append(Step(f"create schema {SCHEMA}", (f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",)))
+    role_exists = bool(_scalar(conn, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :r)", r=RUNTIME_ROLE))
+    if not role_exists:
+        steps.append(Step(f"create role {RUNTIME_ROLE} (NOLOGIN)", (f"CREATE ROLE {RUNTIME_ROLE} NOLOGIN",)))
+    grants = []
+    schema_usage = (
+        role_exists
+        and steps == []
+        and _scalar(conn, "SELECT has_schema_privilege(:r, :s, 'USAGE')", r=RUNTIME_ROLE, s=SCHEMA)
+    )
+    if not schema_usage:
+        grants.append(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {RUNTIME_ROLE}")
+    if not role_exists or not _scalar(
+        conn, "SELECT has_database_privilege(:r, current_database(), 'CONNECT')", r=RUNTIME_ROLE
+    ):
+        grants.append(
+            f"DO $$ BEGIN EXECUTE format('GRANT CONNECT ON DATABASE %I TO {RUNTIME_ROLE}', current_database()); END $$"
+        )
+    if grants:
+        steps.append(Step(f"grant {RUNTIME_ROLE} usage of schema {SCHEMA} and connect to this database", tuple(grants)))
+    return steps
+
+
+def _legacy_history(conn: Connection) -> set[str] | None:
+    """The previous layout's migration history, when this is a database it built (else None)."""
+    if _scalar(conn, "SELECT to_regclass(:t) IS NOT NULL", t=f"{SCHEMA}.schema_migrations"):
+        return None
+    has_names = _scalar(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('public.schema_migrations')"
+        " AND attname = 'name' AND NOT attisdropped)",
+    )
+    if not has_names:
+        return None  # none, or the platform's own table of that name
+    names = {str(r[0]) for r in conn.run("SELECT name::text FROM public.schema_migrations")}
+    return names if LEGACY_FIRST in names else None
+
+
+def _adoption_steps(conn: Connection) -> list[Step]:
+    history = _legacy_history(conn)
+    if history is None:
+        return []
+    if LEGACY_LAST not in history:
+        raise MigrationRefused(
+            "This database was built by an older layout than the previous version's (its last migration is not "
+            f"{LEGACY_LAST}): migrate it with the previous version first."
+        )
+    statements = [
+        f"ALTER {kind} public.{name} SET SCHEMA {SCHEMA}"
+        for kind, name in LEGACY_OBJECTS
+        if _scalar(conn, "SELECT to_regclass(:t) IS NOT NULL", t=f"public.{name}")
+    ]
+    statements += [
+        f"ALTER INDEX public.{old} RENAME TO {new}"
+        for old, new in platform.LEGACY_INDEX_NAMES.items()
+        if _scalar(
+            conn,
+            "SELECT to_regclass(:old) IS NOT NULL AND to_regclass(:new) IS NULL",
+            old=f"public.{old}",
+            new=f"public.{new}",
+        )
+    ]
+    statements += [
+        f"ALTER TABLE public.schema_migrations SET SCHEMA {SCHEMA}",
+        f"ALTER TABLE {SCHEMA}.schema_migrations RENAME TO legacy_schema_migrations",
+    ]
+    return [
+        Step(
+            f"adopt the previous layout: move its {len(LEGACY_OBJECTS)} objects from public to {SCHEMA} (data and "
+            "rollups kept), give its platform indexes their new names, keep its history as "
+            f"{SCHEMA}.legacy_schema_migrations",
+            tuple(statements),
+        )
+    ]
+
+
+def _migration_steps(conn: Connection) -> list[Step]:
+    done: set[str] = set()
+    if _scalar(conn, "SELECT to_regclass(:t) IS NOT NULL", t=f"{SCHEMA}.schema_migrations"):
+        done = {str(r[0]) for r in conn.run(f"SELECT name FROM {SCHEMA}.schema_migrations")}
+    return [
+        Step(f"apply {name} (one transaction, objects in schema {SCHEMA})", (sql,), migration=name)
+        for name, sql in migration_files()
+        if name not in done
+    ]
+
+
+def _index_steps(conn: Connection) -> list[Step]:
+    steps = []
+    for index in platform.INDEXES:
+        state = conn.run(
+            "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(:name)", name=f"public.{index.name}"
+        )
+        if state and state[0][0]:
+            continue
+        verb = "rebuild the invalid index" if state else "build index"
+        steps.append(
+            Step(
+                f"{verb} {index.name} ON public.{index.table} {index.columns} CONCURRENTLY ({index.why})",
+                concurrent_index=index,
+                drop_invalid_first=bool(state),
+            )
+        )
+    return steps
+
+
+def _grant_steps(conn: Connection) -> list[Step]:
+    role_exists = _scalar(conn, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :r)", r=RUNTIME_ROLE)
+    grants = []
+    wanted = [(table, "SELECT") for table in platform.READS]
+    wanted += [(table, privilege) for table, privileges in platform.WRITES.items() for privilege in privileges]
+    for table, privilege in wanted:
+        held = role_exists and _scalar(
+            conn,
+            "SELECT to_regclass(:t) IS NOT NULL AND has_table_privilege(:r, :t, :p)",
+            r=RUNTIME_ROLE,
+            t=f"public.{table}",
+            p=privilege,
+        )
+        if not held:
+            grants.append(f"GRANT {privilege} ON public.{table} TO {RUNTIME_ROLE}")
+    if not grants:
+        return []
+    return [Step(f"grant {RUNTIME_ROLE}: " + "; ".join(g.removeprefix("GRANT ") for g in grants), tuple(grants))]
+
+
+def plan(conn: Connection, attached: bool = False) -> Plan:
+    """What a migration would do to this database now, reading only its catalog."""
+    steps = _platform_steps(conn, attached)
+    steps += _role_steps(conn)
+    steps += _adoption_steps(conn)
+    steps += _migration_steps(conn)
+    steps += _index_steps(conn)
+    steps += _grant_steps(conn)
+    return Plan("attached" if attached else "standalone", steps)
+
+
+def _sqlstate(exc: BaseException) -> str:
+    if isinstance(exc, DatabaseError) and exc.args and isinstance(exc.args[0], dict):
+        return str(exc.args[0].get("C", ""))
+    return ""
+
+
+def _with_retries(run: Callable[[], None], description: str, attempts: int, on_failure: Callable[[], None]) -> None:
+    delay = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            run()
+            return
+        except DatabaseError as exc:
+            on_failure()
+            if attempt == attempts or _sqlstate(exc) not in _RETRYABLE:
+                raise
+            logger.warning(
+                "migration step waited too long for a lock; trying again",
+                extra={"step": description, "attempt": attempt, "sqlstate": _sqlstate(exc)},
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _run_in_transaction(conn: Connection, step: Step, lock_timeout_ms: int) -> None:
+    conn.run("BEGIN")
+    conn.run(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+    for statement in step.statements:
+        conn.run(statement)
+    if step.migration:
         conn.run(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_migrations ("
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {row[0] for row in conn.run("SELECT name FROM schema_migrations")}
-        for name, sql in migration_files():
-            if name in done:
-                continue
-            conn.run(sql)
-            conn.run("INSERT INTO schema_migrations (name) VALUES (:name)", name=name)
-            applied_now.append(name)
-    return applied_now
+        conn.run(f"INSERT INTO {SCHEMA}.schema_migrations (name) VALUES (:name)", name=step.migration)
+    conn.run("COMMIT")
+
+
+def _rollback(conn: Connection) -> None:
+    try:
+        conn.run("ROLLBACK")
+    except Exception:  # noqa: S110 - nothing was begun, or the connection is gone (the caller sees the error)
+        pass
+
+
+def _drop_if_invalid(conn: Connection, index: platform.PlatformIndex) -> None:
+    """An interrupted CREATE INDEX CONCURRENTLY leaves an invalid index, which IF NOT EXISTS would keep."""
+    invalid = conn.run(
+        "SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(:name)", name=f"public.{index.name}"
+    )
+    if invalid and invalid[0][0]:
+        conn.run(f"DROP INDEX CONCURRENTLY IF EXISTS public.{index.name}")
+
+
+def _build_index(conn: Connection, index: platform.PlatformIndex, lock_timeout_ms: int) -> None:
+    conn.run(f"SET lock_timeout = {int(lock_timeout_ms)}")
+    try:
+        _drop_if_invalid(conn, index)
+        conn.run(index.create_sql())
+    finally:
+        conn.run("RESET lock_timeout")
+
+
+def apply_step(conn: Connection, step: Step, lock_timeout_ms: int = LOCK_TIMEOUT_MS, attempts: int = ATTEMPTS) -> None:
+    if step.concurrent_index is not None:
+        index = step.concurrent_index
+
+        def cleanup() -> None:
+            try:
+                conn.run("RESET lock_timeout")
+                _drop_if_invalid(conn, index)
+            except DatabaseError:
+                logger.warning("could not drop an invalid index yet", extra={"index": index.name})
+
+        _with_retries(lambda: _build_index(conn, index, lock_timeout_ms), step.description, attempts, cleanup)
+    else:
+        _with_retries(
+            lambda: _run_in_transaction(conn, step, lock_timeout_ms),
+            step.description,
+            attempts,
+            lambda: _rollback(conn),
+        )
+
+
+def migrate(
+    conn: Connection,
+    attached: bool = False,
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+    attempts: int = ATTEMPTS,
+    progress: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Bring the database up to date; returns what was done (empty when it already was). One migrator at a time
+    (a session advisory lock, released when this returns or the connection dies)."""
+    timeout = conn.run("SHOW statement_timeout")[0][0]
+    conn.run("SET statement_timeout = 0")  # building rollups or indexes on a large database takes what it takes
+    conn.run("SELECT pg_advisory_lock(:key)", key=MIGRATION_LOCK_KEY)
+    try:
+        done = []
+        for step in plan(conn, attached).steps:
+            if progress:
+                progress(step.description)
+            started = time.perf_counter()
+            apply_step(conn, step, lock_timeout_ms, attempts)
+            logger.info(
+                "migration step done",
+                extra={"step": step.description, "seconds": round(time.perf_counter() - started, 3)},
+            )
+            done.append(step.description)
+        return done
+    finally:
+        try:
+            conn.run("SELECT pg_advisory_unlock(:key)", key=MIGRATION_LOCK_KEY)
+            conn.run("SELECT set_config('statement_timeout', :value, false)", value=timeout)
+        except Exception:  # noqa: S110 - a dead connection has released the lock already
+            pass
+
+
+def ensure_runtime_login(conn: Connection, user: str, password: str) -> None:
+    """A LOGIN member of activity_runtime and nothing else (the functions' user), with this password."""
+    exists = _scalar(conn, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :u)", u=user)
+    verb = "ALTER" if exists else "CREATE"
+    statement = _scalar(
+        conn,
+        f"SELECT format('{verb} ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION INHERIT"
+        " PASSWORD %L', CAST(:u AS text), CAST(:p AS text))",
+        u=user,
+        p=password,
+    )
+    conn.run(str(statement))
+    conn.run(str(_scalar(conn, f"SELECT format('GRANT {RUNTIME_ROLE} TO %I', CAST(:u AS text))", u=user)))

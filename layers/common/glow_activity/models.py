@@ -350,6 +350,12 @@ class SessionListItem(ResponseModel):
     active: bool
     group_count: int
     run_count: int
+    first_run_at: str | None = Field(
+        description="The session's first AI run (RFC 3339, UTC); null when it has had none yet."
+    )
+    last_run_at: str | None = Field(
+        description="Its latest AI run; the Glow client's Duration column is last_run_at - first_run_at."
+    )
     chat_count: int
     attempt_count: int
     message_count: int

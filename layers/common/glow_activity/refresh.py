@@ -3,7 +3,7 @@
 One refresh at a time: a second caller *waits its turn* on an advisory lock and then runs its own refresh,
 so its answer reflects at least the data committed when it was called. The views are refreshed
 CONCURRENTLY in one REPEATABLE READ transaction, so readers are never blocked and all views come from one
-snapshot, and the run is recorded in `refresh_runs` (its `finished_at` is what `X-Data-As-Of` reports).
+snapshot, and the run is recorded in `activity.refresh_runs` (its `finished_at` is what `X-Data-As-Of` reports).
 The lock is released at the end, or by PostgreSQL when the connection dies: a killed refresh never
 leaves it held.
 
@@ -24,42 +24,11 @@ from .freshness import INVALIDATED_TAGS
 
 REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
 # What a refresh brings up to date, in this order: activity_monthly_running and activity_profile_totals are built
-# from activity_monthly, and activity_daily's changed months are found through activity_monthly's checksums.
+# from activity_monthly, and activity_daily's changed months are found through activity_monthly's checksums. The
+# work itself is activity.refresh_rollups() (migrations/0001_activity_schema.sql): it runs as the rollups' owner,
+# since the runtime role may read them but neither refresh nor write them.
 VIEWS = ("activity_monthly", "activity_monthly_running", "activity_daily", "activity_profile_totals")
-
-# activity_daily (a table, migration 0010): the days of each (profile, month) whose events changed since the last
-# refresh are recomputed; the rest stay as they are.
-DAILY_SQL = (
-    """CREATE TEMP TABLE changed_months ON COMMIT DROP AS
-    SELECT coalesce(m.profile_id, s.profile_id) AS profile_id, coalesce(m.month, s.month) AS month
-    FROM activity_monthly m FULL JOIN activity_daily_months s ON s.profile_id = m.profile_id AND s.month = m.month
-    WHERE m.checksum IS DISTINCT FROM s.checksum""",
-    "ANALYZE changed_months",
-    """DELETE FROM activity_daily d USING changed_months c
-    WHERE d.profile_id = c.profile_id AND d.day >= c.month AND d.day < (c.month + interval '1 month')::date""",
-    """INSERT INTO activity_daily
-    SELECT e.profile_id, (e.at AT TIME ZONE 'UTC')::date,
-           count(*) FILTER (WHERE e.kind IN ('s', 'a')), count(*) FILTER (WHERE e.kind = 'a'),
-           count(*) FILTER (WHERE e.kind = 'l'), count(*) FILTER (WHERE e.kind IN ('g', 'e')),
-           count(*) FILTER (WHERE e.kind = 'e'), count(*) FILTER (WHERE e.kind = 'p')
-    FROM activity_events e JOIN changed_months c ON c.profile_id = e.profile_id
-     AND e.at >= c.month::timestamp AT TIME ZONE 'UTC'
-     AND e.at < (c.month + interval '1 month')::timestamp AT TIME ZONE 'UTC'
-    GROUP BY 1, 2
-    ORDER BY 2, 1""",
-    """DELETE FROM activity_daily_months s USING changed_months c
-    WHERE s.profile_id = c.profile_id AND s.month = c.month""",
-    """INSERT INTO activity_daily_months
-    SELECT m.profile_id, m.month, m.checksum FROM activity_monthly m
-    JOIN changed_months c ON c.profile_id = m.profile_id AND c.month = m.month""",
-)
-# A refresh, statement by statement, inside its transaction.
-REFRESH_SQL = (
-    "REFRESH MATERIALIZED VIEW CONCURRENTLY activity_monthly",
-    "REFRESH MATERIALIZED VIEW CONCURRENTLY activity_monthly_running",
-    *DAILY_SQL,
-    "REFRESH MATERIALIZED VIEW CONCURRENTLY activity_profile_totals",
-)
+REFRESH_SQL = "SELECT activity.refresh_rollups()"
 
 
 @dataclass(frozen=True)
@@ -70,7 +39,7 @@ class RefreshResult:
 
 
 _RECENT_SUCCESS_SQL = """
-SELECT id, views FROM refresh_runs
+SELECT id, views FROM activity.refresh_runs
 WHERE outcome = 'success' AND finished_at > clock_timestamp() - make_interval(secs => :seconds)
 ORDER BY id DESC LIMIT 1
 """
@@ -109,8 +78,8 @@ def refresh_views(conn: Connection, trigger: str, requested_by: str | None = Non
 def _start_run(conn: Connection, trigger: str, requested_by: str | None) -> int:
     return int(
         conn.run(
-            "INSERT INTO refresh_runs (trigger, requested_by, outcome) VALUES (:trigger, CAST(:by AS uuid), 'running')"
-            " RETURNING id",
+            "INSERT INTO activity.refresh_runs (trigger, requested_by, outcome)"
+            " VALUES (:trigger, CAST(:by AS uuid), 'running') RETURNING id",
             trigger=trigger,
             by=requested_by,
         )[0][0]
@@ -142,11 +111,9 @@ def _run_locked(conn: Connection, run_id: int) -> RefreshResult:
         with transaction(conn, isolation="REPEATABLE READ"):
             conn.run("SET LOCAL work_mem = '256MB'")  # CONCURRENTLY sorts every row to check for duplicates
             conn.run(BULK_PLANNER_SQL)  # whole-table reads: the server's planner settings, not the API's
-            for statement in REFRESH_SQL:
-                conn.run(statement)
-            conn.run(f"ANALYZE {', '.join(VIEWS)}")  # fresh planner statistics for the new contents
+            conn.run(REFRESH_SQL)  # also fresh planner statistics for the new contents
             conn.run(
-                "UPDATE refresh_runs SET outcome = 'success', finished_at = clock_timestamp(),"
+                "UPDATE activity.refresh_runs SET outcome = 'success', finished_at = clock_timestamp(),"
                 " views = CAST(:views AS text[]) WHERE id = :id",
                 views=list(VIEWS),
                 id=run_id,
@@ -160,7 +127,7 @@ def _run_locked(conn: Connection, run_id: int) -> RefreshResult:
 def _record_failure(conn: Connection, run_id: int, exc: Exception) -> None:
     try:
         conn.run(
-            "UPDATE refresh_runs SET outcome = 'failed', finished_at = clock_timestamp(), error = :error"
+            "UPDATE activity.refresh_runs SET outcome = 'failed', finished_at = clock_timestamp(), error = :error"
             " WHERE id = :id",
             error=f"{type(exc).__name__}: {exc}"[:2000],
             id=run_id,
@@ -171,5 +138,7 @@ def _record_failure(conn: Connection, run_id: int, exc: Exception) -> None:
 
 def delete_expired_idempotency_records(conn: Connection) -> int:
     """Housekeeping that rides on the schedule: idempotency records past their 24 h."""
-    rows = conn.run("DELETE FROM idempotency_records WHERE expiration < :now RETURNING 1", now=int(time.time()))
+    rows = conn.run(
+        "DELETE FROM activity.idempotency_records WHERE expiration < :now RETURNING 1", now=int(time.time())
+    )
     return len(rows)

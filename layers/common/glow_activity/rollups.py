@@ -152,7 +152,7 @@ def _whole_month_instead(plan: WindowPlan, days: tuple[date | None, date | None]
     return True
 
 
-DAILY_COVERAGE_SQL = "SELECT min(day), max(day) FROM activity_daily"
+DAILY_COVERAGE_SQL = "SELECT min(day), max(day) FROM activity.activity_daily"
 
 
 @contextmanager
@@ -249,7 +249,7 @@ def per_profile_counts_sql(
 
     parts = []
     if plan.open_window:
-        parts.append(part("activity_profile_totals t", "t", stored("t"), "true"))
+        parts.append(part("activity.activity_profile_totals t", "t", stored("t"), "true"))
         if not total:
             return parts[0]
     months = None if plan.open_window else _running_months(plan)
@@ -262,7 +262,7 @@ def per_profile_counts_sql(
 
             def running(sign: str, month: str) -> str:
                 columns = ", ".join(f"{sign}r.{k}::integer AS {k}" for k in kinds)
-                return part("activity_monthly_running r", "r", columns, f"r.month = :{month}")
+                return part("activity.activity_monthly_running r", "r", columns, f"r.month = :{month}")
 
             parts.append(running("", "run_hi"))
             if lo is not None:
@@ -270,21 +270,25 @@ def per_profile_counts_sql(
                 parts.append(running("-", "run_lo"))
         elif lo is None:
             columns = ", ".join(f"hi.{k}::integer AS {k}" for k in kinds)
-            parts.append(part("activity_monthly_running hi", "hi", columns, "hi.month = :run_hi"))
+            parts.append(part("activity.activity_monthly_running hi", "hi", columns, "hi.month = :run_hi"))
         else:
             params["run_lo"] = lo
             source = (
-                "activity_monthly_running hi LEFT JOIN activity_monthly_running lo"
+                "activity.activity_monthly_running hi LEFT JOIN activity.activity_monthly_running lo"
                 " ON lo.profile_id = hi.profile_id AND lo.month = :run_lo"
             )
             columns = ", ".join(f"(hi.{k} - coalesce(lo.{k}, 0))::integer AS {k}" for k in kinds)
             parts.append(part(source, "hi", columns, "hi.month = :run_hi"))
     # one part per range, so that each is a single range of its index (read from the index alone)
     for i, days in enumerate(plan.daily_days):
-        parts.append(part("activity_daily r", "r", stored("r"), range_conditions("r.day", [days], f"day{i}_", params)))
+        parts.append(
+            part("activity.activity_daily r", "r", stored("r"), range_conditions("r.day", [days], f"day{i}_", params))
+        )
     negated = ", ".join(f"-r.{k} AS {k}" for k in kinds)
     for i, days in enumerate(plan.minus_days):
-        parts.append(part("activity_daily r", "r", negated, range_conditions("r.day", [days], f"minus{i}_", params)))
+        parts.append(
+            part("activity.activity_daily r", "r", negated, range_conditions("r.day", [days], f"minus{i}_", params))
+        )
     for table, column, adds in _EVENTS:
         if not any(k in adds for k in kinds):
             continue

@@ -27,8 +27,9 @@ from .rollups import DailyCoverage, in_scope_counts_ctes, window_snapshot
 from .scope import in_scope_conditions
 
 _COLUMNS = """s.id::text AS session_id, s.profile_id::text AS profile_id, p.name, s.created_at, s.updated_at,
-       s.active, s.group_count, s.run_count, s.chat_count, s.attempt_count, s.message_count,
-       s.total_tokens, s.total_cost, (SELECT count(*) FROM problems q WHERE q.session_id = s.id)::int AS problems"""
+       s.active, s.group_count, s.run_count, s.first_run_at, s.last_run_at, s.chat_count, s.attempt_count,
+       s.message_count, s.total_tokens, s.total_cost,
+       (SELECT count(*) FROM problems q WHERE q.session_id = s.id)::int AS problems"""
 
 
 def _fingerprint(request: SearchActivityRequest) -> str:
@@ -181,12 +182,14 @@ def session_page(
             active=r[5],
             group_count=r[6],
             run_count=r[7],
-            chat_count=r[8],
-            attempt_count=r[9],
-            message_count=r[10],
-            total_tokens=r[11],
-            total_cost=money(r[12]),
-            problem_count=r[13],
+            first_run_at=iso(r[8]) if r[8] is not None else None,
+            last_run_at=iso(r[9]) if r[9] is not None else None,
+            chat_count=r[10],
+            attempt_count=r[11],
+            message_count=r[12],
+            total_tokens=r[13],
+            total_cost=money(r[14]),
+            problem_count=r[15],
         )
         for r in rows
     ]

@@ -22,6 +22,10 @@ class Settings:
 
     database_url: str | None = None
     db_secret_arn: str | None = None
+    # Only the migration function has these: whether the database is the platform's own (attached: its tables are
+    # never created or altered), and the secret of the functions' LOGIN user, whose password it sets.
+    db_attached: bool = False
+    db_runtime_secret_arn: str | None = None
     db_host: str | None = None
     db_reader_host: str | None = None
     db_name: str = "glow"
@@ -110,6 +114,12 @@ def _number(
     return read
 
 
+def _flag(raw: str) -> bool:
+    if raw.lower() not in ("true", "false"):
+        raise ValueError(f"must be true or false, not {raw!r}")
+    return raw.lower() == "true"
+
+
 def _identity_claims(raw: str) -> tuple[str, ...]:
     claims = tuple(name.strip() for name in raw.split(",") if name.strip())
     if not claims or any(name not in ("profile_id", "email", "sub") for name in claims):
@@ -129,6 +139,8 @@ def _role_scopes(raw: str) -> dict[str, str]:
 _READERS: dict[str, Callable[[str], Any]] = {
     "database_url": str,
     "db_secret_arn": str,
+    "db_attached": lambda raw: _flag(raw),
+    "db_runtime_secret_arn": str,
     "db_host": str,
     "db_reader_host": str,
     "db_name": str,

@@ -28,6 +28,7 @@ from glow_activity.models import (
     PageText,
     iso,
 )
+from glow_activity.platform import SCHEMA
 from glow_activity.scope import visible_conditions, visible_problem_conditions
 
 # Tables the artifact reads, in the order a reader meets them, and what each column means. The columns
@@ -62,6 +63,8 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         "active": "Still open.",
         "group_count": "AI generation groups in it.",
         "run_count": "AI generation runs in it.",
+        "first_run_at": "Its first AI run; empty when it has none yet.",
+        "last_run_at": "Its latest AI run (the Glow client's Duration is last_run_at - first_run_at).",
         "chat_count": "Chats in it.",
         "attempt_count": "Attempts in it.",
         "message_count": "Messages in it.",
@@ -120,6 +123,7 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
     },
 }
 RESOURCE_TABLES = tuple(COLUMN_MEANINGS)
+SERVICE_TABLES = ("uploads",)  # in schema activity; the others are the platform's, in public
 # What each scope may read about: the tables its operations touch (a member needs neither keys nor uploads).
 TABLES_BY_SCOPE = {
     "all": RESOURCE_TABLES,
@@ -215,7 +219,7 @@ _COLUMNS_SQL = """
 SELECT c.table_name::text, c.column_name::text, c.data_type::text, c.is_nullable = 'NO',
        coalesce(col_description(format('%I.%I', c.table_schema, c.table_name)::regclass, c.ordinal_position), '')
 FROM information_schema.columns c
-WHERE c.table_schema = current_schema() AND c.table_name = ANY(CAST(:tables AS text[]))
+WHERE (c.table_schema, c.table_name) IN (SELECT * FROM unnest(CAST(:schemas AS text[]), CAST(:tables AS text[])))
 ORDER BY c.table_name, c.ordinal_position
 """
 
@@ -223,7 +227,8 @@ ORDER BY c.table_name, c.ordinal_position
 def resource_entries(conn: Connection, scope: str) -> list[DocsResponse]:
     tables = TABLES_BY_SCOPE[scope]
     columns: dict[str, list[DocsField]] = {}
-    for table, column, data_type, not_null, comment in conn.run(_COLUMNS_SQL, tables=list(tables)):
+    schemas = [SCHEMA if table in SERVICE_TABLES else "public" for table in tables]
+    for table, column, data_type, not_null, comment in conn.run(_COLUMNS_SQL, schemas=schemas, tables=list(tables)):
         meaning = comment or COLUMN_MEANINGS[table].get(column, "Not described yet.")
         columns.setdefault(table, []).append(
             DocsField(name=column, type=data_type, required=bool(not_null), description=meaning)

@@ -148,9 +148,9 @@ def _facets_sql(caller: Caller) -> tuple[str, dict[str, Any]]:
         CROSS JOIN LATERAL (SELECT 1 FROM profile_roles r JOIN profiles p ON p.id = r.profile_id
                             WHERE r.role = role.role AND r.active AND {visible_where} LIMIT 1) holder
         ORDER BY role.role) AS roles,
-  (SELECT t.first_active_day FROM activity_profile_totals t JOIN profiles p ON p.id = t.profile_id
+  (SELECT t.first_active_day FROM activity.activity_profile_totals t JOIN profiles p ON p.id = t.profile_id
    WHERE t.first_active_day IS NOT NULL AND {visible_where} ORDER BY t.first_active_day LIMIT 1) AS earliest,
-  (SELECT t.last_active_day FROM activity_profile_totals t JOIN profiles p ON p.id = t.profile_id
+  (SELECT t.last_active_day FROM activity.activity_profile_totals t JOIN profiles p ON p.id = t.profile_id
    WHERE t.last_active_day IS NOT NULL AND {visible_where} ORDER BY t.last_active_day DESC NULLS LAST LIMIT 1)
     AS latest"""
     return sql, params

@@ -43,7 +43,7 @@ def estimated_rows(conn: Connection, caller: Caller, request: ExportRequest) -> 
     where, params = in_scope_conditions(caller, request)
     sql = (
         f"SELECT count(*) + coalesce(sum(t.sessions + t.logins + t.grants + t.problems), 0)"
-        f" FROM profiles p LEFT JOIN activity_profile_totals t ON t.profile_id = p.id WHERE {where}"
+        f" FROM profiles p LEFT JOIN activity.activity_profile_totals t ON t.profile_id = p.id WHERE {where}"
     )
     return int(conn.run(sql, **params)[0][0])
 
@@ -105,7 +105,7 @@ def stream_to_s3(
 
 
 _RECORD_SQL = """
-INSERT INTO uploads (id, s3_key, file_name, status, size_bytes, row_counts, row_count, requested_by, filters,
+INSERT INTO activity.uploads (id, s3_key, file_name, status, size_bytes, row_counts, row_count, requested_by, filters,
                      created_at, completed_at, expires_at)
 VALUES (CAST(:id AS uuid), :key, :file_name, :status, :size, CAST(:counts AS jsonb), :rows,
         CAST(:caller AS uuid), CAST(:filters AS jsonb), :created_at, :completed_at, :expires_at)
@@ -183,7 +183,7 @@ def run_export(
 
 def export_status(conn: Connection, caller: Caller, upload_id: str) -> ExportResponse | ExportPending:
     rows = conn.run(
-        "SELECT status, s3_key, file_name, row_count, expires_at FROM uploads"
+        "SELECT status, s3_key, file_name, row_count, expires_at FROM activity.uploads"
         " WHERE id = CAST(:id AS uuid) AND requested_by = CAST(:caller AS uuid)",
         id=upload_id,
         caller=caller.profile_id,
@@ -225,7 +225,7 @@ def start_async(conn: Connection, caller: Caller, request: ExportRequest, contex
         _dispatch(job, context)
     except Exception as exc:
         # The job never started: no upload row may claim it runs (nothing was written to S3 yet).
-        conn.run("DELETE FROM uploads WHERE id = CAST(:id AS uuid)", id=upload_id)
+        conn.run("DELETE FROM activity.uploads WHERE id = CAST(:id AS uuid)", id=upload_id)
         raise _start_refused(exc) from exc
     return ExportPending(upload_id=upload_id, status="running", file_name=file_name)
 
@@ -275,7 +275,7 @@ def run_async_job(job: dict[str, Any]) -> dict[str, Any]:
         db.reset_connections()  # whatever failed, the job is marked on a fresh connection
         try:
             db.connection().run(
-                "UPDATE uploads SET status = 'failed', error = :error, completed_at = now()"
+                "UPDATE activity.uploads SET status = 'failed', error = :error, completed_at = now()"
                 " WHERE id = CAST(:id AS uuid)",
                 id=upload_id,
                 error=type(exc).__name__,

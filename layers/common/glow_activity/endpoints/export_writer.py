@@ -84,7 +84,9 @@ def file_queries(caller: Caller, request: ExportRequest) -> tuple[list[tuple[str
                 FROM profiles p WHERE {where})
             SELECT s.id AS session_id, s.profile_id, pa.profile_name, pa.profile_email, pa.department_ids, pa.roles,
                    {ts_sql("s.created_at")} AS created_at, {ts_sql("s.updated_at")} AS updated_at,
-                   s.active::text AS active, s.group_count, s.run_count, s.chat_count, s.attempt_count,
+                   s.active::text AS active, s.group_count, s.run_count,
+                   {ts_sql("s.first_run_at")} AS first_run_at, {ts_sql("s.last_run_at")} AS last_run_at,
+                   s.chat_count, s.attempt_count,
                    s.message_count, s.total_tokens, s.total_cost
             FROM sessions s JOIN pa ON pa.id = s.profile_id
             WHERE {window("s.created_at")}""",

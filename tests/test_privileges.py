@@ -1,0 +1,132 @@
+"""Least privilege: what activity_runtime may do, exactly, and what its LOGIN member (the functions' user, the one
+the whole suite runs the handlers as) cannot do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from glow_activity import db
+
+# Every privilege activity_runtime holds on a table, view or sequence of `public` or `activity`.
+EXPECTED = {
+    "public.departments": {"SELECT"},
+    "public.profiles": {"SELECT"},
+    "public.profile_departments": {"SELECT"},
+    "public.profile_roles": {"SELECT"},
+    "public.sessions": {"SELECT"},
+    "public.logins": {"SELECT"},
+    "public.grants": {"SELECT"},
+    "public.problems": {"SELECT", "INSERT", "UPDATE"},
+    "public.api_keys": {"SELECT"},
+    "activity.audit_log": {"INSERT"},
+    "activity.audit_log_id_seq": {"USAGE"},
+    "activity.refresh_runs": {"SELECT", "INSERT", "UPDATE"},
+    "activity.refresh_runs_id_seq": {"USAGE"},
+    "activity.idempotency_records": {"SELECT", "INSERT", "UPDATE", "DELETE"},
+    "activity.uploads": {"SELECT", "INSERT", "UPDATE", "DELETE"},
+    "activity.activity_monthly": {"SELECT"},
+    "activity.activity_monthly_running": {"SELECT"},
+    "activity.activity_profile_totals": {"SELECT"},
+    "activity.activity_daily": {"SELECT"},
+}
+
+GRANTS_SQL = """
+SELECT n.nspname || '.' || c.relname, a.privilege_type
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname IN ('public', 'activity')
+CROSS JOIN LATERAL aclexplode(c.relacl) a
+WHERE a.grantee = 'activity_runtime'::regrole
+"""
+
+
+def test_activity_runtime_holds_exactly_what_the_functions_need(conn: Any) -> None:
+    held: dict[str, set[str]] = {}
+    for relation, privilege in conn.run(GRANTS_SQL):
+        held.setdefault(relation, set()).add(privilege)
+    assert held == EXPECTED
+    # no column-level grants either, and of functions only the refresh (SECURITY DEFINER, pinned search_path)
+    column_grants = conn.run(
+        "SELECT count(*) FROM pg_attribute CROSS JOIN LATERAL aclexplode(attacl) a"
+        " WHERE a.grantee = 'activity_runtime'::regrole"
+    )
+    assert column_grants == [[0]]
+    functions = conn.run(
+        "SELECT p.oid::regprocedure::text, p.prosecdef, p.proconfig FROM pg_proc p"
+        " JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'activity'"
+        " WHERE has_function_privilege('activity_runtime', p.oid, 'EXECUTE')"
+    )
+    assert functions == [["activity.refresh_rollups()", True, ["search_path=pg_catalog, pg_temp"]]]
+    assert conn.run("SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'activity_runtime'") == [[False, False]]
+
+
+@pytest.fixture
+def runtime(runtime_url: str) -> Iterator[Any]:
+    connection = db.open_connection(db.params_from_url(runtime_url))
+    yield connection
+    connection.close()
+
+
+FORBIDDEN = [
+    "UPDATE profiles SET name = name WHERE false",
+    "UPDATE profile_roles SET active = active WHERE false",
+    "INSERT INTO profile_roles SELECT id, 'admin', true FROM profiles WHERE false",
+    "UPDATE departments SET name = name WHERE false",
+    "DELETE FROM sessions WHERE false",
+    "UPDATE sessions SET run_count = run_count WHERE false",
+    "INSERT INTO logins SELECT gen_random_uuid(), id, now(), 'password' FROM profiles WHERE false",
+    "INSERT INTO api_keys (id, name, key_hash) SELECT gen_random_uuid(), 'x', 'y' WHERE false",
+    "UPDATE api_keys SET revoked_at = NULL WHERE false",
+    "INSERT INTO grants SELECT gen_random_uuid(), id, NULL, 'access', now() FROM profiles WHERE false",
+    "DELETE FROM problems WHERE false",
+    "UPDATE activity.audit_log SET status_code = 200 WHERE false",
+    "DELETE FROM activity.audit_log WHERE false",
+    "TRUNCATE activity.audit_log",
+    "SELECT count(*) FROM activity.audit_log",
+    "INSERT INTO activity.activity_daily SELECT * FROM activity.activity_daily WHERE false",
+    "DELETE FROM activity.activity_daily WHERE false",
+    "REFRESH MATERIALIZED VIEW activity.activity_monthly",
+    "DROP TABLE activity.uploads",
+    "ALTER TABLE public.sessions ADD COLUMN x int",
+    "CREATE SCHEMA intruder",
+    "CREATE INDEX intruder_idx ON public.sessions (id)",
+    "ALTER ROLE activity_runtime LOGIN",
+    "SET ROLE postgres",
+]
+
+
+@pytest.mark.parametrize("statement", FORBIDDEN)
+def test_the_runtime_user_cannot(runtime: Any, statement: str) -> None:
+    assert runtime.run("SELECT current_user")[0][0] != "postgres"
+    with pytest.raises(Exception, match=r"permission denied|must be owner|must be a member|must be able to SET ROLE"):
+        runtime.run(statement)
+
+
+def test_the_runtime_user_cannot_create_a_table_in_any_schema(runtime: Any, conn: Any) -> None:
+    schemas = [
+        r[0]
+        for r in conn.run(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_temp%' AND nspname NOT LIKE 'pg\\_toast%'"
+        )
+    ]
+    assert {"public", "activity", "pg_catalog", "information_schema"} <= set(schemas)
+    for schema in schemas:
+        with pytest.raises(Exception, match="permission denied"):
+            runtime.run(f'CREATE TABLE "{schema}".intruder (id int)')
+        with pytest.raises(Exception, match="permission denied"):
+            runtime.run(f'CREATE VIEW "{schema}".intruder AS SELECT 1 AS x')
+
+
+def test_the_runtime_user_adds_audit_rows_and_refreshes_through_the_definer(runtime: Any, conn: Any) -> None:
+    request_id = "privileges-test"
+    runtime.run(
+        "INSERT INTO activity.audit_log (operation, channel, status_code, request_id)"
+        " VALUES ('activity.docs', 'api', 200, :r)",
+        r=request_id,
+    )
+    assert conn.run("SELECT count(*) FROM activity.audit_log WHERE request_id = :r", r=request_id) == [[1]]
+    runtime.run("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    assert runtime.run("SELECT activity.refresh_rollups()")[0][0][0] == "activity_monthly"
+    runtime.run("ROLLBACK")
