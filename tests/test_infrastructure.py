@@ -198,6 +198,120 @@ def test_network_endpoints_and_migration_resource() -> None:
     assert migrations["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["MigrateFunction", "Arn"]}
 
 
-@pytest.mark.parametrize("output", ["ApiUrl", "ExportBucketName", "DbClusterEndpoint", "DbSecretArn"])
+@pytest.mark.parametrize(
+    "output", ["ApiUrl", "ExportBucketName", "DbClusterEndpoint", "DbSecretArn", "RuntimeDbSecretArn"]
+)
 def test_outputs(output: str) -> None:
     assert output in raw()["Outputs"]
+
+
+# ---------------------------------------------------------------- standalone or attached
+ATTACHED = {
+    "ExistingDbHost": "glow-db.cluster-abc.us-east-1.rds.amazonaws.com",
+    "ExistingDbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:glow-master",
+    "ExistingDbSecurityGroupId": "sg-0123456789abcdef0",
+    "VpcId": "vpc-0123456789abcdef0",
+    "PrivateSubnetIds": "subnet-a,subnet-b",
+}
+
+
+def conditions(parameters: dict[str, str]) -> dict[str, bool]:
+    """The template's Conditions evaluated for these parameter values (the others at their defaults)."""
+    template = raw()
+    values = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()} | parameters
+    results: dict[str, bool] = {}
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and "Ref" in node:
+            return values[node["Ref"]]
+        return node
+
+    def truth(node: Any) -> bool:
+        ((fn, args),) = node.items()
+        if fn == "Fn::Equals":
+            return str(value(args[0])) == str(value(args[1]))
+        if fn == "Fn::Not":
+            return not truth(args[0])
+        if fn == "Fn::And":
+            return all(truth(a) for a in args)
+        if fn == "Fn::Or":
+            return any(truth(a) for a in args)
+        if fn in ("Condition", "Fn::Condition"):
+            return evaluate(args)
+        raise AssertionError(fn)
+
+    def evaluate(name: str) -> bool:
+        if name not in results:
+            results[name] = truth(template["Conditions"][name])
+        return results[name]
+
+    for name in template["Conditions"]:
+        evaluate(name)
+    return results
+
+
+def created(parameters: dict[str, str]) -> dict[str, str]:
+    """The resources a stack with these parameters creates: name -> type."""
+    truth = conditions(parameters)
+    return {
+        name: resource["Type"]
+        for name, resource in raw()["Resources"].items()
+        if resource.get("Condition") is None or truth[resource["Condition"]]
+    }
+
+
+def test_attached_parameters_create_no_database_and_everything_else_the_same() -> None:
+    standalone, attached = created({}), created(ATTACHED)
+    database = {name for name, kind in standalone.items() if kind.startswith("AWS::RDS::")}
+    assert database == {"DbCluster", "DbWriterInstance", "DbSubnetGroup"}
+    assert not [name for name, kind in attached.items() if kind.startswith("AWS::RDS::")]
+    assert "DbSecurityGroup" in standalone and "DbSecurityGroup" not in attached
+    assert "DbReaderInstance" not in created({**ATTACHED, "DbReader": "true"})
+    # the stack's own network is made only when no VPC is given; attached, it is the database's
+    network = {name for name, kind in standalone.items() if kind.startswith("AWS::EC2::") and name not in attached}
+    assert network >= {"Vpc", "PrivateSubnetA", "PrivateSubnetB", "DbSecurityGroup"}
+    # functions, the schedule, exports, MCP, alarms, the runtime secret and the migrations: in both
+    rest = {name for name in standalone if name not in database and name not in network}
+    assert rest == {name for name in attached if name not in network}
+    assert {"GetFunction", "McpFunction", "RefreshFunction", "ExportBucket", "Migrations", "RuntimeDbSecret"} <= rest
+    assert conditions(ATTACHED)["Attached"] and not conditions({})["Attached"]
+
+
+def test_attached_functions_reach_the_existing_database_as_their_own_user() -> None:
+    template = raw()
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["DB_HOST"] == {
+        "Fn::If": ["Attached", {"Ref": "ExistingDbHost"}, {"Fn::GetAtt": ["DbCluster", "Endpoint.Address"]}]
+    }
+    assert env["DB_SECRET_ARN"] == {"Ref": "RuntimeDbSecret"}
+    groups = template["Globals"]["Function"]["VpcConfig"]["SecurityGroupIds"]
+    assert groups["Fn::If"][1] == [{"Ref": "FunctionSecurityGroup"}, {"Ref": "ExistingDbSecurityGroupId"}]
+    migrate_env = template["Resources"]["MigrateFunction"]["Properties"]["Environment"]["Variables"]
+    assert migrate_env["DB_SECRET_ARN"] == {
+        "Fn::If": [
+            "Attached",
+            {"Ref": "ExistingDbSecretArn"},
+            {"Fn::GetAtt": ["DbCluster", "MasterUserSecret.SecretArn"]},
+        ]
+    }
+    assert migrate_env["DB_RUNTIME_SECRET_ARN"] == {"Ref": "RuntimeDbSecret"}
+    assert migrate_env["DB_ATTACHED"] == {"Fn::If": ["Attached", "true", "false"]}
+
+
+def test_only_the_migration_function_holds_the_master_secret() -> None:
+    roles = resources_of("AWS::IAM::Role")
+    function_roles = {
+        fn["Properties"]["Role"]["Fn::GetAtt"][0] for fn in resources_of("AWS::Lambda::Function").values()
+    }
+    for name in function_roles:
+        secrets = [
+            json.dumps(s["Resource"])
+            for s in _statements(roles[name])
+            if "secretsmanager:GetSecretValue" in _listify(s.get("Action", []))
+        ]
+        master = [s for s in secrets if "MasterUserSecret" in s or "ExistingDbSecretArn" in s]
+        if name == "MigrateFunctionRole":
+            assert master and any("RuntimeDbSecret" in s for s in secrets), secrets
+        else:
+            assert not master, (name, secrets)
+            assert any("RuntimeDbSecret" in s for s in secrets), (name, secrets)
