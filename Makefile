@@ -54,7 +54,7 @@ $(TOOLS_STAMP):
 	$(TOOLS)/bin/pip install -q checkov cfn-lint-serverless
 	touch $(TOOLS_STAMP)
 
-.PHONY: help install dev test test-fast lint format typecheck validate build openapi bench check clean lint-template
+.PHONY: help install dev test test-legacy test-fast lint format typecheck validate build openapi bench check clean lint-template
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -66,8 +66,12 @@ install: $(STAMP) $(SYSTEM_STAMP) $(CLIENT_STAMP) ## create .venv (Python 3.13) 
 dev: $(STAMP) ## run the API on localhost, port PORT (default 3000): embedded PostgreSQL, local S3, demo data
 	$(BIN)/activity serve --port $(PORT) --scale $(SCALE)
 
-test: install ## run the whole test suite (slow tests included)
+test: install ## run the whole test suite (slow tests included), then the fast suite on an adopted old database
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-legacy
+
+test-legacy: install ## the suite without slow tests on a database built by the previous version, then migrated
+	ACTIVITY_TEST_START=legacy $(BIN)/pytest -m "not slow"
 
 test-fast: install ## the suite without tests marked slow
 	$(BIN)/pytest -m "not slow"

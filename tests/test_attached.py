@@ -10,16 +10,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from databases import catalog, new_database, url_of
 
 from activity_dev import REPO_ROOT, embedded_pg
+from activity_dev.platform_writer import PlatformWriter
 from glow_activity import db, platform
 from glow_activity.migrate import ensure_runtime_login
 from glow_activity.settings import get_settings
@@ -113,37 +112,6 @@ def platform_catalog(conn: Any) -> set[str]:
     }
 
 
-@dataclass
-class Writer:
-    """The platform at work: a login inserted and a session updated every few milliseconds, each timed."""
-
-    conn: Any
-    sessions: list[str]
-    stop: threading.Event = field(default_factory=threading.Event)
-    latencies: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def run(self) -> None:
-        i = 0
-        while not self.stop.is_set():
-            started = time.perf_counter()
-            try:
-                self.conn.run(
-                    "INSERT INTO logins VALUES (gen_random_uuid(), md5('p' || :p)::uuid, now(), 'writer')",
-                    p=1 + i % PROFILES,
-                )
-                self.conn.run(
-                    "UPDATE sessions SET run_count = run_count + 1, last_run_at = now(), updated_at = now()"
-                    " WHERE id = CAST(:s AS uuid)",
-                    s=self.sessions[i % len(self.sessions)],
-                )
-            except Exception as exc:  # a write the platform could not make: the test fails on it
-                self.errors.append(repr(exc))
-            self.latencies.append(time.perf_counter() - started)
-            i += 1
-            time.sleep(0.003)
-
-
 @pytest.fixture(scope="module")
 def platform_db(database_url: str) -> Iterator[tuple[Any, str]]:
     """Glow's database as the service finds it: the platform schema, the platform's own objects, and data."""
@@ -185,9 +153,9 @@ def test_migrate_attached_to_a_live_platform_database(
 
     # WHEN the migration runs while the platform writes
     writer_conn = db.open_connection(db.params_from_url(url))
-    writer = Writer(writer_conn, writer_sessions)
-    thread = threading.Thread(target=writer.run, daemon=True)
-    thread.start()
+    profiles = [str(r[0]) for r in conn.run("SELECT id FROM profiles LIMIT 100")]
+    writer = PlatformWriter(writer_conn, writer_sessions, profiles)
+    thread = writer.start()
     try:
         time.sleep(0.5)
         started = time.perf_counter()

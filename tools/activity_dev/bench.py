@@ -559,6 +559,84 @@ def bench_concurrency(h: Harness) -> None:
     )
 
 
+def bench_attach(h: Harness) -> None:
+    """`activity db migrate --attached` on this scale's data in a database that holds only the platform's tables
+    (Glow's, as the service first finds it), while a platform writer inserts a login and updates a session every
+    3 ms: the migration's wall time and the longest any write waited."""
+    from glow_activity import platform as platform_schema
+    from glow_activity.db import open_connection, params_from_url
+    from glow_activity.migrate import migrate
+
+    from .platform_writer import PlatformWriter
+
+    name = f"bench_attach_{os.getpid()}"
+    h.conn.run(f"CREATE DATABASE {name}")
+    params = dataclasses.replace(params_from_url(h.url), application_name="glow-bench", database=name)
+    conn = open_connection(params)
+    writer_conn = open_connection(params)
+    try:
+        conn.run(platform_schema.platform_sql())
+        print(f"attach: seeding {h.scale} into a platform-only database ...", flush=True)
+        seed(conn, h.scale)
+        conn.run("ANALYZE")
+        sessions = [str(r[0]) for r in conn.run("SELECT id FROM sessions ORDER BY id LIMIT 500")]
+        profiles = [str(r[0]) for r in conn.run("SELECT id FROM profiles ORDER BY id LIMIT 500")]
+        writer = PlatformWriter(writer_conn, sessions, profiles)
+        thread = writer.start()
+        time.sleep(1)
+        started = time.perf_counter()
+        steps = migrate(conn, attached=True)
+        seconds = time.perf_counter() - started
+        time.sleep(1)
+        writer.stop.set()
+        thread.join()
+        h.record(
+            "migrate --attached, platform writer every 3 ms",
+            {"seconds": round(seconds, 1), "steps": len(steps), "writer": writer.summary()},
+        )
+    finally:
+        for c in (conn, writer_conn):
+            c.close()
+        h.conn.run(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+# What a cold start runs to get the runtime user's credentials, each way (the secret's ARN is filled in).
+CREDENTIAL_PATHS = {
+    "secret": """
+import json, time; t = time.perf_counter()
+from aws_lambda_powertools.utilities import parameters
+json.loads(parameters.get_secret({arn!r}, max_age=3600))
+print((time.perf_counter() - t) * 1000)
+""",
+    "iam token": """
+import time; t = time.perf_counter()
+import boto3
+boto3.client("rds").generate_db_auth_token("glow-db.cluster-x.us-east-1.rds.amazonaws.com", 5432, "activity_app")
+print((time.perf_counter() - t) * 1000)
+""",
+}
+
+
+def bench_credentials(h: Harness) -> None:
+    """The runtime user's credentials in a fresh interpreter (a cold start's share): its own secret read through
+    Powertools from the local Secrets Manager, against an IAM database-authentication token (boto3's RDS signer)."""
+    import boto3
+
+    arn = boto3.client("secretsmanager").create_secret(
+        Name=f"bench-runtime-{os.getpid()}", SecretString=json.dumps({"username": "activity_app", "password": "x" * 40})
+    )["ARN"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "layers" / "common")}
+    for name, template in CREDENTIAL_PATHS.items():
+        code = template.format(arn=arn)
+        times = [
+            float(
+                subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+            )
+            for _ in range(15)
+        ]
+        h.record(f"runtime credentials: {name} (fresh interpreter)", percentiles([t / 1000 for t in times]))
+
+
 PARTS: dict[str, Callable[[Harness], None]] = {
     "get_search": bench_get_and_search,
     "export": bench_export,
@@ -566,7 +644,11 @@ PARTS: dict[str, Callable[[Harness], None]] = {
     "cold": bench_cold_starts,
     "mcp": bench_mcp,
     "concurrency": bench_concurrency,
+    "attach": bench_attach,
+    "credentials": bench_credentials,
 }
+# Parts that run only when asked for by --only (attach seeds a database of its own)
+ON_REQUEST = ("attach", "credentials")
 
 
 def main(
@@ -606,7 +688,7 @@ def main(
     print(f"scale={scale} rows={counts}", flush=True)
     try:
         for part, run in PARTS.items():
-            if part == "concurrency" and not concurrency:
+            if (part == "concurrency" and not concurrency) or (part in ON_REQUEST and part not in only):
                 continue
             if not only or part in only:
                 run(h)

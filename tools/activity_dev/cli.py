@@ -23,6 +23,7 @@ def _connect():  # type: ignore[no-untyped-def]
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # its progress is printed below, step by step
     from glow_activity.migrate import MigrationRefused, migrate, plan
 
     conn = _connect()
@@ -243,8 +244,9 @@ def main(argv: list[str] | None = None) -> None:
         "--only",
         action="append",
         default=[],
-        choices=("get_search", "export", "refresh", "cold", "mcp", "concurrency"),
-        help="run only this part (repeatable; --output is then worth pointing elsewhere)",
+        choices=("get_search", "export", "refresh", "cold", "mcp", "concurrency", "attach", "credentials"),
+        help="run only this part (repeatable; --output is then worth pointing elsewhere); attach runs only when "
+        "named: it seeds a database of the platform's tables alone and migrates it --attached under a writer",
     )
     bench.add_argument(
         "--concurrency",

@@ -233,7 +233,7 @@ def _index_steps(conn: Connection) -> list[Step]:
         verb = "rebuild the invalid index" if state else "build index"
         steps.append(
             Step(
-                f"{verb} {index.name} ON public.{index.table} {index.columns} CONCURRENTLY ({index.why})",
+                f"{verb} {index.name} CONCURRENTLY ON public.{index.table} {index.columns}: {index.why}",
                 concurrent_index=index,
                 drop_invalid_first=bool(state),
             )
@@ -243,7 +243,7 @@ def _index_steps(conn: Connection) -> list[Step]:
 
 def _grant_steps(conn: Connection) -> list[Step]:
     role_exists = _scalar(conn, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :r)", r=RUNTIME_ROLE)
-    grants = []
+    grants, missing = [], []
     wanted = [(table, "SELECT") for table in platform.READS]
     wanted += [(table, privilege) for table, privileges in platform.WRITES.items() for privilege in privileges]
     for table, privilege in wanted:
@@ -256,9 +256,10 @@ def _grant_steps(conn: Connection) -> list[Step]:
         )
         if not held:
             grants.append(f"GRANT {privilege} ON public.{table} TO {RUNTIME_ROLE}")
+            missing.append(f"{privilege} on {table}")
     if not grants:
         return []
-    return [Step(f"grant {RUNTIME_ROLE}: " + "; ".join(g.removeprefix("GRANT ") for g in grants), tuple(grants))]
+    return [Step(f"grant {RUNTIME_ROLE} " + ", ".join(missing) + " (public)", tuple(grants))]
 
 
 def plan(conn: Connection, attached: bool = False) -> Plan:

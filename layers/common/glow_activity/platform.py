@@ -80,7 +80,7 @@ INDEXES = (
         "activity_profile_departments_department_idx",
         "profile_departments",
         "(department_id, profile_id)",
-        "a department's members (a coordinator's scope)",
+        "a department's members, for a coordinator's scope",
     ),
     PlatformIndex(
         "activity_profile_departments_c_idx",
@@ -92,7 +92,7 @@ INDEXES = (
         "activity_profile_roles_role_idx",
         "profile_roles",
         "(role, profile_id) WHERE active",
-        "the profiles with a role (the roles filter)",
+        "the profiles with a role, for the roles filter",
     ),
     PlatformIndex(
         "activity_profile_roles_profile_idx",
