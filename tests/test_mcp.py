@@ -145,10 +145,14 @@ def test_refusals_are_tool_errors(
     res = rpc(invoke, request("tools/call", {"name": name, "arguments": arguments}), people[who].headers)
     assert res.status == 200
     result = res.body["result"]
-    assert result["isError"] is True
-    assert result["structuredContent"]["statusCode"] == status and result["structuredContent"]["message"]
+    # a refusal: the endpoint's error body as the one text item, and no structuredContent (clients validate any
+    # against the tool's outputSchema, errors included)
+    assert result["isError"] is True and "structuredContent" not in result
+    (item,) = result["content"]
+    error = json.loads(item["text"])
+    assert item["type"] == "text" and error["statusCode"] == status and error["message"]
     if status == 422:
-        assert result["structuredContent"]["detail"]
+        assert error["detail"]
     operation = name.removeprefix("activity_")
     assert audit_rows(conn, res.headers["x-request-id"]) == [[operation, people[who].id, "mcp", status]]
 

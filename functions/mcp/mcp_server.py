@@ -29,10 +29,20 @@ PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
 ASSUMED_VERSION = "2025-03-26"
 SERVER_INFO = {"name": "glow-activity", "title": "Glow Activity", "version": "5.0.0"}
 INSTRUCTIONS = (
-    "Engagement of teaching assistants with the Glow AI trainer. Every tool takes the JSON body of the matching "
-    "POST /api/v5/artifacts/activity/<operation> and answers what that endpoint answers. Start with activity_docs "
-    "(what the numbers mean), then activity_get (counts for a date window) or activity_search (sessions; pass "
-    "next_cursor back as cursor for the next page)."
+    "Glow Activity: how teaching assistants (TAs) engage with the Glow AI trainer - their training sessions, "
+    "logins, access grants and emulations, and problems flagged on that activity. Each tool takes the JSON body of "
+    "POST /api/v5/artifacts/activity/<operation> and answers what that endpoint answers; you see only the profiles "
+    "your roles allow (admins all, coordinators their departments' members, everyone else themselves). "
+    "Start with activity_docs (what every field means). activity_get gives counts and a per-profile summary for a "
+    "window; activity_search lists sessions, newest first. Filters, shared by get, search and export: date_from and "
+    "date_to are ISO dates or date-times in UTC (a date-only date_to includes that whole day; omit both for all "
+    "time), department_ids and roles narrow the profiles (any of the listed ones). Paging: search's page is "
+    "0-based with page_size up to 500; to walk far, pass the answer's next_cursor back as cursor with the same "
+    "filters. get's profile_summary pages with summary_limit and summary_offset. activity_problem flags a problem "
+    "(type feature, bug, question or other), activity_resolve resolves or reopens one by problem_id, "
+    "activity_refresh brings the counts up to date, activity_export writes everything you can see as a ZIP of "
+    "CSVs and answers a download_url. A refusal comes back as a tool error whose text is the endpoint's JSON error "
+    "{statusCode, message, detail?}: read its message, fix the arguments, and call again."
 )
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 METHODS = ("initialize", "notifications/initialized", "ping", "tools/list", "tools/call")
@@ -63,7 +73,7 @@ class JsonRpcError(BaseModel):
 
 class JsonRpcAnswer(BaseModel):
     """The answer to a request: `result` (initialize, ping, tools/list, tools/call) or `error`. A tool's refusal
-    is a result with isError true and the endpoint's error body as structuredContent."""
+    is a result with isError true and the endpoint's error body as its one text item, without structuredContent."""
 
     model_config = ConfigDict(title="McpAnswer")
     jsonrpc: Literal["2.0"]

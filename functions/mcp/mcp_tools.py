@@ -86,8 +86,12 @@ def call_tool(op: Operation, arguments: dict[str, Any], event: dict[str, Any], c
     app = importlib.import_module(f"glow_activity.endpoints.{op.name}").app
     answer = handle(app, op.name, inner, context)  # plain JSON: no Accept-Encoding is forwarded
     body = RawJson(answer.get("body") or "null")
-    status = int(answer["statusCode"])
-    return {"content": [{"type": "text", "text": str(body)}], "structuredContent": body, "isError": status >= 400}
+    if int(answer["statusCode"]) >= 400:
+        # A refusal carries the endpoint's error body as text only: clients validate any structuredContent against
+        # the tool's outputSchema, errors included (the TypeScript SDK throws on a mismatch, so an agent would see a
+        # protocol error instead of our message).
+        return {"content": [{"type": "text", "text": str(body)}], "isError": True}
+    return {"content": [{"type": "text", "text": str(body)}], "structuredContent": body, "isError": False}
 
 
 class RawJson(str):
