@@ -1,5 +1,6 @@
 """The export's COPY reader (glow_activity/endpoints/copy_stream.py) gives exactly the bytes pg8000's own path gives,
-across buffer boundaries, for rows larger than its buffer, and leaves the connection as pg8000 would."""
+with rows ending in CRLF instead of LF, across buffer boundaries, for rows larger than its buffer, and leaves the
+connection as pg8000 would."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ def copy_stream() -> Any:
 
 
 def plain_copy(conn: Any, sql: str) -> tuple[bytes, int]:
+    """pg8000's own bytes, with each row's LF as CRLF (these rows hold no line break of their own)."""
     sink = io.BytesIO()
     conn.run(sql, stream=sink)
-    return sink.getvalue(), int(conn.row_count)
+    return sink.getvalue().replace(b"\n", b"\r\n"), int(conn.row_count)
 
 
 def fast_copy(copy_stream: Any, conn: Any, sql: str) -> tuple[bytes, int]:
@@ -68,7 +70,20 @@ class NoPeek:
 def test_without_the_internals_it_needs_the_plain_path_runs(copy_stream: Any, conn: Any, monkeypatch: Any) -> None:
     sql = "COPY (SELECT g FROM generate_series(1, 1000) g) TO STDOUT"
     monkeypatch.setattr(conn, "_sock", NoPeek(conn._sock))
-    assert fast_copy(copy_stream, conn, sql) == (b"".join(b"%d\n" % g for g in range(1, 1001)), 1000)
+    assert fast_copy(copy_stream, conn, sql) == (b"".join(b"%d\r\n" % g for g in range(1, 1001)), 1000)
+
+
+@pytest.mark.parametrize("path", ["fast", "plain"])
+def test_rows_end_in_crlf_and_a_line_break_inside_a_value_stays_as_it_is(
+    copy_stream: Any, conn: Any, monkeypatch: Any, path: str
+) -> None:
+    if path == "plain":
+        monkeypatch.setattr(conn, "_sock", NoPeek(conn._sock))
+    sql = "COPY (SELECT g, E'two\\nlines' FROM generate_series(1, 3) g) TO STDOUT WITH (FORMAT csv, HEADER true)"
+    data, rows = fast_copy(copy_stream, conn, sql)
+    assert rows == 3
+    assert data == b'g,?column?\r\n1,"two\nlines"\r\n2,"two\nlines"\r\n3,"two\nlines"\r\n'
+
 
 
 class FailingSink:

@@ -135,8 +135,13 @@ def test_export_downloads_through_the_presigned_url(invoke: Any, data: dict[str,
     manifest = json.loads(archive.read("manifest.json"))
     counts = {"profiles.csv": 3, "sessions.csv": 2, "logins.csv": 1, "grants.csv": 1, "problems.csv": 1}
     assert manifest["row_counts"] == counts
-    assert manifest["schema_version"] == "2"
+    assert manifest["schema_version"] == "3"
     assert manifest["format"]["encoding"] == "UTF-8, no byte-order mark"
+    assert "CRLF" in manifest["format"]["csv"] and "leading '" in manifest["format"]["formula_guard"]
+    # RFC 4180's line ends: every row ends in CRLF; the message's own line break (quoted) stays LF
+    raw_problems = archive.read("problems.csv")
+    assert raw_problems.count(b"\r\n") == 2 and raw_problems.endswith(b"\r\n")
+    assert b'line\nbreak, ""quoted""' in raw_problems
     assert not archive.read("sessions.csv").startswith(b"\xef\xbb\xbf")
     assert [row["resolved"] for row in problems] == ["false"]
     assert manifest["caller"]["profile_id"] == data["admin"].id

@@ -271,6 +271,18 @@ def test_invalid_bodies_are_422_with_detail(invoke: Any, world: World, body: dic
     assert res.body["statusCode"] == 422
     assert any(field in [str(p) for p in d["loc"]] for d in res.body["detail"]), res.body
     assert all(set(d) == {"loc", "msg", "type"} for d in res.body["detail"])
+    # plain sentences: no pydantic prefix, one full stop
+    texts = [res.body["message"], *(d["msg"] for d in res.body["detail"])]
+    assert not any(text.startswith(("Value error", "Assertion failed")) or "Value error, " in text for text in texts)
+    assert res.body["message"].endswith(".") and not res.body["message"].endswith("..")
+
+
+def test_a_window_backwards_says_so_plainly(invoke: Any, world: World) -> None:
+    admin = world.profile(roles=["admin"])
+    res = invoke("get", {"date_from": "2025-03-02", "date_to": "2025-03-01"}, admin.headers)
+    assert res.status == 422
+    assert res.body["message"] == "Invalid request: body: date_from must not be after date_to."
+    assert res.body["detail"][0]["msg"] == "date_from must not be after date_to"
 
 
 def test_bad_json_is_400(invoke: Any, world: World) -> None:
@@ -335,3 +347,23 @@ def test_a_problem_without_a_profile_is_in_no_ones_counts(invoke: Any, dept_worl
         assert None not in summary_by_id(body)
         assert body["profile_summary_total"] == earlier["profile_summary_total"]
         assert body["profile_summary"] == earlier["profile_summary"]
+
+
+def test_problems_and_their_total_agree_right_after_a_write(invoke: Any, world: World, refresh: Any) -> None:
+    # GIVEN a department with a problem, refreshed
+    dept = world.department()
+    coord = world.profile(roles=["instructional"], departments=[dept])
+    ta = world.profile("Tia", roles=["member"], departments=[dept])
+    world.problem(ta, "2026-11-02T10:00:00")
+    refresh()
+    body = {"department_ids": [dept], "date_from": "2026-11-01"}
+    before = invoke("get", body, coord.headers).body
+    assert before["problems_total"] == len(before["problems"]) == 1
+    # WHEN three new problems are flagged, through the endpoint, with no refresh since
+    for n in range(3):
+        made = invoke("problem", {"type": "bug", "message": f"new {n}"}, ta.headers)
+        assert made.status == 200
+    # THEN the list shows them and the total counts them: one answer, one snapshot
+    after = invoke("get", body, {**coord.headers, "X-Bypass-Cache": "1"}).body
+    assert len(after["problems"]) == 4
+    assert after["problems_total"] == 4

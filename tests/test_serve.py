@@ -167,3 +167,93 @@ def test_sigterm_stops_everything_it_started(served: Served) -> None:
         time.sleep(0.2)
     assert not postgres_processes(served.data_dir)
     assert "leaked semaphore" not in served.output, served.output
+
+
+# ---------------------------------------------------------------- stopping, every time
+def start_serve(data_dir: Path, cwd: Path) -> Served:
+    """`activity serve` in a process group of its own, as a terminal runs `make dev`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL", "EXPORT_BUCKET")}
+    env["PYTHONUNBUFFERED"] = "1"
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "activity"), "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    served = Served(process, port, data_dir)
+    if not served.ready.wait(240):
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("activity serve did not print its banner:\n" + served.output)
+    return served
+
+
+def everything_of(served: Served) -> list[psutil.Process]:
+    return psutil.Process(served.process.pid).children(recursive=True) + postgres_processes(served.data_dir)
+
+
+def wait_gone(processes: list[psutil.Process], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        left = [p.pid for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not left:
+            return []
+        time.sleep(0.1)
+    return left
+
+
+@pytest.mark.slow
+def test_a_signal_to_the_whole_process_group_stops_everything_every_time(tmp_path: Path) -> None:
+    data_dir = tmp_path / "pgdata"
+    # several runs: Ctrl-C and SIGTERM, idle and with requests in flight
+    for sig, busy in ((signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGTERM, True)):
+        served = start_serve(data_dir, tmp_path)
+        started = everything_of(served)
+        assert postgres_processes(data_dir) and len(started) >= 3
+        key = served.output.split("demo admin API key: ", 1)[1].split()[0]
+        callers = []
+        if busy:
+            for _ in range(12):
+                caller = threading.Thread(
+                    target=served.request,
+                    args=("POST", "/api/v5/artifacts/activity/get", {"X-Api-Key": key}),
+                    daemon=True,
+                )
+                caller.start()
+                callers.append(caller)
+            time.sleep(0.2)
+        # WHEN the whole group gets the signal (what a terminal's Ctrl-C and `kill -- -<pgid>` send)
+        os.killpg(served.process.pid, sig)
+        # THEN it exits within a few seconds, with no traceback, and nothing it started is left
+        try:
+            served.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(served.process.pid, signal.SIGKILL)
+            pytest.fail(f"{sig.name} (busy={busy}) did not stop it:\n{served.output[-3000:]}")
+        assert wait_gone(started, 10) == [], (sig.name, busy, served.output[-2000:])
+        assert not postgres_processes(data_dir)
+        assert "Traceback" not in served.output, served.output[-4000:]
+        assert "No application metrics to publish" not in served.output
+        assert "stopping ..." in served.output, served.output[-500:]
+
+
+@pytest.mark.slow
+def test_a_hard_killed_runs_stale_handle_does_not_keep_postgres_running(tmp_path: Path) -> None:
+    data_dir = tmp_path / "pgdata"
+    # GIVEN a run killed hard: its pid stays in the embedded server's handle list, PostgreSQL keeps running
+    first = start_serve(data_dir, tmp_path)
+    os.killpg(first.process.pid, signal.SIGKILL)
+    first.process.wait(timeout=10)
+    assert first.process.pid in json.loads((data_dir / ".handle_pids.json").read_text())
+    # WHEN the next run starts and is stopped cleanly
+    second = start_serve(data_dir, tmp_path)
+    assert first.process.pid not in json.loads((data_dir / ".handle_pids.json").read_text())
+    started = everything_of(second)
+    os.killpg(second.process.pid, signal.SIGTERM)
+    second.process.wait(timeout=15)
+    # THEN the stale handle was forgotten, and PostgreSQL stopped with it
+    assert wait_gone(started, 10) == []
+    assert not postgres_processes(data_dir)

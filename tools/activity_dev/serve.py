@@ -95,13 +95,23 @@ Keys for other roles, against this database (demo profiles: an instructional coo
 """
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM ends `activity serve` as Ctrl-C does, so that everything it started is stopped on the way out."""
+def _stop_on_signals() -> None:
+    """SIGINT (Ctrl-C, to the whole process group) and SIGTERM end `activity serve` the same way, so that everything
+    it started is stopped on the way out. SIGINT's handler is set here too: a process started in the background by
+    a shell without job control inherits SIGINT ignored."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+
+
+def _stopping() -> None:
+    """Once stopping, a second Ctrl-C or SIGTERM (a group signal, an impatient user) must not cut the clean-up
+    short with a traceback: it is under way, and takes a few seconds at most."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def serve(port: int = 3000, workers: int = 2, scale: str = "small", data_dir: Path | None = None) -> None:
@@ -109,7 +119,7 @@ def serve(port: int = 3000, workers: int = 2, scale: str = "small", data_dir: Pa
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_DEV", "false")
-    _stop_on_sigterm()
+    _stop_on_signals()
     s3 = gateway = server = None
     try:
         demo = prepare_database(scale, data_dir or Path(".local/pgdata"))
@@ -122,8 +132,10 @@ def serve(port: int = 3000, workers: int = 2, scale: str = "small", data_dir: Pa
         print(banner(server.server_port, demo), flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
+        _stopping()
         print("stopping ...", flush=True)
     finally:
+        _stopping()
         if server is not None:
             server.server_close()
         if gateway is not None:

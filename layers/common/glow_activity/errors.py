@@ -106,6 +106,17 @@ def error_body(status_code: int, message: str, detail: list[dict[str, Any]] | No
     return json.dumps(body, separators=(",", ":"))
 
 
+# pydantic puts these before the message of a ValueError or assert raised by a validator: ours are plain sentences
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def plain_message(msg: str) -> str:
+    for prefix in _PYDANTIC_PREFIXES:
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg
+
+
 def validation_detail(errors: list[dict[str, Any]] | Any) -> list[dict[str, Any]]:
     """pydantic / Powertools errors as the contract's `{loc, msg, type}` list (no input echoed)."""
     out = []
@@ -114,7 +125,7 @@ def validation_detail(errors: list[dict[str, Any]] | Any) -> list[dict[str, Any]
         out.append(
             {
                 "loc": ["body", *loc] if loc != ["body"] else loc,
-                "msg": str(err.get("msg", "")),
+                "msg": plain_message(str(err.get("msg", ""))),
                 "type": str(err.get("type", "")),
             }
         )
@@ -126,4 +137,4 @@ def first_problem(detail: list[dict[str, Any]]) -> str:
         return "The request is not valid."
     first = detail[0]
     where = ".".join(str(p) for p in first["loc"][1:]) or "body"
-    return f"Invalid request: {where}: {first['msg']}."
+    return f"Invalid request: {where}: {first['msg'].rstrip('.')}."

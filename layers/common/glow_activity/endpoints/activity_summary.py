@@ -43,7 +43,7 @@ def get_sql(caller: Caller, request: GetActivityRequest, coverage: DailyCoverage
     if request.summary_profile_id is not None:
         listed = "profile_id = CAST(:summary_profile AS uuid)"
         params["summary_profile"] = str(request.summary_profile_id)
-    problems, problem_params = _problems_sql(caller, request)
+    problems, problems_total, problem_params = _problems_sql(caller, request)
     params.update(problem_params)
     facets, facet_params = _facets_sql(caller)
     params.update(facet_params)  # the same scope conditions: shared names hold the same values
@@ -57,8 +57,7 @@ totals AS (
            coalesce(sum(logins), 0)::bigint AS logins,
            coalesce(sum(emulations), 0)::bigint AS emulations,
            count(*) FILTER (WHERE sessions > 0 OR logins > 0) AS active_profiles,
-           count(*) FILTER (WHERE activity > 0 AND {listed}) AS summary_total,
-           coalesce(sum(problems), 0)::bigint AS problems
+           count(*) FILTER (WHERE activity > 0 AND {listed}) AS summary_total
     FROM scored
 ),
 cutoff AS (  -- the activity of the page's last row: only rows at least this active can be on the page
@@ -76,7 +75,7 @@ page AS (
     ORDER BY s.activity DESC, p.name COLLATE "C", s.profile_id
     LIMIT :summary_limit OFFSET :summary_offset
 )
-SELECT t.sessions, t.logins, t.emulations, t.active_profiles, t.summary_total, t.problems,
+SELECT t.sessions, t.logins, t.emulations, t.active_profiles, t.summary_total, ({problems_total}) AS problems,
        (SELECT coalesce(json_agg(item ORDER BY pg.activity DESC, pg.name COLLATE "C", pg.profile_id), '[]')
         FROM page pg CROSS JOIN LATERAL (
             SELECT pg.profile_id, pg.name AS profile_name, pg.sessions AS sessions_count, pg.logins AS logins_count,
@@ -95,9 +94,10 @@ FROM totals t
     return sql, params
 
 
-def _problems_sql(caller: Caller, request: GetActivityRequest) -> tuple[str, dict[str, Any]]:
-    """The newest problems of the `scope` CTE's profiles in the window, as a JSON array (their total is the sum
-    of per-profile counts).
+def _problems_sql(caller: Caller, request: GetActivityRequest) -> tuple[str, str, dict[str, Any]]:
+    """The newest problems of the `scope` CTE's profiles in the window, as a JSON array, and how many there are in
+    all: both read live, in the answer's one snapshot, so that the list and its total always agree (the rollups'
+    per-profile counts lag a problem until the next refresh).
 
     An admin's profiles are most of them: the problems are walked newest first, each profile checked on its own,
     until the page is full (a role filter's scope joined whole sorted all 10,000 problems of 90 days: 8 ms). A
@@ -115,7 +115,8 @@ def _problems_sql(caller: Caller, request: GetActivityRequest) -> tuple[str, dic
         FROM (SELECT q.*, p.name AS profile_name FROM problems q {profiles}
               WHERE {window}
               ORDER BY q.created_at DESC, q.id DESC LIMIT :problems_limit) q"""
-    return sql, params
+    total = f"SELECT count(*) FROM problems q {profiles} WHERE {window}"
+    return sql, total, params
 
 
 def _problem_items(problems_json: str) -> list[ProblemListItem]:

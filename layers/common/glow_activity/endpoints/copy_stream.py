@@ -8,6 +8,9 @@ unwrapped in one tight loop and written in one call. The first message that is n
 an ErrorResponse) is left where it is, and pg8000 finishes the statement as it always does (row count,
 errors, transaction state).
 
+Rows end in CRLF, as RFC 4180 has them: COPY ends each row with LF, and since every CopyData message is one
+row, its last byte is that LF and is replaced. A line break inside a quoted value is the data's own and stays.
+
 This leans on two pg8000 internals (`message_types` and `_sock`, stable since 1.2x); when either is
 missing, the plain `conn.run(sql, stream=…)` path runs instead, slower but the same bytes.
 """
@@ -31,20 +34,36 @@ _COPY_OUT_RESPONSE = b"H"
 _COPY_DATA = ord("d")
 _LENGTH = struct.Struct("!i").unpack_from
 _PEEK = 64 * 1024
+CRLF = b"\r\n"
+
+
+def _row(payload: bytes) -> bytes:
+    """One CopyData payload (one row) with CRLF for COPY's LF at its end."""
+    return payload[:-1] + CRLF if payload.endswith(b"\n") else payload
+
+
+class _CrlfRows:
+    """pg8000's own path writes one CopyData payload (one row) per call."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def write(self, data: bytes, /) -> Any:
+        return self.sink.write(_row(data))
 
 
 def copy_to(conn: Connection, sql: str, sink: Sink) -> int:
-    """Run `COPY … TO STDOUT` and write its bytes to `sink`; returns the row count."""
+    """Run `COPY … TO STDOUT` and write its rows, each ending in CRLF, to `sink`; returns the row count."""
     handlers: dict[bytes, Callable[..., Any]] | None = getattr(conn, "message_types", None)
     reader = getattr(conn, "_sock", None)
     if handlers is None or _COPY_OUT_RESPONSE not in handlers or reader is None or not hasattr(reader, "peek"):
-        _run(conn, sql, sink)
+        _run(conn, sql, _CrlfRows(sink))
         return int(conn.row_count)
     original = handlers[_COPY_OUT_RESPONSE]
 
     def on_copy_out(data: bytes, context: Any) -> None:
         original(data, context)  # pg8000's own checks, and its writer for the stream
-        drain(reader, context.stream_write)
+        drain(reader, context.stream_write)  # every row: pg8000 reads only what follows them
 
     handlers[_COPY_OUT_RESPONSE] = on_copy_out
     try:
@@ -69,7 +88,7 @@ def _run(conn: Connection, sql: str, sink: Sink) -> None:
 
 def drain(reader: Any, write: Callable[[bytes], Any]) -> None:
     """Consume the CopyData messages at the head of `reader` (a buffered binary stream), writing their
-    payloads; stop, consuming nothing more, at the first message of another kind."""
+    payloads as CRLF-ended rows; stop, consuming nothing more, at the first message of another kind."""
     while True:
         buffered = reader.peek(_PEEK)  # what is buffered (one socket read when nothing is)
         if not buffered:
@@ -79,15 +98,15 @@ def drain(reader: Any, write: Callable[[bytes], Any]) -> None:
             stop = end + 1 + _LENGTH(buffered, end + 1)[0]
             if stop > size:
                 break
-            parts.append(buffered[end + 5 : stop])
+            parts.append(buffered[end + 5 : stop - 1])  # the row without COPY's LF
             end = stop
         if parts:
-            write(b"".join(parts))
+            write(CRLF.join(parts) + CRLF)
             reader.read(end)
         elif buffered[0] != _COPY_DATA:
             return  # CopyDone or an error: pg8000 reads it
         else:  # one message split by the buffer's end, or larger than the buffer: read it whole
-            write(_read_exactly(reader, _LENGTH(_read_exactly(reader, 5), 1)[0] - 4))
+            write(_row(_read_exactly(reader, _LENGTH(_read_exactly(reader, 5), 1)[0] - 4)))
 
 
 def _read_exactly(reader: Any, size: int) -> bytes:

@@ -20,7 +20,7 @@ from glow_activity.endpoints.copy_stream import copy_to
 from glow_activity.models import ExportRequest, iso
 from glow_activity.scope import in_scope_conditions
 
-SCHEMA_VERSION = "2"  # 2: booleans as true/false (1 had PostgreSQL's t/f)
+SCHEMA_VERSION = "3"  # 3: rows end in CRLF (2 had LF); 2: booleans as true/false (1 had PostgreSQL's t/f)
 # UTF-8 without a byte-order mark: what RFC 4180 readers, pandas and databases expect. A spreadsheet that guesses
 # the encoding wrongly opens it through its import dialog (README, "Export files").
 ENCODING = "UTF-8, no byte-order mark"
@@ -226,7 +226,8 @@ def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: 
             "schema_version": SCHEMA_VERSION,
             "generated_at": iso(generated_at),
             "format": {
-                "csv": "RFC 4180, header row",
+                "csv": "RFC 4180: header row, rows end in CRLF (a line break inside a quoted value is the data's)",
+                "formula_guard": "a cell starting with =, +, -, @, tab or carriage return gets a leading '",
                 "encoding": ENCODING,
                 "booleans": "true / false",
                 "timestamps": "RFC 3339, UTC",
