@@ -85,7 +85,6 @@ def test_rows_end_in_crlf_and_a_line_break_inside_a_value_stays_as_it_is(
     assert data == b'g,?column?\r\n1,"two\nlines"\r\n2,"two\nlines"\r\n3,"two\nlines"\r\n'
 
 
-
 class FailingSink:
     def write(self, data: bytes) -> int:
         raise OSError("disk full")

@@ -67,6 +67,8 @@ class WorkerDied(RuntimeError):
 
 class _Worker:
     def __init__(self, context: Any) -> None:
+        self.stopping = threading.Lock()  # stopped once: by the gateway closing, or by the thread that saw it die
+        self.stopped = False
         self.pipe, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child,), daemon=True)
         self.process.start()
@@ -76,22 +78,29 @@ class _Worker:
         try:
             self.pipe.send((logical_id, event))
             status, value = self.pipe.recv()
-        except (EOFError, OSError, BrokenPipeError) as exc:
+        except Exception as exc:  # the pipe broke: the worker died, or the gateway is stopping and closed it
             raise WorkerDied(f"the worker for {logical_id} died") from exc
         if status == "error":
             raise RuntimeError(value)
         return value  # type: ignore[no-any-return]
 
     def stop(self, timeout: float) -> None:
-        try:
-            self.pipe.send(None)
-        except (OSError, BrokenPipeError, ValueError):
-            pass
-        self.process.join(timeout)
-        if self.process.is_alive():
-            self.process.kill()
+        with self.stopping:
+            if self.stopped:
+                return
+            self.stopped = True
+            try:
+                self.pipe.send(None)
+            except (OSError, ValueError):
+                pass  # it is gone already
             self.process.join(timeout)
-        self.pipe.close()
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(timeout)
+            try:
+                self.pipe.close()
+            except OSError:
+                pass
 
 
 class WorkerPool:
@@ -290,10 +299,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True  # stopping never waits for a request in flight: its worker is stopped anyway
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away before its answer (a closed tab, a stopped script) is not the server's error."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
+        """A client that went away before its answer (a closed tab, a stopped script), or a connection cut while the
+        gateway stops, is not the server's error: socket errors are not reported."""
+        if isinstance(sys.exc_info()[1], OSError):
             return
         super().handle_error(request, client_address)
+
     # socketserver's default backlog is 5: a sixth client connecting at once had its SYN dropped and retried a
     # second later (the concurrency benchmark's p99 of ~1 s with 16 clients)
     request_queue_size = 128
