@@ -400,3 +400,60 @@ def test_an_async_export_that_cannot_start_leaves_nothing(
     prefix = f"exports/{data['admin'].id}/"
     assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) == 0
     assert not [u for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) if u["Key"].startswith(prefix)]
+
+
+class SlowParts:
+    """An S3 client whose parts take a while, so that an export's COPY is still streaming when its connection dies."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def upload_part(self, **kwargs: Any) -> Any:
+        import time
+
+        time.sleep(0.05)
+        return self.real.upload_part(**kwargs)
+
+
+def test_a_connection_killed_midway_through_an_export_leaves_nothing(
+    invoke: Any, data: dict[str, Any], conn: Any, monkeypatch: Any, many_sessions: int
+) -> None:
+    import threading
+    import time
+
+    from glow_activity.endpoints import export_jobs, s3_stream
+
+    real_client = export_jobs.s3_client
+    monkeypatch.setattr(export_jobs, "s3_client", lambda: SlowParts(real_client()))
+    monkeypatch.setitem(s3_stream.S3MultipartWriter.__init__.__kwdefaults__, "part_size", 64 * 1024)
+    uploads_before = conn.run("SELECT count(*) FROM activity.uploads")[0][0]
+    results: list[Any] = []
+    caller = threading.Thread(
+        target=lambda: results.append(invoke("export", {"department_ids": [data["dept"]]}, data["admin"].headers))
+    )
+    caller.start()
+    # WHEN the export's connection is killed while its COPY streams (a failover, a proxy restart)
+    killed, deadline = 0, time.monotonic() + 30
+    while not killed and time.monotonic() < deadline:
+        killed = len(
+            conn.run(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'glow-activity'"
+                " AND query LIKE 'COPY%' AND state = 'active'"
+            )
+        )
+        time.sleep(0.01)
+    caller.join(60)
+    assert killed == 1
+    # THEN the caller is told to come back later, and nothing is left: no upload row, no object, no open upload
+    (res,) = results
+    assert res.status == 503 and res.headers["retry-after"], res.body
+    assert conn.run("SELECT count(*) FROM activity.uploads")[0][0] == uploads_before
+    s3, bucket, prefix = boto3.client("s3"), get_settings().export_bucket, f"exports/{data['admin'].id}/"
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) == 0
+    assert not [u for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) if u["Key"].startswith(prefix)]
+    # AND the same container's next export works
+    monkeypatch.undo()
+    assert invoke("export", {"department_ids": [data["dept"]]}, data["admin"].headers).status == 200

@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,9 @@ class Invocation:
     channel: str
     caller: Caller | None = None
     audited: bool = False
+    # The id a write of this invocation creates, chosen once before its first attempt: a retry on a new connection
+    # inserts the same id, so it can never make a second row (problem_reports.create_problem).
+    write_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     @property
     def authenticated(self) -> Caller:
@@ -263,21 +266,27 @@ def _error_result(exc: ApiError) -> dict[str, Any]:
 def _audit(inv: Invocation, status_code: int) -> None:
     if inv.caller is None or inv.audited:
         return
-    try:
-        write_audit(
-            db.connection(),
-            operation=inv.operation,
-            profile_id=inv.caller.profile_id,
-            api_key_id=inv.caller.api_key_id,
-            channel=inv.channel,
-            status_code=status_code,
-            request_id=inv.request_id,
-        )
-    except Exception as exc:  # a failed audit never turns a served request into an error
-        if db.is_unavailable(exc):
-            db.reset_connections()
-        logger.exception("audit write failed", extra={"operation": inv.operation})
-        metrics.add_metric(name="AuditWriteFailed", unit="Count", value=1)
+    caller = inv.caller
+    for attempt in (1, 2):  # once more on a new connection when this one turns out dead
+        try:
+            write_audit(
+                db.connection(),
+                operation=inv.operation,
+                profile_id=caller.profile_id,
+                api_key_id=caller.api_key_id,
+                channel=inv.channel,
+                status_code=status_code,
+                request_id=inv.request_id,
+            )
+            return
+        except Exception as exc:  # a failed audit never turns a served request into an error
+            if db.is_unavailable(exc):
+                db.reset_connections()
+                if attempt == 1:
+                    continue
+            logger.exception("audit write failed", extra={"operation": inv.operation})
+            metrics.add_metric(name="AuditWriteFailed", unit="Count", value=1)
+            return
 
 
 def _authenticate(headers: dict[str, str]) -> Caller:
@@ -296,6 +305,34 @@ def _authenticate(headers: dict[str, str]) -> Caller:
 
 
 Respond = Callable[[Invocation, dict[str, Any]], dict[str, Any]]
+
+# Operations run once more, on a new connection, when theirs turns out dead (an Aurora failover, a proxy restart, an
+# idle-connection reaper): the reads, resolve (setting the same state twice is harmless) and problem (its id is
+# chosen before the insert, docs/DECISIONS.md). Not export (it has started an upload; its failure path cleans up and
+# answers 503), refresh (long, and the schedule retries it) or a keyed problem (the Idempotency-Key is the client's
+# own retry).
+RETRIED_ON_LOST_CONNECTION = frozenset({"get", "search", "docs", "resolve", "problem"})
+
+
+def _may_retry(inv: Invocation, exc: Exception) -> bool:
+    if inv.operation not in RETRIED_ON_LOST_CONNECTION or not db.is_unavailable(exc):
+        return False
+    return not (inv.operation == "problem" and "idempotency-key" in inv.headers)
+
+
+def _respond_retrying(inv: Invocation, event: dict[str, Any], respond: Respond) -> dict[str, Any]:
+    try:
+        return respond(inv, event)
+    except ApiError:
+        raise
+    except Exception as exc:
+        if not _may_retry(inv, exc):
+            raise
+        logger.info("database connection lost mid-request; running it again on a new one")
+        metrics.add_metric(name="DatabaseReconnected", unit="Count", value=1)
+        db.reset_connections()
+        inv.audited = False  # a write's audit row rolled back with it (or, committed, is found with its row)
+        return respond(inv, event)
 
 
 def handle(app: APIGatewayHttpResolver, operation: str, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -334,7 +371,7 @@ def serve(
             before_auth(headers, event)
         inv.caller = _authenticate(headers)
         logger.append_keys(caller=inv.caller.profile_id)
-        result = respond(inv, event)
+        result = _respond_retrying(inv, event, respond)
     except ApiError as exc:
         result = _error_result(exc)
     except Exception as exc:
