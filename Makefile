@@ -10,11 +10,19 @@ STAMP := $(VENV)/.installed
 PORT ?= 3000
 SCALE ?= small
 
-$(STAMP): pyproject.toml layers/common/requirements.txt
+LOCAL_STAMP := $(VENV)/.installed-local
+
+# make dev: the runtime and what running it locally needs (embedded PostgreSQL, local S3), nothing more
+$(LOCAL_STAMP): pyproject.toml layers/common/requirements.txt
 	@test -n "$(PYTHON313)" || { echo "Python 3.13 not found (pyenv 3.13.0 or python3.13 on PATH)"; exit 1; }
 	$(PYTHON313) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# setuptools' "Editable installation" notice is information only (our packages live under layers/ and tools/)
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e '.[local]'
+	touch $(LOCAL_STAMP)
+
+# make test and the checks: everything (test tools, linters, mypy, SAM CLI)
+$(STAMP): $(LOCAL_STAMP)
 	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -72,7 +80,7 @@ help: ## list the targets
 
 install: $(STAMP) $(SYSTEM_STAMP) $(CLIENT_STAMP) $(MCP_CLIENTS_STAMP) ## create .venv (Python 3.13) and install everything the tests need
 
-dev: $(STAMP) ## run the API on localhost, port PORT (default 3000): embedded PostgreSQL, local S3, demo data
+dev: $(LOCAL_STAMP) ## run the API on localhost, port PORT (default 3000): embedded PostgreSQL, local S3, demo data
 	$(BIN)/activity serve --port $(PORT) --scale $(SCALE)
 
 test: install ## run the whole test suite (slow tests included), then the fast suite on an adopted old database
