@@ -217,3 +217,26 @@ def test_template_routes_api_operations_and_openapi_agree(invoke: Any, people: d
     docs = {(op["method"], op["path"]) for op in invoke("docs", {}, people["admin"].headers).body["api_operations"]}
     expected = {("POST", f"{API_PREFIX}/{op}") for op in OPERATIONS}
     assert template == resolvers == openapi == docs == expected
+
+
+def test_the_api_reference_names_every_operation_and_request_field() -> None:
+    """docs/API.md is the project's own reference: every path of openapi.json has its section there, and every
+    field of its request body is explained in that section."""
+    import re
+
+    from activity_dev import REPO_ROOT
+
+    document = json.loads((REPO_ROOT / "openapi.json").read_text(encoding="utf-8"))
+    reference = (REPO_ROOT / "docs" / "API.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^## POST (/\w+)[^\n]*\n(.*?)(?=^## |\Z)", reference, re.S | re.M))
+    schemas = document["components"]["schemas"]
+    for path, methods in document["paths"].items():
+        name = "/" + path.rsplit("/", 1)[1]
+        assert name in sections, f"docs/API.md has no section '## POST {name}'"
+        operation_id = methods["post"]["operationId"]
+        assert operation_id == "activity.mcp" or f"`{operation_id}`" in reference, operation_id
+        body = methods["post"].get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+        if "$ref" in body:
+            body = schemas[body["$ref"].rsplit("/", 1)[1]]
+        for field in body.get("properties", {}):
+            assert f"`{field}`" in sections[name], f"docs/API.md's POST {name} does not explain `{field}`"

@@ -1,5 +1,6 @@
 /**
- * The Glow web client's reads of this API (../../../shared/spec/GLOW-CLIENT.md), typed the way the client types
+ * The Glow web client's reads of this API (its activity and session pages; README "Point the Glow web client at
+ * this API"), typed the way the client types
  * them: `InputOf` / `OutputOf` over the `paths` that openapi-typescript generates from our openapi.json, and the
  * client's own compiler flags. `npm run check` (run by tests/test_client_types.py) fails when we drop, rename or
  * retype a field the page reads.
