@@ -1,6 +1,7 @@
 """CloudFormation custom resource: apply the migrations on every deploy (Create and Update), then give the
 functions' LOGIN user (its own stack-created secret) the password of that secret and membership of activity_runtime.
-This is the only function that holds the master (or migration) secret.
+This is the only function that holds the master (or migration) secret, so it also runs the operator's commands
+(`{"command": ...}`, glow_activity.operator): IAM's lambda:InvokeFunction is who may.
 
 It always answers CloudFormation, SUCCESS or FAILED, and answers FAILED itself shortly before the Lambda
 timeout if the database never comes up, so a stack never hangs waiting for it.
@@ -16,8 +17,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from glow_activity import db
-from glow_activity.migrate import ensure_runtime_login, migrate
+from glow_activity.migrate import MigrationRefused, ensure_runtime_login, migrate
 from glow_activity.observability import logger
+from glow_activity.operator import OperatorError, run_command
 from glow_activity.settings import get_settings
 
 PHYSICAL_ID = "glow-activity-migrations"
@@ -59,8 +61,23 @@ class _Reply:
             logger.info("answered CloudFormation", extra={"status": status, "http_status": response.status})
 
 
+def operator_command(event: dict[str, Any]) -> dict[str, Any]:
+    """An operator's command: its result, or {"error": why}. Raw keys in the result are not logged."""
+    logger.info("operator command", extra={"command": event.get("command")})
+    try:
+        return {"ok": True, **run_command(db.connection(), event, get_settings().db_attached)}
+    except (OperatorError, MigrationRefused) as exc:
+        return {"ok": False, "error": str(exc)}
+    except Exception as exc:
+        db.reset_connections()
+        logger.exception("operator command failed")
+        return {"ok": False, "error": f"{type(exc).__name__}: the command failed; the function's log has more."}
+
+
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "command" in event:
+        return operator_command(event)
     reply = _Reply(event)
     remaining = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
     timer = threading.Timer(max(1.0, remaining), reply.send, args=("FAILED", "Migrations timed out."))

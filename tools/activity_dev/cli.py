@@ -115,6 +115,30 @@ def cmd_key_create(args: argparse.Namespace) -> None:
     print(create_key(conn, args.profile, args.name, args.key))
 
 
+def lambda_invoke(function: str, payload: dict[str, object], region: str | None) -> dict[str, object]:
+    """Invoke a deployed function synchronously with the caller's AWS credentials (IAM decides who may)."""
+    import boto3
+
+    client = boto3.client("lambda", region_name=region) if region else boto3.client("lambda")
+    answer = client.invoke(FunctionName=function, Payload=json.dumps(payload).encode())
+    result = json.loads(answer["Payload"].read() or b"null")
+    if answer.get("FunctionError"):
+        return {"ok": False, "error": f"the function failed: {result}"}
+    return dict(result)
+
+
+def cmd_operator(args: argparse.Namespace) -> None:
+    payload: dict[str, object] = {"command": args.operator}
+    for field in ("email", "name", "profile_id", "key_id", "key"):
+        value = getattr(args, field, None)
+        if value:
+            payload[field] = value
+    result = lambda_invoke(args.function, payload, args.region)
+    print(json.dumps(result, indent=2))
+    if not result.get("ok"):
+        sys.exit(1)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     from .serve import serve
 
@@ -202,6 +226,36 @@ def main(argv: list[str] | None = None) -> None:
         help="register this raw key instead of making a new one (e.g. the key the Glow web client already sends)",
     )
     create.set_defaults(func=cmd_key_create)
+
+    operator = sub.add_parser(
+        "operator",
+        help="a deployed stack's database, without a bastion: runs a command in its migration function (the only one "
+        "with the database's owner credentials) with your AWS credentials (aws lambda invoke)",
+    )
+    commands = operator.add_subparsers(dest="operator", required=True)
+    for name, text in (
+        ("plan", "what a migration would do to the database (changes nothing)"),
+        ("bootstrap", "the first admin (a profile with the admin role, by e-mail) and an API key for it"),
+        ("create-key", "an API key for a live profile (--profile-id or --email)"),
+        ("app-key", "an application's key, e.g. the Glow web client's (--key registers the one it already sends)"),
+        ("revoke-key", "revoke a key (--key-id)"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument(
+            "--function", required=True, help="the stack's migration function (output OperatorFunctionName)"
+        )
+        command.add_argument("--region", help="its AWS region (default: your AWS configuration's)")
+        if name in ("bootstrap", "create-key"):
+            command.add_argument("--email", help="the profile's e-mail")
+            command.add_argument("--name", help="bootstrap: the admin's name; create-key: the key's label")
+        if name == "create-key":
+            command.add_argument("--profile-id", help="the profile's id (instead of --email)")
+        if name == "app-key":
+            command.add_argument("--name", default="glow-web", help="a label for the key (default glow-web)")
+            command.add_argument("--key", help="the raw key the application already sends (default: make a new one)")
+        if name == "revoke-key":
+            command.add_argument("--key-id", required=True, help="the key's id")
+        command.set_defaults(func=cmd_operator)
 
     serve = sub.add_parser("serve", help="local API Gateway + embedded PostgreSQL + local S3")
     serve.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1 (default 3000; `make dev PORT=...`)")

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from glow_activity import platform
 from glow_activity.db import Connection, transaction
+from glow_activity.platform import INDEXES
 
 # Our own indexes on the big tables (glow_activity.platform.INDEXES): dropped for the bulk load and built again after
 # it from their own definitions, which is several times faster than maintaining them row by row.
 BULK_LOAD_INDEXES = tuple(
-    index.name for index in platform.INDEXES if index.table in ("sessions", "logins", "grants", "problems")
+    index.name for index in INDEXES if index.table in ("sessions", "logins", "grants", "problems")
 )
 
 
