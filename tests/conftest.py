@@ -10,6 +10,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,6 +223,28 @@ def containers(database_url: str, s3_server: str) -> Iterator[Any]:
     pool = multiprocessing.get_context("spawn").Pool(CONTAINERS)
     yield pool
     pool.terminate()
+
+
+@contextmanager
+def local_gateway(workers: int = 1) -> Iterator[str]:
+    """The local gateway (what `activity serve` runs) on a free loopback port, its workers spawned with this
+    process's environment (the runtime user's DATABASE_URL); yields its base URL."""
+    from activity_dev.gateway import Gateway, make_server
+
+    os.environ["ACTIVITY_GATEWAY_QUIET"] = "1"
+    gateway = Gateway(workers=workers)
+    server = make_server(gateway, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        gateway.close()
+
+
+def migrate_function() -> Any:
+    """The migration function's handler, as template.yaml names it."""
+    return lambdas.load_handler(next(s for s in lambdas.functions() if s.logical_id == "MigrateFunction"))
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import local_gateway
 from factories import World
 
 from glow_activity import API_PREFIX
@@ -27,15 +28,8 @@ KILL_EVERY = float(os.environ.get("ACTIVITY_LOSS_KILL_EVERY", "0.5"))
 
 @pytest.fixture(scope="module")
 def gateway_url(database_url: str) -> Iterator[str]:
-    from activity_dev.gateway import Gateway, make_server
-
-    os.environ["ACTIVITY_GATEWAY_QUIET"] = "1"
-    gateway = Gateway(workers=3)
-    server = make_server(gateway, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}{API_PREFIX}"
-    server.shutdown()
-    gateway.close()
+    with local_gateway(workers=3) as url:
+        yield f"{url}{API_PREFIX}"
 
 
 def test_reads_and_writes_survive_connections_killed_every_half_second(

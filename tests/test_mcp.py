@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import local_gateway
 from factories import World
 
 from activity_dev.events import http_event
@@ -201,15 +200,8 @@ def test_protocol_checks(invoke: Any, people: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- a real MCP client
 @pytest.fixture(scope="module")
 def served(database_url: str) -> Iterator[str]:
-    from activity_dev.gateway import Gateway, make_server
-
-    os.environ["ACTIVITY_GATEWAY_QUIET"] = "1"
-    gateway = Gateway(workers=1)
-    server = make_server(gateway, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    gateway.close()
+    with local_gateway() as url:
+        yield url
 
 
 def http_post(base: str, operation: str, body: dict[str, Any], headers: dict[str, str]) -> Any:

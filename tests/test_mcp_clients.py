@@ -11,11 +11,11 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import local_gateway
 from factories import World
 from key_proxy import key_proxy
 
@@ -37,15 +37,8 @@ REFUSALS = [
 
 @pytest.fixture(scope="module")
 def served(database_url: str) -> Iterator[str]:
-    from activity_dev.gateway import Gateway, make_server
-
-    os.environ["ACTIVITY_GATEWAY_QUIET"] = "1"
-    gateway = Gateway(workers=1)
-    server = make_server(gateway, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    gateway.close()
+    with local_gateway() as url:
+        yield url
 
 
 @pytest.fixture

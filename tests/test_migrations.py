@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import migrate_function
 from databases import catalog, new_database, public_objects_of_our_own
 from legacy import build_legacy_database
 
-from activity_dev import REPO_ROOT, lambdas
+from activity_dev import REPO_ROOT
 from activity_dev.events import LambdaContext
 from glow_activity import db, platform
 from glow_activity.migrate import MigrationRefused, migrate, migration_files, plan
@@ -228,8 +229,7 @@ def cfn_event(request_type: str, url: str) -> dict[str, Any]:
     }
 
 
-def migrate_handler() -> Any:
-    return lambdas.load_handler(next(s for s in lambdas.functions() if s.logical_id == "MigrateFunction"))
+migrate_handler = migrate_function
 
 
 @pytest.fixture

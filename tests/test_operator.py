@@ -10,15 +10,11 @@ import uuid
 from typing import Any
 
 import pytest
+from conftest import migrate_function
 
-from activity_dev import lambdas
 from activity_dev.cli import main
 from activity_dev.events import LambdaContext
 from glow_activity.settings import get_settings
-
-
-def migrate_function() -> Any:
-    return lambdas.load_handler(next(s for s in lambdas.functions() if s.logical_id == "MigrateFunction"))
 
 
 @pytest.fixture

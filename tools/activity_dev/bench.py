@@ -195,7 +195,7 @@ def window_shapes(today: Any) -> dict[str, dict[str, Any]]:
 
 
 def bench_get_and_search(h: Harness) -> None:
-    from glow_activity import session_history
+    import glow_activity.session_history as session_history
     from glow_activity.db import BULK_PLANNER_SQL, transaction
     from glow_activity.models import GetActivityRequest, SearchActivityRequest
     from glow_activity.rollups import window_snapshot
@@ -303,7 +303,7 @@ def bench_mcp(h: Harness) -> None:
 
 def deep_cursor(h: Harness, body: dict[str, Any]) -> str:
     """A cursor 90% of the way into an admin's search over these filters (as the API would issue it)."""
-    from glow_activity import session_history
+    import glow_activity.session_history as session_history
     from glow_activity.models import SearchActivityRequest
 
     request = SearchActivityRequest.model_validate(body)
@@ -563,9 +563,9 @@ def bench_attach(h: Harness) -> None:
     """`activity db migrate --attached` on this scale's data in a database that holds only the platform's tables
     (Glow's, as the service first finds it), while a platform writer inserts a login and updates a session every
     3 ms: the migration's wall time and the longest any write waited."""
-    from glow_activity import platform as platform_schema
     from glow_activity.db import open_connection, params_from_url
     from glow_activity.migrate import migrate
+    from glow_activity.platform import platform_sql
 
     from .platform_writer import PlatformWriter
 
@@ -575,7 +575,7 @@ def bench_attach(h: Harness) -> None:
     conn = open_connection(params)
     writer_conn = open_connection(params)
     try:
-        conn.run(platform_schema.platform_sql())
+        conn.run(platform_sql())
         print(f"attach: seeding {h.scale} into a platform-only database ...", flush=True)
         seed(conn, h.scale)
         conn.run("ANALYZE")

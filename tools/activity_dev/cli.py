@@ -63,20 +63,9 @@ def cmd_seed(args: argparse.Namespace) -> None:
     refresh_started = time.perf_counter()
     refresh_views(conn, "cli")
     timings["refresh"] = round(time.perf_counter() - refresh_started, 2)
-    counts = {
-        t: conn.run(f"SELECT count(*) FROM {t}")[0][0]
-        for t in (
-            "departments",
-            "profiles",
-            "profile_departments",
-            "profile_roles",
-            "sessions",
-            "logins",
-            "grants",
-            "problems",
-            "api_keys",
-        )
-    }
+    from glow_activity.platform import READS
+
+    counts = {t: conn.run(f"SELECT count(*) FROM {t}")[0][0] for t in READS}
     print(
         json.dumps(
             {

@@ -275,6 +275,24 @@ BULK_PLANNER_SQL = "SET LOCAL max_parallel_workers_per_gather TO DEFAULT; SET LO
 
 
 @contextmanager
+def session_lock(conn: Connection, key: int) -> Iterator[None]:
+    """Hold the session advisory lock `key` (waiting for it as long as it takes), with the connection's statement
+    timeout lifted meanwhile: long work under a lock (a refresh, a migration) is bounded by the Lambda's timeout.
+    Released here, or by PostgreSQL when the connection dies; the statement timeout is then restored."""
+    timeout = conn.run("SHOW statement_timeout")[0][0]
+    conn.run("SET statement_timeout = 0")
+    try:
+        conn.run("SELECT pg_advisory_lock(:key)", key=key)
+        yield
+    finally:
+        try:
+            conn.run("SELECT pg_advisory_unlock(:key)", key=key)
+            conn.run("SELECT set_config('statement_timeout', :value, false)", value=timeout)
+        except Exception:  # noqa: S110 - a dead connection has released the lock already
+            pass
+
+
+@contextmanager
 def transaction(conn: Connection, isolation: str | None = None, read_only: bool = False) -> Iterator[Connection]:
     mode = " ISOLATION LEVEL " + isolation if isolation else ""
     mode += " READ ONLY" if read_only else ""

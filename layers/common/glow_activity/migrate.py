@@ -27,7 +27,7 @@ from importlib import resources
 from pg8000.exceptions import DatabaseError
 
 from . import platform
-from .db import Connection
+from .db import Connection, session_lock
 from .observability import logger
 from .platform import RUNTIME_ROLE, SCHEMA
 
@@ -364,12 +364,9 @@ def migrate(
     attempts: int = ATTEMPTS,
     progress: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Bring the database up to date; returns what was done (empty when it already was). One migrator at a time
-    (a session advisory lock, released when this returns or the connection dies)."""
-    timeout = conn.run("SHOW statement_timeout")[0][0]
-    conn.run("SET statement_timeout = 0")  # building rollups or indexes on a large database takes what it takes
-    conn.run("SELECT pg_advisory_lock(:key)", key=MIGRATION_LOCK_KEY)
-    try:
+    """Bring the database up to date; returns what was done (empty when it already was). One migrator at a time,
+    and building rollups or indexes on a large database takes what it takes (`db.session_lock`)."""
+    with session_lock(conn, MIGRATION_LOCK_KEY):
         done = []
         for step in plan(conn, attached).steps:
             if progress:
@@ -382,12 +379,6 @@ def migrate(
             )
             done.append(step.description)
         return done
-    finally:
-        try:
-            conn.run("SELECT pg_advisory_unlock(:key)", key=MIGRATION_LOCK_KEY)
-            conn.run("SELECT set_config('statement_timeout', :value, false)", value=timeout)
-        except Exception:  # noqa: S110 - a dead connection has released the lock already
-            pass
 
 
 def ensure_runtime_login(conn: Connection, user: str, password: str) -> None:

@@ -15,11 +15,10 @@ nothing runs; a running one is waited for (on the same lock) and answers it; oth
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from .db import BULK_PLANNER_SQL, Connection, transaction
+from .db import BULK_PLANNER_SQL, Connection, session_lock, transaction
 from .freshness import INVALIDATED_TAGS
 
 REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
@@ -86,23 +85,10 @@ def _start_run(conn: Connection, trigger: str, requested_by: str | None) -> int:
     )
 
 
-@contextmanager
-def _lock_held(conn: Connection) -> Iterator[None]:
+def _lock_held(conn: Connection) -> AbstractContextManager[None]:
     """One refresh at a time: wait for the lock *before* a snapshot is taken, so that a refresh sees what the
-    previous one wrote. A session lock, released here or by PostgreSQL if the connection dies. Waiting and
-    refreshing take as long as they take (the Lambda's timeout bounds them), so the statement timeout is lifted
-    meanwhile."""
-    api_timeout = conn.run("SHOW statement_timeout")[0][0]
-    conn.run("SET statement_timeout = 0")
-    try:
-        conn.run("SELECT pg_advisory_lock(:key)", key=REFRESH_LOCK_KEY)
-        yield
-    finally:
-        try:
-            conn.run("SELECT pg_advisory_unlock(:key)", key=REFRESH_LOCK_KEY)
-            conn.run("SELECT set_config('statement_timeout', :value, false)", value=api_timeout)
-        except Exception:  # noqa: S110 - a dead connection has released the lock already
-            pass
+    previous one wrote (a session lock; waiting and refreshing take as long as they take)."""
+    return session_lock(conn, REFRESH_LOCK_KEY)
 
 
 def _run_locked(conn: Connection, run_id: int) -> RefreshResult:
