@@ -25,6 +25,7 @@ SCENARIOS = [
     "get admin all-time [base-table SQL floor]",
     *[f"search {shape} first page" for shape in SHAPES],
     *[f"search {shape} deep page by cursor (90% in)" for shape in SHAPES],
+    *[f"search {shape} page 100 by offset" for shape in SHAPES],
     "search coordinator median dept first page",
     "search coordinator median dept page 100 by offset",
     "export everything",

@@ -259,6 +259,7 @@ def bench_get_and_search(h: Harness) -> None:
             {**body, "cursor": deep_cursor(h, body)},
             h.admin_key,
         )
+        searches[f"search {shape} page 100 by offset"] = ({**body, "page": 100}, h.admin_key)
     searches["search coordinator median dept first page"] = ({"page_size": 50}, median_key)
     searches["search coordinator median dept page 100 by offset"] = ({"page_size": 50, "page": 100}, median_key)
     for name, (body, key) in searches.items():
