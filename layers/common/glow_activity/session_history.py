@@ -24,7 +24,7 @@ from .errors import Unprocessable
 from .freshness import LATEST_REFRESH_SQL
 from .models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
 from .rollups import DailyCoverage, in_scope_counts_ctes, window_snapshot
-from .scope import in_scope_conditions
+from .scope import in_scope_conditions, is_everyone, not_deleted_sql
 
 _COLUMNS = """s.id::text AS session_id, s.profile_id::text AS profile_id, p.name, s.created_at, s.updated_at,
        s.active, s.group_count, s.run_count, s.first_run_at, s.last_run_at, s.chat_count, s.attempt_count,
@@ -118,10 +118,14 @@ def page_sql(
         # The rows an OFFSET passes over are only walked for their keys (the (created_at, id) index holds the
         # profile and active flag too); the page's own rows alone get their columns and problem counts: computed
         # in the same walk, page 100 cost 3.4x page 0 (docs/PERFORMANCE.md).
+        walked = (
+            f"sessions s WHERE {not_deleted_sql('s.profile_id', early_stop=True)} AND {sessions}"
+            if is_everyone(caller, request)
+            else f"sessions s JOIN profiles p ON p.id = s.profile_id WHERE {scope} AND {sessions}"
+        )
         sql = f"""
 WITH chosen AS (
-    SELECT s.id, s.created_at FROM sessions s JOIN profiles p ON p.id = s.profile_id
-    WHERE {scope} AND {sessions} {order} LIMIT :limit OFFSET :offset
+    SELECT s.id, s.created_at FROM {walked} {order} LIMIT :limit OFFSET :offset
 )
 SELECT {_COLUMNS} FROM chosen c JOIN sessions s ON s.id = c.id JOIN profiles p ON p.id = s.profile_id {order}"""
         return sql, params
