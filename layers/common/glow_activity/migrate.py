@@ -65,7 +65,6 @@ class Step:
     statements: tuple[str, ...] = ()
     migration: str | None = None  # a migration file's name, recorded once its transaction commits
     concurrent_index: platform.PlatformIndex | None = None
-    drop_invalid_first: bool = False
 
 
 @dataclass
@@ -86,6 +85,23 @@ def migration_files() -> list[tuple[str, str]]:
 
 def _scalar(conn: Connection, sql: str, **params: object) -> object:
     return conn.run(sql, **params)[0][0]
+
+
+def _exists(conn: Connection, relation: str) -> bool:
+    """Whether a schema-qualified table, view or index exists."""
+    return bool(_scalar(conn, "SELECT to_regclass(:r) IS NOT NULL", r=relation))
+
+
+def _role_exists(conn: Connection, role: str) -> bool:
+    return bool(_scalar(conn, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :r)", r=role))
+
+
+def _index_valid(conn: Connection, index: platform.PlatformIndex) -> bool | None:
+    """True for a usable index, False for one an interrupted CREATE INDEX CONCURRENTLY left invalid, None if absent."""
+    rows = conn.run(
+        "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(:name)", name=f"public.{index.name}"
+    )
+    return bool(rows[0][0]) if rows else None
 
 
 def _platform_columns(conn: Connection) -> dict[str, set[str]]:
@@ -134,15 +150,16 @@ def _platform_steps(conn: Connection, attached: bool) -> list[Step]:
 
 def _role_steps(conn: Connection) -> list[Step]:
     steps = []
-    if not _scalar(conn, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :s)", s=SCHEMA):
+    schema_exists = bool(_scalar(conn, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :s)", s=SCHEMA))
+    if not schema_exists:
         steps.append(Step(f"create schema {SCHEMA}", (f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",)))
-    role_exists = bool(_scalar(conn, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :r)", r=RUNTIME_ROLE))
+    role_exists = _role_exists(conn, RUNTIME_ROLE)
     if not role_exists:
         steps.append(Step(f"create role {RUNTIME_ROLE} (NOLOGIN)", (f"CREATE ROLE {RUNTIME_ROLE} NOLOGIN",)))
     grants = []
     schema_usage = (
         role_exists
-        and steps == []
+        and schema_exists
         and _scalar(conn, "SELECT has_schema_privilege(:r, :s, 'USAGE')", r=RUNTIME_ROLE, s=SCHEMA)
     )
     if not schema_usage:
@@ -160,7 +177,7 @@ def _role_steps(conn: Connection) -> list[Step]:
 
 def _legacy_history(conn: Connection) -> set[str] | None:
     """The previous layout's migration history, when this is a database it built (else None)."""
-    if _scalar(conn, "SELECT to_regclass(:t) IS NOT NULL", t=f"{SCHEMA}.schema_migrations"):
+    if _exists(conn, f"{SCHEMA}.schema_migrations"):
         return None
     has_names = _scalar(
         conn,
@@ -185,17 +202,12 @@ def _adoption_steps(conn: Connection) -> list[Step]:
     statements = [
         f"ALTER {kind} public.{name} SET SCHEMA {SCHEMA}"
         for kind, name in LEGACY_OBJECTS
-        if _scalar(conn, "SELECT to_regclass(:t) IS NOT NULL", t=f"public.{name}")
+        if _exists(conn, f"public.{name}")
     ]
     statements += [
         f"ALTER INDEX public.{old} RENAME TO {new}"
         for old, new in platform.LEGACY_INDEX_NAMES.items()
-        if _scalar(
-            conn,
-            "SELECT to_regclass(:old) IS NOT NULL AND to_regclass(:new) IS NULL",
-            old=f"public.{old}",
-            new=f"public.{new}",
-        )
+        if _exists(conn, f"public.{old}") and not _exists(conn, f"public.{new}")
     ]
     statements += [
         f"ALTER TABLE public.schema_migrations SET SCHEMA {SCHEMA}",
@@ -213,7 +225,7 @@ def _adoption_steps(conn: Connection) -> list[Step]:
 
 def _migration_steps(conn: Connection) -> list[Step]:
     done: set[str] = set()
-    if _scalar(conn, "SELECT to_regclass(:t) IS NOT NULL", t=f"{SCHEMA}.schema_migrations"):
+    if _exists(conn, f"{SCHEMA}.schema_migrations"):
         done = {str(r[0]) for r in conn.run(f"SELECT name FROM {SCHEMA}.schema_migrations")}
     return [
         Step(f"apply {name} (one transaction, objects in schema {SCHEMA})", (sql,), migration=name)
@@ -225,24 +237,21 @@ def _migration_steps(conn: Connection) -> list[Step]:
 def _index_steps(conn: Connection) -> list[Step]:
     steps = []
     for index in platform.INDEXES:
-        state = conn.run(
-            "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(:name)", name=f"public.{index.name}"
-        )
-        if state and state[0][0]:
+        valid = _index_valid(conn, index)
+        if valid:
             continue
-        verb = "rebuild the invalid index" if state else "build index"
+        verb = "build index" if valid is None else "rebuild the invalid index"
         steps.append(
             Step(
                 f"{verb} {index.name} CONCURRENTLY ON public.{index.table} {index.columns}: {index.why}",
                 concurrent_index=index,
-                drop_invalid_first=bool(state),
             )
         )
     return steps
 
 
 def _grant_steps(conn: Connection) -> list[Step]:
-    role_exists = _scalar(conn, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :r)", r=RUNTIME_ROLE)
+    role_exists = _role_exists(conn, RUNTIME_ROLE)
     grants, missing = [], []
     wanted = [(table, "SELECT") for table in platform.READS]
     wanted += [(table, privilege) for table, privileges in platform.WRITES.items() for privilege in privileges]
@@ -320,10 +329,7 @@ def _rollback(conn: Connection) -> None:
 
 def _drop_if_invalid(conn: Connection, index: platform.PlatformIndex) -> None:
     """An interrupted CREATE INDEX CONCURRENTLY leaves an invalid index, which IF NOT EXISTS would keep."""
-    invalid = conn.run(
-        "SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(:name)", name=f"public.{index.name}"
-    )
-    if invalid and invalid[0][0]:
+    if _index_valid(conn, index) is False:
         conn.run(f"DROP INDEX CONCURRENTLY IF EXISTS public.{index.name}")
 
 
@@ -383,8 +389,7 @@ def migrate(
 
 def ensure_runtime_login(conn: Connection, user: str, password: str) -> None:
     """A LOGIN member of activity_runtime and nothing else (the functions' user), with this password."""
-    exists = _scalar(conn, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :u)", u=user)
-    verb = "ALTER" if exists else "CREATE"
+    verb = "ALTER" if _role_exists(conn, user) else "CREATE"
     statement = _scalar(
         conn,
         f"SELECT format('{verb} ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION INHERIT"

@@ -52,26 +52,33 @@ def insert_key(conn: Connection, profile_id: str | None, name: str, raw: str | N
     return key_id, raw
 
 
+def _live_profiles_with_email(conn: Connection, email: str) -> list[str]:
+    """As a token's e-mail claim is matched: any letter case, deleted profiles left out."""
+    rows = conn.run("SELECT id::text FROM profiles WHERE lower(email) = lower(:e) AND deleted_at IS NULL", e=email)
+    return [str(r[0]) for r in rows]
+
+
 def _profile(conn: Connection, event: dict[str, Any]) -> str:
     if event.get("profile_id"):
         try:
             profile_id = str(uuid.UUID(str(event["profile_id"])))
         except ValueError:
             raise OperatorError("profile_id must be a profile's uuid.") from None
-        rows = conn.run(
-            "SELECT id::text FROM profiles WHERE id = CAST(:id AS uuid) AND deleted_at IS NULL", id=profile_id
-        )
+        found = [
+            str(r[0])
+            for r in conn.run(
+                "SELECT id::text FROM profiles WHERE id = CAST(:id AS uuid) AND deleted_at IS NULL", id=profile_id
+            )
+        ]
     elif event.get("email"):
-        rows = conn.run(
-            "SELECT id::text FROM profiles WHERE lower(email) = lower(:e) AND deleted_at IS NULL", e=event["email"]
-        )
-        if len(rows) > 1:
+        found = _live_profiles_with_email(conn, str(event["email"]))
+        if len(found) > 1:
             raise OperatorError("More than one live profile has that e-mail; name the profile by profile_id.")
     else:
         raise OperatorError("Name the profile: profile_id or email.")
-    if not rows:
+    if not found:
         raise OperatorError("No live profile matches.")
-    return str(rows[0][0])
+    return found[0]
 
 
 def _bootstrap(conn: Connection, event: dict[str, Any]) -> dict[str, Any]:
@@ -79,11 +86,9 @@ def _bootstrap(conn: Connection, event: dict[str, Any]) -> dict[str, Any]:
     if not email:
         raise OperatorError("bootstrap needs the first admin's email (and a name).")
     with transaction(conn):
-        existing = conn.run(
-            "SELECT id::text FROM profiles WHERE lower(email) = lower(:e) AND deleted_at IS NULL", e=email
-        )
+        existing = _live_profiles_with_email(conn, email)
         created = not existing
-        profile_id = str(existing[0][0]) if existing else str(uuid.uuid4())
+        profile_id = existing[0] if existing else str(uuid.uuid4())
         if created:
             conn.run(
                 "INSERT INTO profiles (id, name, email) VALUES (CAST(:id AS uuid), :name, :email)",
