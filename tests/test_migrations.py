@@ -177,10 +177,14 @@ def test_a_database_built_by_the_previous_layout_is_adopted_with_its_data(databa
             line.startswith("3. adopt the previous layout") or "adopt the previous layout" in line for line in lines
         )
         migrate(old)
-        # THEN everything of ours is in activity with its rows, nothing was rebuilt, public holds only the platform's
+        # THEN everything of ours is in activity with its rows, public holds only the platform's, and the rollups
+        # were built again as tables from the events (0002), a run recorded beside the old ones
         assert old.run("SELECT request_id FROM activity.audit_log") == [["r1"]]
         assert old.run("SELECT profile_id::text, sessions FROM activity.activity_daily") == [[pid, 1]]
-        assert old.run("SELECT count(*) FROM activity.refresh_runs")[0][0] == runs_before
+        assert old.run("SELECT count(*) FROM activity.refresh_runs")[0][0] == runs_before + 1
+        assert old.run("SELECT trigger, full_pass FROM activity.refresh_runs ORDER BY id DESC LIMIT 1") == [
+            ["migration", True]
+        ]
         assert old.run("SELECT sessions FROM activity.activity_monthly WHERE profile_id = CAST(:p AS uuid)", p=pid) == [
             [1]
         ]

@@ -58,7 +58,7 @@ def test_activity_runtime_holds_exactly_what_the_functions_need(conn: Any) -> No
         " JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'activity'"
         " WHERE has_function_privilege('activity_runtime', p.oid, 'EXECUTE')"
     )
-    assert functions == [["activity.refresh_rollups()", True, ["search_path=pg_catalog, pg_temp"]]]
+    assert functions == [["activity.refresh_rollups(boolean)", True, ["search_path=pg_catalog, pg_temp"]]]
     assert conn.run("SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'activity_runtime'") == [[False, False]]
 
 
@@ -87,7 +87,9 @@ FORBIDDEN = [
     "SELECT count(*) FROM activity.audit_log",
     "INSERT INTO activity.activity_daily SELECT * FROM activity.activity_daily WHERE false",
     "DELETE FROM activity.activity_daily WHERE false",
-    "REFRESH MATERIALIZED VIEW activity.activity_monthly",
+    "DELETE FROM activity.activity_monthly WHERE false",
+    "UPDATE activity.activity_profile_totals SET sessions = 0 WHERE false",
+    "INSERT INTO activity.activity_monthly_running SELECT * FROM activity.activity_monthly_running WHERE false",
     "DROP TABLE activity.uploads",
     "ALTER TABLE public.sessions ADD COLUMN x int",
     "CREATE SCHEMA intruder",
@@ -128,5 +130,6 @@ def test_the_runtime_user_adds_audit_rows_and_refreshes_through_the_definer(runt
     )
     assert conn.run("SELECT count(*) FROM activity.audit_log WHERE request_id = :r", r=request_id) == [[1]]
     runtime.run("BEGIN ISOLATION LEVEL REPEATABLE READ")
-    assert runtime.run("SELECT activity.refresh_rollups()")[0][0][0] == "activity_monthly"
+    for full_pass in (False, True):
+        assert runtime.run("SELECT activity.refresh_rollups(:f)", f=full_pass)[0][0][0] == "activity_monthly"
     runtime.run("ROLLBACK")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -87,9 +88,11 @@ def test_anyone_may_refresh_and_a_non_admins_call_is_debounced(invoke: Any, scen
 
 
 def test_a_debounced_call_runs_a_refresh_when_none_is_recent(invoke: Any, scene: dict[str, Any], conn: Any) -> None:
-    # GIVEN no refresh in the last REFRESH_MIN_INTERVAL_SECONDS, and a session the rollups do not hold yet
+    # GIVEN no refresh in the last REFRESH_MIN_INTERVAL_SECONDS, and a session of a minute ago the rollups do not
+    # hold yet
     age_every_refresh(conn)
-    scene["world"].session(scene["member"], "2025-05-02T10:00:00")
+    just_now = datetime.now(UTC) - timedelta(minutes=1)
+    scene["world"].session(scene["member"], just_now)
     before = runs(conn)
     # WHEN a member presses Refresh  THEN one runs, and the next press within the interval runs none
     assert invoke("refresh", {}, scene["member"].headers).status == 200
@@ -103,7 +106,10 @@ def test_a_debounced_call_runs_a_refresh_when_none_is_recent(invoke: Any, scene:
     ]
     assert invoke("refresh", {}, scene["member"].headers).status == 200
     assert runs(conn) == before + 1
-    q = {"date_from": "2025-05-01", "date_to": "2025-05-02", "department_ids": [scene["dept"]]}
+    # (a light pass: the full one ran an hour ago)
+    assert conn.run("SELECT full_pass FROM activity.refresh_runs ORDER BY id DESC LIMIT 1") == [[False]]
+    today = just_now.date().isoformat()
+    q = {"date_from": "2025-05-01", "date_to": today, "department_ids": [scene["dept"]]}
     assert invoke("get", q, scene["admin"].headers).body["sessions_count"] == 2
 
 
@@ -136,7 +142,7 @@ def test_a_debounced_call_waits_for_the_running_refresh_and_answers_with_it(
 
 
 def test_scheduled_event_runs_the_same_refresh_and_is_recorded(invoke: Any, scene: dict[str, Any], conn: Any) -> None:
-    scene["world"].session(scene["member"], "2025-05-03T10:00:00")
+    scene["world"].session(scene["member"], datetime.now(UTC) - timedelta(minutes=3))
     event = scheduled_event()
     result = invoke("refresh", event=event).raw
     assert result == {
@@ -145,9 +151,10 @@ def test_scheduled_event_runs_the_same_refresh_and_is_recorded(invoke: Any, scen
         "invalidated_tags": ["artifacts", "activity", "list"],
     }
     run = conn.run(
-        "SELECT trigger, outcome, views, finished_at >= started_at FROM activity.refresh_runs ORDER BY id DESC LIMIT 1"
+        "SELECT trigger, outcome, views, finished_at >= started_at, full_pass FROM activity.refresh_runs"
+        " ORDER BY id DESC LIMIT 1"
     )[0]
-    assert run == ["schedule", "success", list(VIEWS), True]
+    assert run == ["schedule", "success", list(VIEWS), True, False]  # light: the scene's full pass is recent
     assert conn.run(
         "SELECT operation, profile_id, channel, status_code FROM activity.audit_log WHERE request_id = :r",
         r=event["id"],
@@ -172,7 +179,7 @@ def test_readers_are_not_blocked_by_a_running_refresh(
     assert holder.run("SELECT current_user")[0][0] != "postgres"
     holder.run("BEGIN ISOLATION LEVEL REPEATABLE READ")
     holder.run("SELECT pg_advisory_xact_lock(:k)", k=REFRESH_LOCK_KEY)
-    holder.run(REFRESH_SQL)
+    holder.run(REFRESH_SQL, full_pass=True)
     rewritten = holder.run(
         "SELECT sessions FROM activity.activity_daily WHERE profile_id = CAST(:p AS uuid) AND day = '2025-05-03'",
         p=scene["member"].id,
@@ -214,10 +221,11 @@ def test_two_refreshes_run_one_at_a_time(invoke: Any, scene: dict[str, Any], run
 def test_a_failing_refresh_is_reported_releases_the_lock_and_the_next_one_works(
     invoke: Any, scene: dict[str, Any], conn: Any, monkeypatch: Any
 ) -> None:
-    # GIVEN a view that cannot be refreshed concurrently (no unique index): broken on purpose
-    conn.run("DROP MATERIALIZED VIEW IF EXISTS activity_broken_test")
-    conn.run("CREATE MATERIALIZED VIEW activity_broken_test AS SELECT 1 AS x")
-    broken = f"{REFRESH_SQL}; REFRESH MATERIALIZED VIEW CONCURRENTLY activity_broken_test"
+    # GIVEN a refresh that fails after its work is done (a division by zero over a table of ours): broken on purpose
+    conn.run("DROP TABLE IF EXISTS activity_broken_test")
+    conn.run("CREATE TABLE activity_broken_test AS SELECT 1 AS x")
+    conn.run("GRANT SELECT ON activity_broken_test TO activity_runtime")
+    broken = f"{REFRESH_SQL}, 1 / (SELECT x - 1 FROM activity_broken_test)"
     monkeypatch.setattr(refresh, "REFRESH_SQL", broken)
     try:
         failed = invoke("refresh", None, scene["admin"].headers)
@@ -235,7 +243,7 @@ def test_a_failing_refresh_is_reported_releases_the_lock_and_the_next_one_works(
             invoke("refresh", event=scheduled_event())
     finally:
         monkeypatch.setattr(refresh, "REFRESH_SQL", REFRESH_SQL)
-        conn.run("DROP MATERIALIZED VIEW activity_broken_test")
+        conn.run("DROP TABLE activity_broken_test")
     assert invoke("refresh", None, scene["admin"].headers).status == 200
 
 

@@ -8,10 +8,11 @@ active and most are quiet.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from glow_activity.db import Connection, transaction
 from glow_activity.platform import INDEXES
@@ -38,7 +39,57 @@ SCALES = {
     "small": Scale(8, 200, 5_000, 12_000, 500, 250, 20),
     "medium": Scale(40, 2_000, 200_000, 500_000, 10_000, 5_000, 200),
     "large": Scale(150, 20_000, 2_000_000, 5_000_000, 100_000, 50_000, 2_000),
+    # medium's profiles with ten times its history (large's): what grows with history alone
+    "history": Scale(40, 2_000, 2_000_000, 5_000_000, 100_000, 50_000, 200),
 }
+
+# How activity spreads over profiles and time:
+# - steady: a power law over profiles (`power(random(), k)`), event times drawn smoothly over two years;
+# - seasonal: 2% of profiles hold 60% of the events (a hundred times the median profile), and time is uneven:
+#   weekends a quarter of a weekday, summer a fifth and the winter break a tenth of term time, and one day in
+#   twenty a burst of four times its share.
+SHAPES = ("steady", "seasonal")
+HISTORY_DAYS = 730
+
+
+def seasonal_thresholds(anchor: datetime, seed_value: int) -> list[float]:
+    """The cumulative share of events on each of the HISTORY_DAYS days before `anchor` (day 1 first), from 0: for
+    `width_bucket(random(), thresholds)`, which picks day i with that day's share."""
+    bursts = random.Random(seed_value)
+    weights = []
+    for back in range(1, HISTORY_DAYS + 1):
+        day = (anchor - timedelta(days=back)).date()
+        weight = 0.25 if day.weekday() >= 5 else 1.0
+        if day.month in (6, 7, 8):
+            weight *= 0.2
+        elif (day.month == 12 and day.day >= 20) or (day.month == 1 and day.day <= 5):
+            weight *= 0.1
+        if bursts.random() < 0.05:
+            weight *= 4
+        weights.append(weight)
+    total, running, thresholds = sum(weights), 0.0, []
+    for weight in weights:
+        thresholds.append(running / total)
+        running += weight
+    return thresholds
+
+
+def _profile_pick(power: float, shape: str) -> str:
+    """SQL for the index of the profile an event belongs to (never the three demo profiles' own indexes first)."""
+    if shape == "seasonal":
+        pick = "CASE WHEN random() < 0.6 THEN random() * CAST(:n AS int) * 0.02 ELSE random() * CAST(:n AS int) END"
+        return f"((({pick})::int + 3) % CAST(:n AS int))"
+    return f"(((power(random(), {power}) * CAST(:n AS int))::int + 3) % CAST(:n AS int))"
+
+
+def _instant(power: float, shape: str) -> str:
+    """SQL for an event's time before the anchor."""
+    if shape == "seasonal":
+        return (
+            "CAST(:anchor AS timestamptz) - (width_bucket(random(), CAST(:days AS float8[])) - 1) * interval '1 day'"
+            " - random() * interval '1 day'"
+        )
+    return f"CAST(:anchor AS timestamptz) - power(random(), {power}) * interval '{HISTORY_DAYS} days'"
 
 # Profile 0 is always "Demo Admin" (active admin), 1 "Demo Coordinator" (instructional, departments 0 and 1),
 # 2 "Demo TA" (member).
@@ -145,13 +196,16 @@ def seed(
     seed_value: int = 42,
     anchor: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    shape: str = "steady",
 ) -> dict[str, float]:
     """Fill the platform tables; returns seconds per table. Refuses a database that already has profiles."""
     size = SCALES[scale]
     anchor = (anchor or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
     if conn.run("SELECT EXISTS (SELECT 1 FROM profiles)")[0][0]:
         raise RuntimeError("the database already has profiles; seed a fresh database")
-    p = {"seed": str(seed_value), "anchor": anchor}
+    p: dict[str, object] = {"seed": str(seed_value), "anchor": anchor}
+    if shape == "seasonal":
+        p["days"] = seasonal_thresholds(anchor, seed_value)
     timings: dict[str, float] = {}
 
     def step(name: str, sql: str, **params: object) -> None:
@@ -240,12 +294,12 @@ def seed(
             f"""
             INSERT INTO sessions (id, profile_id, created_at, updated_at, active, group_count, run_count,
                                   chat_count, attempt_count, message_count, total_tokens, total_cost)
-            SELECT {session_id_sql("j")}, {profile_id_sql("((power(random(), 3) * CAST(:n AS int))::int + 3) % CAST(:n AS int)")}, t.at,
+            SELECT {session_id_sql("j")}, {profile_id_sql(_profile_pick(3, shape))}, t.at,
                    t.at + random() * interval '3 hours', t.at > CAST(:anchor AS timestamptz) - interval '2 days' AND random() < 0.6,
                    g, g * 2 + (random() * 3)::int, c, (random() * 5)::int, c * 4 + (random() * 10)::int,
                    tokens, round((tokens * 0.000002)::numeric, 6)
             FROM generate_series(0, CAST(:m AS int) - 1) j
-            CROSS JOIN LATERAL (SELECT CAST(:anchor AS timestamptz) - power(random(), 1.3) * interval '730 days' AS at,
+            CROSS JOIN LATERAL (SELECT {_instant(1.3, shape)} AS at,
                                        (random() * 6)::int AS g, (random() * 12)::int AS c,
                                        (random() * random() * 200000)::bigint AS tokens WHERE j >= 0) t
             ORDER BY 1
@@ -257,8 +311,8 @@ def seed(
             "logins",
             f"""
             INSERT INTO logins (id, profile_id, logged_in_at, method)
-            SELECT md5(:seed || ':l:' || j)::uuid, {profile_id_sql("((power(random(), 2.5) * CAST(:n AS int))::int + 3) % CAST(:n AS int)")},
-                   CAST(:anchor AS timestamptz) - power(random(), 1.2) * interval '730 days',
+            SELECT md5(:seed || ':l:' || j)::uuid, {profile_id_sql(_profile_pick(2.5, shape))},
+                   {_instant(1.2, shape)},
                    (ARRAY['password', 'sso', 'sso', 'magic_link'])[1 + (random() * 3)::int]
             FROM generate_series(0, CAST(:m AS int) - 1) j
             ORDER BY 1""",
@@ -269,9 +323,9 @@ def seed(
             "grants",
             f"""
             INSERT INTO grants (id, profile_id, granted_by, kind, created_at)
-            SELECT md5(:seed || ':g:' || j)::uuid, {profile_id_sql("((power(random(), 2) * CAST(:n AS int))::int + 3) % CAST(:n AS int)")},
+            SELECT md5(:seed || ':g:' || j)::uuid, {profile_id_sql(_profile_pick(2, shape))},
                    {profile_id_sql("0")}, CASE WHEN random() < 0.35 THEN 'emulation' ELSE 'access' END,
-                   CAST(:anchor AS timestamptz) - random() * interval '730 days'
+                   {_instant(1, shape)}
             FROM generate_series(0, CAST(:m AS int) - 1) j""",
             n=size.profiles,
             m=size.grants,

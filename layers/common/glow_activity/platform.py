@@ -62,6 +62,13 @@ INDEXES = (
         "a coordinator's search reads each member's newest sessions from the index alone",
     ),
     PlatformIndex(
+        "activity_sessions_updated_idx",
+        "sessions",
+        "(updated_at)",
+        "a light refresh finds the sessions updated lately, whatever their created_at (an index the platform's counter"
+        " updates also maintain: docs/DECISIONS.md)",
+    ),
+    PlatformIndex(
         "activity_logins_profile_idx", "logins", "(profile_id, logged_in_at)", "one profile's logins by time"
     ),
     PlatformIndex(

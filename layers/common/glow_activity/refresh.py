@@ -1,15 +1,22 @@
 """Refresh of the rollups that get and search read.
 
 One refresh at a time: a second caller *waits its turn* on an advisory lock and then runs its own refresh,
-so its answer reflects at least the data committed when it was called. The views are refreshed
-CONCURRENTLY in one REPEATABLE READ transaction, so readers are never blocked and all views come from one
-snapshot, and the run is recorded in `activity.refresh_runs` (its `finished_at` is what `X-Data-As-Of` reports).
+so its answer reflects at least the data committed when it was called. The rollups are brought up to
+date in one REPEATABLE READ transaction, so readers are never blocked (they read the previous rows until it
+commits) and all rollups come from one snapshot, and the run is recorded in `activity.refresh_runs` (its
+`finished_at` is what `X-Data-As-Of` reports).
 The lock is released at the end, or by PostgreSQL when the connection dies: a killed refresh never
 leaves it held.
 
 Anyone may press the Glow client's Refresh button, so a call that is not an admin's is *debounced*
 (`debounced_refresh`): a refresh that succeeded less than REFRESH_MIN_INTERVAL_SECONDS ago answers it and
 nothing runs; a running one is waited for (on the same lock) and answers it; otherwise it runs one.
+
+A refresh is a *full pass* (every month of history compared with the rollups) or a *light* one (the days since
+yesterday, and the older days that a lately updated session or a changed problem count names): see
+migrations/0002_incremental_rollups.sql. An admin's call, the CLI's and a migration's are full passes; the
+schedule's and debounced calls are light unless no full pass succeeded in the last FULL_PASS_EVERY_SECONDS, so
+that the rows a light pass cannot see (docs/DECISIONS.md) are counted at least daily.
 """
 
 from __future__ import annotations
@@ -27,7 +34,10 @@ REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
 # work itself is activity.refresh_rollups() (migrations/0001_activity_schema.sql): it runs as the rollups' owner,
 # since the runtime role may read them but neither refresh nor write them.
 VIEWS = ("activity_monthly", "activity_monthly_running", "activity_daily", "activity_profile_totals")
-REFRESH_SQL = "SELECT activity.refresh_rollups()"
+REFRESH_SQL = "SELECT activity.refresh_rollups(:full_pass)"
+# A full pass at least daily: the schedule's first run after 23 hours without one is a full pass (its interval of
+# a few minutes added, that is within the day the contract allows).
+FULL_PASS_EVERY_SECONDS = 23 * 3600
 
 
 @dataclass(frozen=True)
@@ -64,14 +74,28 @@ def debounced_refresh(
         recent = recent_refresh(conn, min_interval_seconds)
         if recent is not None:
             return recent, False
-        return _run_locked(conn, _start_run(conn, trigger, requested_by)), True
+        return _run_locked(conn, _start_run(conn, trigger, requested_by), None), True
 
 
-def refresh_views(conn: Connection, trigger: str, requested_by: str | None = None) -> RefreshResult:
-    """Refresh now, after any refresh already running (admins, the schedule, the CLI)."""
+def refresh_views(
+    conn: Connection, trigger: str, requested_by: str | None = None, *, full_pass: bool | None = True
+) -> RefreshResult:
+    """Refresh now, after any refresh already running: a full pass (admins, the CLI, migrations), or with
+    `full_pass=None` a light one unless a full pass is due (the schedule)."""
     run_id = _start_run(conn, trigger, requested_by)
     with _lock_held(conn):
-        return _run_locked(conn, run_id)
+        return _run_locked(conn, run_id, full_pass)
+
+
+_FULL_PASS_DUE_SQL = """
+SELECT NOT EXISTS (SELECT 1 FROM activity.refresh_runs WHERE outcome = 'success' AND full_pass
+                   AND finished_at > clock_timestamp() - make_interval(secs => :s))
+"""  # noqa: S105 - not a password
+
+
+def full_pass_due(conn: Connection) -> bool:
+    """No full pass succeeded in the last FULL_PASS_EVERY_SECONDS."""
+    return bool(conn.run(_FULL_PASS_DUE_SQL, s=float(FULL_PASS_EVERY_SECONDS))[0][0])
 
 
 def _start_run(conn: Connection, trigger: str, requested_by: str | None) -> int:
@@ -91,17 +115,21 @@ def _lock_held(conn: Connection) -> AbstractContextManager[None]:
     return session_lock(conn, REFRESH_LOCK_KEY)
 
 
-def _run_locked(conn: Connection, run_id: int) -> RefreshResult:
+def _run_locked(conn: Connection, run_id: int, full_pass: bool | None) -> RefreshResult:
+    """The refresh itself, the lock held; `full_pass=None`: light unless one is due (decided here, after the wait,
+    so that of two waiting callers only the first runs the due full pass)."""
     try:
-        # REPEATABLE READ: every view is computed from one snapshot, so they always agree with each other.
+        full = full_pass_due(conn) if full_pass is None else full_pass
+        # REPEATABLE READ: every rollup is computed from one snapshot, so they always agree with each other.
         with transaction(conn, isolation="REPEATABLE READ"):
-            conn.run("SET LOCAL work_mem = '256MB'")  # CONCURRENTLY sorts every row to check for duplicates
+            conn.run("SET LOCAL work_mem = '256MB'")  # a full pass hashes every (profile, month) of history
             conn.run(BULK_PLANNER_SQL)  # whole-table reads: the server's planner settings, not the API's
-            conn.run(REFRESH_SQL)  # also fresh planner statistics for the new contents
+            conn.run(REFRESH_SQL, full_pass=full)
             conn.run(
                 "UPDATE activity.refresh_runs SET outcome = 'success', finished_at = clock_timestamp(),"
-                " views = CAST(:views AS text[]) WHERE id = :id",
+                " views = CAST(:views AS text[]), full_pass = :full WHERE id = :id",
                 views=list(VIEWS),
+                full=full,
                 id=run_id,
             )
     except Exception as exc:

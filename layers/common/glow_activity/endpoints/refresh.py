@@ -19,11 +19,13 @@ app = create_app()
 
 
 def _refresh(trigger: str, requested_by: str | None, *, debounce: bool = False) -> RefreshResponse:
+    """An admin's call is a full pass; the schedule's and debounced ones are light unless a full pass is due."""
     conn = db.connection()
     if debounce:
         result, ran = debounced_refresh(conn, trigger, requested_by, get_settings().refresh_min_interval_seconds)
     else:
-        result, ran = refresh_views(conn, trigger, requested_by), True
+        full_pass = None if trigger == "schedule" else True
+        result, ran = refresh_views(conn, trigger, requested_by, full_pass=full_pass), True
     if ran:
         expired = delete_expired_idempotency_records(conn)  # housekeeping rides on the refreshes
         logger.info(

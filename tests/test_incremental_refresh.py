@@ -1,0 +1,245 @@
+"""The schedule's light pass: after it, get and search equal straightforward SQL over the base tables, except for
+the rows the contract lets wait for the next full pass (an event time and, where there is one, an updated_at both
+more than 24 hours in the past), which may or may not be counted yet; after a full pass everything is exact.
+Random sequences of inserts (now, in the past, back-dated), session updates, problem deletions and refreshes of
+both kinds, as the runtime user would run them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from factories import World
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from activity_dev.events import scheduled_event
+from glow_activity.refresh import refresh_views
+
+NOW = datetime.now(UTC)
+
+# when an event happened: in the last 20 hours (or an hour ahead), or 2 to 60 days ago
+recent = st.integers(-3600, 20 * 3600).map(lambda s: NOW - timedelta(seconds=s))
+old = st.integers(2 * 86400, 60 * 86400).map(lambda s: NOW - timedelta(seconds=s))
+instant = st.one_of(recent, old)
+who = st.integers(0, 2)
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("session"), who, instant, st.booleans(), st.booleans()),  # ..., active, updated now
+        st.tuples(st.just("login"), who, instant),
+        st.tuples(st.just("grant"), who, instant, st.booleans()),  # ..., emulation
+        st.tuples(st.just("problem"), who, instant),
+        st.tuples(st.just("delete problem"), st.integers(0, 50)),
+        st.tuples(st.just("update session"), st.integers(0, 50)),  # counters and active, updated_at now
+        st.tuples(st.just("light refresh")),
+        st.tuples(st.just("full refresh")),
+    ),
+    min_size=1,
+    max_size=18,
+)
+
+COUNTS_SQL = """
+SELECT
+  (SELECT count(*) FROM sessions x JOIN scope ON scope.id = x.profile_id
+     WHERE x.created_at >= :lo AND x.created_at < :hi AND x.id <> ALL(CAST(:skip AS uuid[]))),
+  (SELECT count(*) FROM logins x JOIN scope ON scope.id = x.profile_id
+     WHERE x.logged_in_at >= :lo AND x.logged_in_at < :hi AND x.id <> ALL(CAST(:skip AS uuid[]))),
+  (SELECT count(*) FROM grants x JOIN scope ON scope.id = x.profile_id WHERE x.created_at >= :lo AND x.created_at < :hi
+     AND x.id <> ALL(CAST(:skip AS uuid[]))),
+  (SELECT count(*) FROM grants x JOIN scope ON scope.id = x.profile_id WHERE x.created_at >= :lo AND x.created_at < :hi
+     AND x.kind = 'emulation' AND x.id <> ALL(CAST(:skip AS uuid[]))),
+  (SELECT count(*) FROM problems x JOIN scope ON scope.id = x.profile_id
+     WHERE x.created_at >= :lo AND x.created_at < :hi AND x.id <> ALL(CAST(:skip AS uuid[])))
+"""
+SCOPE = "WITH scope AS (SELECT profile_id AS id FROM profile_departments WHERE department_id = :dept)"
+END = datetime(9999, 1, 1, tzinfo=UTC)
+FIELDS = ("sessions", "logins", "grants", "emulations", "problems")
+
+
+@dataclass
+class Story:
+    world: World
+    dept: str
+    admin: Any
+    people: list[Any]
+    sessions: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    may_lag: set[str] = field(default_factory=set)  # rows a light pass need not count yet
+
+
+def windows() -> list[tuple[dict[str, str], datetime, datetime]]:
+    """(get's window fields, [lo, hi)): all time, the last two days, an old stretch with its ends inside days."""
+    today = NOW.date()
+    days_ago = [(today - timedelta(days=d)).isoformat() for d in (1, 40)]
+    old_lo, old_hi = NOW - timedelta(days=45, hours=5), NOW - timedelta(days=3, hours=7)
+    return [
+        ({}, datetime(1, 1, 1, tzinfo=UTC), END),
+        ({"date_from": days_ago[0]}, datetime.fromisoformat(days_ago[0]).replace(tzinfo=UTC), END),
+        (
+            {"date_from": old_lo.isoformat(), "date_to": old_hi.isoformat()},
+            old_lo,
+            old_hi,
+        ),
+    ]
+
+
+def check(story: Story, invoke: Any, conn: Any) -> None:
+    for fields, lo, hi in windows():
+        body = {"department_ids": [story.dept], **fields}
+        got = invoke("get", body, story.admin.headers)
+        assert got.status == 200, got.body
+        exact = conn.run(SCOPE + COUNTS_SQL, dept=story.dept, lo=lo, hi=hi, skip=sorted(story.may_lag))[0]
+        lagging = conn.run(SCOPE + COUNTS_SQL, dept=story.dept, lo=lo, hi=hi, skip=[])[0]
+        summary = got.body["profile_summary"]
+        counted = {
+            "sessions": got.body["sessions_count"],
+            "logins": got.body["logins_count"],
+            "grants": sum(row["grants_count"] for row in summary),
+            "emulations": got.body["emulations_count"],
+            "problems": sum(row["problems_count"] for row in summary),
+        }
+        for name, low, high in zip(FIELDS, exact, lagging, strict=True):
+            assert low <= counted[name] <= high, (name, fields, counted[name], low, high)
+        total = invoke("search", {**body, "page_size": 1}, story.admin.headers).body["total_count"]
+        assert exact[0] <= total <= lagging[0]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(steps=operations)
+def test_after_any_refresh_get_and_search_are_exact_but_for_what_may_lag(
+    invoke: Any, conn: Any, refresh: Any, steps: list[Any]
+) -> None:
+    world = World(conn)
+    dept = world.department()
+    story = Story(world, dept, world.profile(roles=["admin"]), [world.profile(departments=[dept]) for _ in range(3)])
+    refresh()  # a full pass: this story starts from exact rollups
+    for step in steps:
+        kind, *args = step
+        if kind == "session":
+            person, at, active, updated_now = args
+            updated = NOW if updated_now else at + timedelta(minutes=5)
+            sid = world.session(story.people[person], at, active=active, updated_at=updated)
+            story.sessions.append(sid)
+            if at < NOW - timedelta(days=1) and updated < NOW - timedelta(days=1):
+                story.may_lag.add(sid)
+        elif kind in ("login", "grant"):
+            person, at, *emulation = args
+            if kind == "login":
+                rid = world.login(story.people[person], at)
+            else:
+                rid = world.grant(story.people[person], at, kind="emulation" if emulation[0] else "access")
+            if at < NOW - timedelta(days=1):
+                story.may_lag.add(rid)
+        elif kind == "problem":
+            person, at = args
+            story.problems.append(world.problem(story.people[person], at))  # never lags: problems are counted
+        elif kind == "delete problem" and story.problems:
+            gone = story.problems.pop(args[0] % len(story.problems))
+            conn.run("DELETE FROM problems WHERE id = CAST(:id AS uuid)", id=gone)
+        elif kind == "update session" and story.sessions:
+            sid = story.sessions[args[0] % len(story.sessions)]
+            conn.run(
+                "UPDATE sessions SET active = NOT active, run_count = run_count + 1, message_count = message_count + 2,"
+                " updated_at = now() WHERE id = CAST(:id AS uuid)",
+                id=sid,
+            )
+            story.may_lag.discard(sid)  # updated now: counted by the next refresh, whatever its kind
+        elif kind == "light refresh":
+            refresh_views(conn, "schedule", full_pass=False)
+            check(story, invoke, conn)
+        elif kind == "full refresh":
+            refresh()
+            story.may_lag.clear()
+            check(story, invoke, conn)
+    # whatever came before, a full pass leaves everything exact
+    refresh()
+    story.may_lag.clear()
+    check(story, invoke, conn)
+
+
+def test_a_back_dated_row_waits_for_the_full_pass_which_the_schedule_runs_daily(
+    invoke: Any, conn: Any, refresh: Any, world: World
+) -> None:
+    dept = world.department()
+    admin = world.profile(roles=["admin"])
+    ta = world.profile(roles=["member"], departments=[dept])
+    refresh()
+    body = {"department_ids": [dept]}
+
+    def logins() -> int:
+        return int(invoke("get", body, admin.headers).body["logins_count"])
+
+    # GIVEN a login written now with a time three days ago, and one of ten minutes ago
+    world.login(ta, NOW - timedelta(days=3))
+    world.login(ta, NOW - timedelta(minutes=10))
+    # WHEN the schedule runs with a full pass recent  THEN a light pass counts the recent one only
+    assert invoke("refresh", event=scheduled_event()).raw["success"] is True
+    assert conn.run("SELECT full_pass FROM activity.refresh_runs ORDER BY id DESC LIMIT 1") == [[False]]
+    assert logins() == 1
+    # WHEN no full pass succeeded for a day  THEN the schedule's next run is one, and counts the back-dated login
+    conn.run("UPDATE activity.refresh_runs SET finished_at = finished_at - interval '1 day' WHERE full_pass")
+    assert invoke("refresh", event=scheduled_event()).raw["success"] is True
+    assert conn.run("SELECT full_pass FROM activity.refresh_runs ORDER BY id DESC LIMIT 1") == [[True]]
+    assert logins() == 2
+    # AND an admin's refresh is always a full pass
+    world.login(ta, NOW - timedelta(days=5))
+    assert invoke("refresh", {}, admin.headers).status == 200
+    assert conn.run("SELECT full_pass FROM activity.refresh_runs ORDER BY id DESC LIMIT 1") == [[True]]
+    assert logins() == 3
+
+
+def test_a_light_pass_rewrites_only_the_days_that_changed(conn: Any, refresh: Any, world: World) -> None:
+    ta = world.profile(roles=["member"])
+    world.session(ta, NOW - timedelta(hours=2))
+    world.login(ta, NOW - timedelta(days=20))
+    refresh()
+
+    def versions() -> dict[str, str]:
+        rows = conn.run(
+            "SELECT 'daily ' || day::text, xmin::text FROM activity.activity_daily WHERE profile_id = CAST(:p AS uuid)"
+            " UNION ALL SELECT 'total', xmin::text FROM activity.activity_profile_totals"
+            " WHERE profile_id = CAST(:p AS uuid)",
+            p=ta.id,
+        )
+        return dict((r[0], r[1]) for r in rows)
+
+    before = versions()
+    # WHEN nothing of this profile changed  THEN a light pass leaves its rows as they were
+    refresh_views(conn, "schedule", full_pass=False)
+    assert versions() == before
+    # WHEN a login arrives today  THEN only today's row and the totals are rewritten
+    world.login(ta, NOW - timedelta(minutes=1))
+    refresh_views(conn, "schedule", full_pass=False)
+    after = versions()
+    old_day = f"daily {(NOW - timedelta(days=20)).date().isoformat()}"
+    assert after[old_day] == before[old_day]
+    assert after["total"] != before["total"]
+
+
+def test_a_light_pass_sees_old_problems_come_and_go_and_old_sessions_updated_now(
+    invoke: Any, conn: Any, refresh: Any, world: World
+) -> None:
+    dept = world.department()
+    admin = world.profile(roles=["admin"])
+    ta = world.profile(roles=["member"], departments=[dept])
+    flagged = world.problem(ta, NOW - timedelta(days=30))
+    refresh()
+
+    def counts() -> tuple[int, int]:
+        body = invoke("get", {"department_ids": [dept]}, admin.headers).body
+        return body["sessions_count"], sum(row["problems_count"] for row in body["profile_summary"])
+
+    assert counts() == (0, 1)
+    # WHEN an old problem is deleted, another is written back-dated, and a session of last month is written with
+    # updated_at now
+    conn.run("DELETE FROM problems WHERE id = CAST(:id AS uuid)", id=flagged)
+    world.problem(ta, NOW - timedelta(days=40))
+    world.problem(ta, NOW - timedelta(days=41))
+    world.session(ta, NOW - timedelta(days=35), updated_at=NOW)
+    refresh_views(conn, "schedule", full_pass=False)
+    # THEN the light pass counts all of it
+    assert counts() == (1, 2)
