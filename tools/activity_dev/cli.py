@@ -11,6 +11,12 @@ import uuid
 from pathlib import Path
 
 from . import REPO_ROOT
+from .seed import SCALES, SHAPES
+
+SHAPE_HELP = (
+    "how activity spreads: steady (a power law over profiles, smooth over time; default) or seasonal (2%% of "
+    "profiles hold 60%% of the events; weekends, summer and the winter break quiet; bursty days)"
+)
 
 
 def _connect():  # type: ignore[no-untyped-def]
@@ -58,7 +64,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
     conn = _connect()
     migrate(conn)
     started = time.perf_counter()
-    timings = seed(conn, args.scale, args.seed, progress=lambda line: print(line, flush=True))
+    timings = seed(conn, args.scale, args.seed, progress=lambda line: print(line, flush=True), shape=args.shape)
     seeded = time.perf_counter() - started
     refresh_started = time.perf_counter()
     refresh_views(conn, "cli")
@@ -70,6 +76,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "scale": args.scale,
+                "shape": args.shape,
                 "seed": args.seed,
                 "rows": counts,
                 "seconds": timings,
@@ -151,6 +158,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         data_dir=Path(args.data_dir) if args.data_dir else None,
         only=tuple(args.only),
         concurrency=args.concurrency,
+        shape=args.shape,
     )
 
 
@@ -188,10 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     seed = db.add_parser("seed", help="deterministic synthetic data (then a refresh)")
     seed.add_argument(
         "--scale",
-        choices=("small", "medium", "large"),
+        choices=tuple(SCALES),
         default="small",
-        help="how much: small 200 profiles / 5k sessions, medium 2k / 200k, large 20k / 2M (default: small)",
+        help="how much: small 200 profiles / 5k sessions, medium 2k / 200k, large 20k / 2M, history 2k / 2M "
+        "(default: small)",
     )
+    seed.add_argument("--shape", choices=SHAPES, default="steady", help=SHAPE_HELP)
     seed.add_argument(
         "--seed", type=int, default=42, help="random seed: the same seed gives the same rows (default 42)"
     )
@@ -256,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     serve.add_argument(
         "--scale",
-        choices=("small", "medium", "large"),
+        choices=tuple(SCALES),
         default="small",
         help="demo data seeded into an empty database (default small; see `activity db seed --help`)",
     )
@@ -273,9 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     openapi.set_defaults(func=cmd_openapi)
 
     bench = sub.add_parser("bench", help="benchmarks (see docs/PERFORMANCE.md)")
-    bench.add_argument(
-        "--scale", choices=("small", "medium", "large"), default="small", help="data to measure on (default small)"
-    )
+    bench.add_argument("--scale", choices=tuple(SCALES), default="small", help="data to measure on (default small)")
+    bench.add_argument("--shape", choices=SHAPES, default="steady", help=SHAPE_HELP)
     bench.add_argument("--iterations", type=int, default=0, help="0 = default for the scale")
     bench.add_argument(
         "--output",

@@ -91,6 +91,7 @@ def _instant(power: float, shape: str) -> str:
         )
     return f"CAST(:anchor AS timestamptz) - power(random(), {power}) * interval '{HISTORY_DAYS} days'"
 
+
 # Profile 0 is always "Demo Admin" (active admin), 1 "Demo Coordinator" (instructional, departments 0 and 1),
 # 2 "Demo TA" (member).
 DEMO_ADMIN_INDEX = 0

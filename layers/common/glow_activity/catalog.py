@@ -97,7 +97,8 @@ OPERATION_CATALOG: tuple[Operation, ...] = (
         "refresh",
         "Activity Refresh",
         "Refresh activity materialized views and invalidate caches. Admins refresh now; anyone else's call is "
-        "debounced (answered by the last refresh when it is recent enough).",
+        "debounced (answered by the last refresh when it is recent enough). An admin's call is a full pass; the "
+        "schedule's and debounced runs recompute what changed since yesterday.",
         RefreshRequest,
         RefreshResponse,
         EVERYONE,

@@ -29,10 +29,10 @@ from .db import BULK_PLANNER_SQL, Connection, session_lock, transaction
 from .freshness import INVALIDATED_TAGS
 
 REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
-# What a refresh brings up to date, in this order: activity_monthly_running and activity_profile_totals are built
-# from activity_monthly, and activity_daily's changed months are found through activity_monthly's checksums. The
-# work itself is activity.refresh_rollups() (migrations/0001_activity_schema.sql): it runs as the rollups' owner,
-# since the runtime role may read them but neither refresh nor write them.
+# What a refresh brings up to date: activity_daily's changed days, then from them activity_monthly, and from that
+# activity_monthly_running and activity_profile_totals. The work itself is activity.refresh_rollups(full_pass)
+# (migrations/0002_incremental_rollups.sql): it runs as the rollups' owner, since the runtime role may read them
+# but not write them.
 VIEWS = ("activity_monthly", "activity_monthly_running", "activity_daily", "activity_profile_totals")
 REFRESH_SQL = "SELECT activity.refresh_rollups(:full_pass)"
 # A full pass at least daily: the schedule's first run after 23 hours without one is a full pass (its interval of

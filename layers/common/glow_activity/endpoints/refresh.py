@@ -48,7 +48,9 @@ def _refresh(trigger: str, requested_by: str | None, *, debounce: bool = False) 
     description="Refresh activity materialized views and invalidate caches. Any signed-in caller. An admin's "
     "call refreshes now (after any refresh already running). Anyone else's is debounced: a refresh that "
     "succeeded less than REFRESH_MIN_INTERVAL_SECONDS (default 300) ago answers it and nothing runs; a running "
-    "one is waited for and answers it; otherwise one runs.",
+    "one is waited for and answers it; otherwise one runs. An admin's call is a full pass (get and search are "
+    "then exact for every row); the schedule's and debounced runs recompute what changed since yesterday, with a "
+    "full pass at least daily.",
     responses=operation_responses(RefreshResponse),
     security=SECURITY,
     tags=["Operations"],

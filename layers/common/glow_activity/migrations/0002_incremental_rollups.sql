@@ -197,14 +197,14 @@ BEGIN
                count(*) FILTER (WHERE e.kind IN ('s', 'a')), count(*) FILTER (WHERE e.kind = 'a'),
                count(*) FILTER (WHERE e.kind = 'l'), count(*) FILTER (WHERE e.kind IN ('g', 'e')),
                count(*) FILTER (WHERE e.kind = 'e'), count(*) FILTER (WHERE e.kind = 'p'), sum(e.hash)
-        FROM activity.activity_event_days e
-        JOIN pg_temp.stale s ON s.profile_id = e.profile_id AND s.month = date_trunc('month', e.day::timestamp)::date
-         AND e.at >= s.month::timestamp AT TIME ZONE 'UTC'
-         AND e.at < (s.month + interval '1 month')::timestamp AT TIME ZONE 'UTC'
+        FROM pg_temp.stale s
+        CROSS JOIN LATERAL (SELECT * FROM activity.activity_event_days e WHERE e.profile_id = s.profile_id
+                            AND e.at >= s.month::timestamp AT TIME ZONE 'UTC'
+                            AND e.at < (s.month + interval '1 month')::timestamp AT TIME ZONE 'UTC'
+                            OFFSET 0) e  -- each month by the profile indexes, never a scan of all
         GROUP BY 1, 2;
         DELETE FROM activity.activity_daily d USING pg_temp.stale s
-        WHERE d.profile_id = s.profile_id AND s.month = date_trunc('month', d.day::timestamp)::date
-          AND d.day >= s.month AND d.day < (s.month + interval '1 month')::date;
+        WHERE d.profile_id = s.profile_id AND d.day >= s.month AND d.day < (s.month + interval '1 month')::date;
         INSERT INTO activity.activity_daily SELECT * FROM pg_temp.fresh ORDER BY day, profile_id;
     ELSE
         -- older days that may have changed: a session's, updated lately; a problem count that differs
@@ -228,10 +228,11 @@ BEGIN
                count(*) FILTER (WHERE e.kind = 'e'), count(*) FILTER (WHERE e.kind = 'p'), sum(e.hash)
         FROM (SELECT e.profile_id, e.day, e.kind, e.hash FROM activity.activity_event_days e WHERE e.at >= since
               UNION ALL
-              SELECT e.profile_id, e.day, e.kind, e.hash FROM activity.activity_event_days e
-              JOIN pg_temp.stale s ON s.profile_id = e.profile_id AND s.day = e.day
-               AND e.at >= s.day::timestamp AT TIME ZONE 'UTC'
-               AND e.at < (s.day + 1)::timestamp AT TIME ZONE 'UTC') e
+              SELECT e.profile_id, e.day, e.kind, e.hash FROM pg_temp.stale s
+              CROSS JOIN LATERAL (SELECT * FROM activity.activity_event_days e WHERE e.profile_id = s.profile_id
+                                  AND e.at >= s.day::timestamp AT TIME ZONE 'UTC'
+                                  AND e.at < (s.day + 1)::timestamp AT TIME ZONE 'UTC'
+                                  OFFSET 0) e) e  -- OFFSET 0: each day by the profile indexes, never a scan of all
         GROUP BY 1, 2;
         -- of those days and every day from since_day on, the ones whose stored row differs
         CREATE TEMP TABLE differ ON COMMIT DROP AS
@@ -258,16 +259,18 @@ BEGIN
     ANALYZE pg_temp.touched;
     DELETE FROM activity.activity_monthly m USING pg_temp.touched t
     WHERE m.profile_id = t.profile_id AND m.month = t.month;
+    -- (each month through the primary key: a join here would read all of activity_daily)
     INSERT INTO activity.activity_monthly
-    SELECT d.profile_id, t.month,
-           sum(d.sessions), sum(d.active_sessions), sum(d.logins), sum(d.grants), sum(d.emulations), sum(d.problems),
-           min(d.day) FILTER (WHERE d.sessions > 0 OR d.logins > 0),
-           max(d.day) FILTER (WHERE d.sessions > 0 OR d.logins > 0),
-           sum(d.checksum)
+    SELECT t.profile_id, t.month, m.*
     FROM pg_temp.touched t
-    JOIN activity.activity_daily d ON d.profile_id = t.profile_id AND t.month = date_trunc('month', d.day::timestamp)::date
-     AND d.day >= t.month AND d.day < (t.month + interval '1 month')::date
-    GROUP BY d.profile_id, t.month;
+    CROSS JOIN LATERAL (
+        SELECT sum(d.sessions), sum(d.active_sessions), sum(d.logins), sum(d.grants), sum(d.emulations),
+               sum(d.problems), min(d.day) FILTER (WHERE d.sessions > 0 OR d.logins > 0),
+               max(d.day) FILTER (WHERE d.sessions > 0 OR d.logins > 0), sum(d.checksum) AS checksum
+        FROM activity.activity_daily d
+        WHERE d.profile_id = t.profile_id AND d.day >= t.month AND d.day < (t.month + interval '1 month')::date
+    ) m
+    WHERE m.checksum IS NOT NULL;  -- a month left without events has no row
 
     -- running totals: every profile gets the months the rollups gained; a changed profile's rows from its first
     -- changed month on are summed again
@@ -296,13 +299,19 @@ BEGIN
            coalesce(b.emulations, 0) + sum(coalesce(m.emulations, 0)) OVER w,
            coalesce(b.problems, 0) + sum(coalesce(m.problems, 0)) OVER w
     FROM pg_temp.changed c
-    JOIN LATERAL (SELECT min(x.month) AS first FROM activity.activity_monthly x WHERE x.profile_id = c.profile_id) f
-      ON f.first IS NOT NULL
+    -- (each profile's rows through the primary keys, as above)
+    CROSS JOIN LATERAL (SELECT min(x.month) AS first FROM activity.activity_monthly x
+                        WHERE x.profile_id = c.profile_id) f
+    CROSS JOIN LATERAL (SELECT max(r.sessions) AS sessions, max(r.active_sessions) AS active_sessions,
+                               max(r.logins) AS logins, max(r.grants) AS grants, max(r.emulations) AS emulations,
+                               max(r.problems) AS problems
+                        FROM activity.activity_monthly_running r
+                        WHERE r.profile_id = c.profile_id AND r.month = (c.from_month - interval '1 month')::date) b
     CROSS JOIN LATERAL generate_series(greatest(c.from_month, f.first)::timestamp, last_month::timestamp,
                                        interval '1 month') g(month)
-    LEFT JOIN activity.activity_monthly_running b
-      ON b.profile_id = c.profile_id AND b.month = (c.from_month - interval '1 month')::date
-    LEFT JOIN activity.activity_monthly m ON m.profile_id = c.profile_id AND m.month = g.month::date
+    LEFT JOIN LATERAL (SELECT * FROM activity.activity_monthly x WHERE x.profile_id = c.profile_id
+                       AND x.month = g.month::date OFFSET 0) m ON true
+    WHERE f.first IS NOT NULL
     WINDOW w AS (PARTITION BY c.profile_id ORDER BY g.month);
 
     -- all-time totals of the changed profiles
