@@ -207,6 +207,23 @@ BEGIN
         WHERE d.profile_id = s.profile_id AND d.day >= s.month AND d.day < (s.month + interval '1 month')::date;
         INSERT INTO activity.activity_daily SELECT * FROM pg_temp.fresh ORDER BY day, profile_id;
     ELSE
+        -- every day from since_day on whose counts differ from the stored day's: counted from the time indexes
+        -- alone (no event id is read: the day is then recomputed whole, checksum included, below)
+        INSERT INTO pg_temp.stale (profile_id, day, month)
+        SELECT coalesce(e.profile_id, d.profile_id), coalesce(e.day, d.day),
+               date_trunc('month', coalesce(e.day, d.day)::timestamp)::date
+        FROM (SELECT profile_id, (at AT TIME ZONE 'UTC')::date AS day,
+                     count(*) FILTER (WHERE kind IN ('s', 'a'))::integer AS sessions,
+                     count(*) FILTER (WHERE kind = 'a')::integer AS active_sessions,
+                     count(*) FILTER (WHERE kind = 'l')::integer AS logins,
+                     count(*) FILTER (WHERE kind IN ('g', 'e'))::integer AS grants,
+                     count(*) FILTER (WHERE kind = 'e')::integer AS emulations,
+                     count(*) FILTER (WHERE kind = 'p')::integer AS problems
+              FROM activity.activity_events WHERE at >= since GROUP BY 1, 2) e
+        FULL JOIN (SELECT * FROM activity.activity_daily WHERE day >= since_day) d
+          ON d.profile_id = e.profile_id AND d.day = e.day
+        WHERE (e.sessions, e.active_sessions, e.logins, e.grants, e.emulations, e.problems)
+              IS DISTINCT FROM (d.sessions, d.active_sessions, d.logins, d.grants, d.emulations, d.problems);
         -- older days that may have changed: a session's, updated lately; a problem count that differs
         INSERT INTO pg_temp.stale (profile_id, day, month)
         SELECT profile_id, day, date_trunc('month', day::timestamp)::date
@@ -220,35 +237,30 @@ BEGIN
                          WHERE d.problems > 0 AND d.day < since_day) d
                 ON d.profile_id = q.profile_id AND d.day = q.day
               WHERE q.n IS DISTINCT FROM d.n) older;
+        IF NOT EXISTS (SELECT 1 FROM pg_temp.stale) THEN  -- nothing changed
+            DROP TABLE pg_temp.fresh, pg_temp.stale;
+            RETURN ARRAY['activity_monthly', 'activity_monthly_running', 'activity_daily', 'activity_profile_totals'];
+        END IF;
         ANALYZE pg_temp.stale;
+        -- those days recomputed whole, each through the profile indexes (OFFSET 0: never a scan of all events)
         INSERT INTO pg_temp.fresh
         SELECT e.profile_id, e.day,
                count(*) FILTER (WHERE e.kind IN ('s', 'a')), count(*) FILTER (WHERE e.kind = 'a'),
                count(*) FILTER (WHERE e.kind = 'l'), count(*) FILTER (WHERE e.kind IN ('g', 'e')),
                count(*) FILTER (WHERE e.kind = 'e'), count(*) FILTER (WHERE e.kind = 'p'), sum(e.hash)
-        FROM (SELECT e.profile_id, e.day, e.kind, e.hash FROM activity.activity_event_days e WHERE e.at >= since
-              UNION ALL
-              SELECT e.profile_id, e.day, e.kind, e.hash FROM pg_temp.stale s
-              CROSS JOIN LATERAL (SELECT * FROM activity.activity_event_days e WHERE e.profile_id = s.profile_id
-                                  AND e.at >= s.day::timestamp AT TIME ZONE 'UTC'
-                                  AND e.at < (s.day + 1)::timestamp AT TIME ZONE 'UTC'
-                                  OFFSET 0) e) e  -- OFFSET 0: each day by the profile indexes, never a scan of all
+        FROM pg_temp.stale s
+        CROSS JOIN LATERAL (SELECT * FROM activity.activity_event_days e WHERE e.profile_id = s.profile_id
+                            AND e.at >= s.day::timestamp AT TIME ZONE 'UTC'
+                            AND e.at < (s.day + 1)::timestamp AT TIME ZONE 'UTC'
+                            OFFSET 0) e
         GROUP BY 1, 2;
-        -- of those days and every day from since_day on, the ones whose stored row differs
-        CREATE TEMP TABLE differ ON COMMIT DROP AS
-        SELECT coalesce(f.profile_id, d.profile_id) AS profile_id, coalesce(f.day, d.day) AS day
-        FROM pg_temp.fresh f
-        FULL JOIN (SELECT d.* FROM activity.activity_daily d WHERE d.day >= since_day
-                   UNION ALL
-                   SELECT d.* FROM activity.activity_daily d JOIN pg_temp.stale s USING (profile_id, day)) d
-          ON d.profile_id = f.profile_id AND d.day = f.day
-        WHERE (f.sessions, f.active_sessions, f.logins, f.grants, f.emulations, f.problems, f.checksum)
-              IS DISTINCT FROM
-              (d.sessions, d.active_sessions, d.logins, d.grants, d.emulations, d.problems, d.checksum);
-        TRUNCATE pg_temp.stale;
-        INSERT INTO pg_temp.stale SELECT profile_id, day, date_trunc('month', day::timestamp)::date FROM pg_temp.differ;
-        DROP TABLE pg_temp.differ;
-        ANALYZE pg_temp.stale;
+        -- an older day named only as a candidate may hold what it held: it is left as it is
+        DELETE FROM pg_temp.stale s
+        WHERE (SELECT ROW(f.sessions, f.active_sessions, f.logins, f.grants, f.emulations, f.problems, f.checksum)
+               FROM pg_temp.fresh f WHERE f.profile_id = s.profile_id AND f.day = s.day)
+              IS NOT DISTINCT FROM
+              (SELECT ROW(d.sessions, d.active_sessions, d.logins, d.grants, d.emulations, d.problems, d.checksum)
+               FROM activity.activity_daily d WHERE d.profile_id = s.profile_id AND d.day = s.day);
         DELETE FROM activity.activity_daily d USING pg_temp.stale s WHERE d.profile_id = s.profile_id AND d.day = s.day;
         INSERT INTO activity.activity_daily
         SELECT f.* FROM pg_temp.fresh f JOIN pg_temp.stale s ON s.profile_id = f.profile_id AND s.day = f.day;
