@@ -74,6 +74,28 @@ def not_deleted_sql(profile_id_column: str, *, early_stop: bool = False) -> str:
     )
 
 
+def hashed_scope_sql(profile_id_column: str, caller: Caller, filters: ActivityFilters) -> tuple[str, dict[str, Any]]:
+    """An admin's filtered scope as hashed sets on a profile_id column, for a walk of thousands of rows (search's
+    deep pages): the deleted profiles (`not_deleted_sql(early_stop=True)`) and, per filter, the holders of the
+    roles and the members of the departments, each read once from its index instead of looked up per row."""
+    assert caller.scope == "all", "only an admin sees every profile but the deleted ones"
+    params: dict[str, Any] = {}
+    where = [not_deleted_sql(profile_id_column, early_stop=True)]
+    if filters.department_ids:
+        where.append(
+            f"{profile_id_column} IN (SELECT fd.profile_id FROM profile_departments fd"
+            " WHERE fd.department_id = ANY(CAST(:scope_departments AS text[])))"
+        )
+        params["scope_departments"] = sorted(set(filters.department_ids))
+    if filters.roles:
+        where.append(
+            f"{profile_id_column} IN (SELECT fr.profile_id FROM profile_roles fr WHERE fr.active"
+            " AND fr.role = ANY(CAST(:scope_roles AS text[])))"
+        )
+        params["scope_roles"] = sorted(set(filters.roles))
+    return " AND ".join(where), params
+
+
 def scope_key(caller: Caller) -> str:
     """What, besides the request, decides what a caller sees: part of every ETag."""
     return "|".join((caller.profile_id, ",".join(caller.roles), ",".join(caller.department_ids)))

@@ -24,7 +24,7 @@ from .errors import Unprocessable
 from .freshness import LATEST_REFRESH_SQL
 from .models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
 from .rollups import DailyCoverage, in_scope_counts_ctes, window_snapshot
-from .scope import in_scope_conditions, is_everyone, not_deleted_sql
+from .scope import hashed_scope_sql, in_scope_conditions, is_everyone, not_deleted_sql
 
 # From this many rows passed over, an admin's filtered walk checks rows against a hashed set (`page_sql`).
 HASHED_SCOPE_FROM_OFFSET = 1000
@@ -123,13 +123,13 @@ def page_sql(
         # in the same walk, page 100 cost 3.4x page 0 (docs/PERFORMANCE.md).
         if is_everyone(caller, request):
             walked = f"sessions s WHERE {not_deleted_sql('s.profile_id', early_stop=True)} AND {sessions}"
-        elif params["offset"] >= HASHED_SCOPE_FROM_OFFSET:
-            # a deep page walks thousands of rows: the profiles out of scope are hashed once (NOT IN: a hashed
-            # subplan) instead of each row's profile and roles looked up (page 100 of a role filter: 1.55x page 0)
-            walked = (
-                "sessions s WHERE s.profile_id NOT IN (SELECT o.id FROM profiles o EXCEPT"
-                f" SELECT p.id FROM profiles p WHERE {scope}) AND {sessions}"
-            )
+        elif caller.scope == "all" and params["offset"] >= HASHED_SCOPE_FROM_OFFSET:
+            # a deep page walks thousands of rows: the deleted profiles, the role holders and the department
+            # members are hashed once instead of each row's profile looked up (page 100 of a role filter: 1.55x
+            # page 0)
+            hashed, hashed_params = hashed_scope_sql("s.profile_id", caller, request)
+            params.update(hashed_params)
+            walked = f"sessions s WHERE {hashed} AND {sessions}"
         else:
             walked = f"sessions s JOIN profiles p ON p.id = s.profile_id WHERE {scope} AND {sessions}"
         sql = f"""

@@ -101,21 +101,34 @@ def _problems_sql(caller: Caller, request: GetActivityRequest) -> tuple[str, str
 
     An admin's profiles are most of them: the problems are walked newest first, each profile checked on its own,
     until the page is full (a role filter's scope joined whole sorted all 10,000 problems of 90 days: 8 ms). A
-    coordinator's are a few hundred of 20,000: their problems are gathered through the scope instead."""
+    coordinator's are a few hundred to a thousand of 20,000: each member's newest problems come from the
+    `(profile_id, created_at)` index, and each member's count too (joining the window's problems with the scope
+    read all 20,000 problems of ten months: 12.6 of a large department's 40 ms)."""
     params: dict[str, Any] = {"problems_limit": request.problems_limit}
     window = range_conditions("q.created_at", [request.window()], "problems_", params)
-    profiles = "JOIN scope p ON p.id = q.profile_id"
+    order = "ORDER BY q.created_at DESC, q.id DESC"
     if caller.scope == "all":
         where, _ = in_scope_conditions(caller, request)  # the scope CTE's own conditions and parameters
-        profiles = f"JOIN profiles p ON p.id = q.profile_id AND {where}"
+        newest = (
+            f"SELECT q.*, p.name AS profile_name FROM problems q JOIN profiles p ON p.id = q.profile_id AND {where}"
+            f" WHERE {window} {order} LIMIT :problems_limit"
+        )
+        total = f"SELECT count(*) FROM problems q JOIN profiles p ON p.id = q.profile_id AND {where} WHERE {window}"
+    else:
+        newest = (
+            "SELECT q.*, p.name AS profile_name FROM scope p CROSS JOIN LATERAL ("
+            f"SELECT q.* FROM problems q WHERE q.profile_id = p.id AND ({window}) {order} LIMIT :problems_limit"
+            f") q {order} LIMIT :problems_limit"
+        )
+        total = (
+            "SELECT coalesce(sum((SELECT count(*) FROM problems q WHERE q.profile_id = p.id"
+            f" AND ({window}))), 0)::bigint FROM scope p"
+        )
     sql = f"""SELECT coalesce(json_agg(json_build_object(
             'problem_id', q.id, 'type', q.type, 'message', q.message, 'resolved', q.resolved,
             'profile_id', q.profile_id, 'profile_name', q.profile_name, 'session_id', q.session_id,
             'created_at', q.created_at) ORDER BY q.created_at DESC, q.id DESC), '[]')
-        FROM (SELECT q.*, p.name AS profile_name FROM problems q {profiles}
-              WHERE {window}
-              ORDER BY q.created_at DESC, q.id DESC LIMIT :problems_limit) q"""
-    total = f"SELECT count(*) FROM problems q {profiles} WHERE {window}"
+        FROM ({newest}) q"""
     return sql, total, params
 
 
