@@ -123,7 +123,8 @@ def _run_locked(conn: Connection, run_id: int, full_pass: bool | None) -> Refres
         # REPEATABLE READ: every rollup is computed from one snapshot, so they always agree with each other.
         with transaction(conn, isolation="REPEATABLE READ"):
             conn.run("SET LOCAL work_mem = '256MB'")  # a full pass hashes every (profile, month) of history
-            conn.run(BULK_PLANNER_SQL)  # whole-table reads: the server's planner settings, not the API's
+            if full:  # whole-table reads: the server's planner settings; a light pass keeps the API's (cached pages:
+                conn.run(BULK_PLANNER_SQL)  # a few thousand rows through their keys, not a scan of a whole table)
             conn.run(REFRESH_SQL, full_pass=full)
             conn.run(
                 "UPDATE activity.refresh_runs SET outcome = 'success', finished_at = clock_timestamp(),"

@@ -25,7 +25,7 @@ from glow_activity.models import (
     iso,
 )
 from glow_activity.rollups import DailyCoverage, in_scope_counts_ctes, range_conditions, window_snapshot
-from glow_activity.scope import in_scope_conditions, visible_conditions
+from glow_activity.scope import hashed_scope_sql, in_scope_conditions, visible_conditions
 from glow_activity.session_history import session_page
 from glow_activity.settings import ROLES
 
@@ -113,7 +113,11 @@ def _problems_sql(caller: Caller, request: GetActivityRequest) -> tuple[str, str
             f"SELECT q.*, p.name AS profile_name FROM problems q JOIN profiles p ON p.id = q.profile_id AND {where}"
             f" WHERE {window} {order} LIMIT :problems_limit"
         )
-        total = f"SELECT count(*) FROM problems q JOIN profiles p ON p.id = q.profile_id AND {where} WHERE {window}"
+        # the count reads every problem of the window: against hashed sets (the deleted profiles, the filters'
+        # role holders and department members), not one profile look-up each (all time: 12.6 -> 4 ms)
+        hashed, hashed_params = hashed_scope_sql("q.profile_id", caller, request)
+        params.update(hashed_params)
+        total = f"SELECT count(*) FROM problems q WHERE {hashed} AND ({window})"
     else:
         newest = (
             "SELECT q.*, p.name AS profile_name FROM scope p CROSS JOIN LATERAL ("

@@ -242,25 +242,35 @@ BEGIN
             RETURN ARRAY['activity_monthly', 'activity_monthly_running', 'activity_daily', 'activity_profile_totals'];
         END IF;
         ANALYZE pg_temp.stale;
-        -- those days recomputed whole, each through the profile indexes (OFFSET 0: never a scan of all events)
+        -- those days recomputed whole, checksums included: the recent ones in one pass over the time indexes, the
+        -- older ones each through the profile indexes (OFFSET 0: never a scan of all events)
         INSERT INTO pg_temp.fresh
         SELECT e.profile_id, e.day,
                count(*) FILTER (WHERE e.kind IN ('s', 'a')), count(*) FILTER (WHERE e.kind = 'a'),
                count(*) FILTER (WHERE e.kind = 'l'), count(*) FILTER (WHERE e.kind IN ('g', 'e')),
                count(*) FILTER (WHERE e.kind = 'e'), count(*) FILTER (WHERE e.kind = 'p'), sum(e.hash)
-        FROM pg_temp.stale s
-        CROSS JOIN LATERAL (SELECT * FROM activity.activity_event_days e WHERE e.profile_id = s.profile_id
-                            AND e.at >= s.day::timestamp AT TIME ZONE 'UTC'
-                            AND e.at < (s.day + 1)::timestamp AT TIME ZONE 'UTC'
-                            OFFSET 0) e
+        FROM (SELECT e.profile_id, e.day, e.kind, e.hash FROM activity.activity_event_days e
+              JOIN pg_temp.stale s ON s.profile_id = e.profile_id AND s.day = e.day
+              WHERE e.at >= since
+              UNION ALL
+              SELECT e.profile_id, e.day, e.kind, e.hash FROM pg_temp.stale s
+              CROSS JOIN LATERAL (SELECT * FROM activity.activity_event_days e WHERE e.profile_id = s.profile_id
+                                  AND e.at >= s.day::timestamp AT TIME ZONE 'UTC'
+                                  AND e.at < (s.day + 1)::timestamp AT TIME ZONE 'UTC'
+                                  OFFSET 0) e
+              WHERE s.day < since_day) e
         GROUP BY 1, 2;
         -- an older day named only as a candidate may hold what it held: it is left as it is
         DELETE FROM pg_temp.stale s
-        WHERE (SELECT ROW(f.sessions, f.active_sessions, f.logins, f.grants, f.emulations, f.problems, f.checksum)
-               FROM pg_temp.fresh f WHERE f.profile_id = s.profile_id AND f.day = s.day)
-              IS NOT DISTINCT FROM
-              (SELECT ROW(d.sessions, d.active_sessions, d.logins, d.grants, d.emulations, d.problems, d.checksum)
-               FROM activity.activity_daily d WHERE d.profile_id = s.profile_id AND d.day = s.day);
+        USING (SELECT c.profile_id, c.day FROM pg_temp.stale c
+               LEFT JOIN pg_temp.fresh f ON f.profile_id = c.profile_id AND f.day = c.day
+               LEFT JOIN activity.activity_daily d ON d.profile_id = c.profile_id AND d.day = c.day
+               WHERE c.day < since_day
+                 AND ROW(f.sessions, f.active_sessions, f.logins, f.grants, f.emulations, f.problems, f.checksum)
+                     IS NOT DISTINCT FROM
+                     ROW(d.sessions, d.active_sessions, d.logins, d.grants, d.emulations, d.problems, d.checksum)
+              ) same
+        WHERE s.profile_id = same.profile_id AND s.day = same.day;
         DELETE FROM activity.activity_daily d USING pg_temp.stale s WHERE d.profile_id = s.profile_id AND d.day = s.day;
         INSERT INTO activity.activity_daily
         SELECT f.* FROM pg_temp.fresh f JOIN pg_temp.stale s ON s.profile_id = f.profile_id AND s.day = f.day;
