@@ -64,7 +64,7 @@ INDEXES = (
     PlatformIndex(
         "activity_sessions_updated_idx",
         "sessions",
-        "(updated_at)",
+        "(updated_at) INCLUDE (created_at, profile_id)",
         "a light refresh finds the sessions updated lately, whatever their created_at (an index the platform's counter"
         " updates also maintain: docs/DECISIONS.md)",
     ),

@@ -224,19 +224,41 @@ BEGIN
           ON d.profile_id = e.profile_id AND d.day = e.day
         WHERE (e.sessions, e.active_sessions, e.logins, e.grants, e.emulations, e.problems)
               IS DISTINCT FROM (d.sessions, d.active_sessions, d.logins, d.grants, d.emulations, d.problems);
-        -- older days that may have changed: a session's, updated lately; a problem count that differs
+        -- older days that may have changed: a session's, updated lately, whose count of sessions or of active ones
+        -- differs from the stored day's (counted from the profile index alone; a session whose counters alone
+        -- changed changes nothing here)
         INSERT INTO pg_temp.stale (profile_id, day, month)
-        SELECT profile_id, day, date_trunc('month', day::timestamp)::date
-        FROM (SELECT x.profile_id, (x.created_at AT TIME ZONE 'UTC')::date AS day FROM public.sessions x
-              WHERE x.updated_at >= now() - interval '25 hours' AND x.created_at < since
-              UNION
-              SELECT coalesce(q.profile_id, d.profile_id), coalesce(q.day, d.day)
-              FROM (SELECT x.profile_id, (x.created_at AT TIME ZONE 'UTC')::date AS day, count(*)::integer AS n
-                    FROM public.problems x WHERE x.profile_id IS NOT NULL AND x.created_at < since GROUP BY 1, 2) q
-              FULL JOIN (SELECT d.profile_id, d.day, d.problems AS n FROM activity.activity_daily d
-                         WHERE d.problems > 0 AND d.day < since_day) d
-                ON d.profile_id = q.profile_id AND d.day = q.day
-              WHERE q.n IS DISTINCT FROM d.n) older;
+        SELECT c.profile_id, c.day, date_trunc('month', c.day::timestamp)::date
+        FROM (SELECT DISTINCT x.profile_id, (x.created_at AT TIME ZONE 'UTC')::date AS day FROM public.sessions x
+              WHERE x.updated_at >= now() - interval '25 hours' AND x.created_at < since) c
+        LEFT JOIN activity.activity_daily d ON d.profile_id = c.profile_id AND d.day = c.day
+        CROSS JOIN LATERAL (SELECT count(*) AS sessions, count(*) FILTER (WHERE x.active) AS active_sessions
+                            FROM public.sessions x WHERE x.profile_id = c.profile_id
+                              AND x.created_at >= c.day::timestamp AT TIME ZONE 'UTC'
+                              AND x.created_at < (c.day + 1)::timestamp AT TIME ZONE 'UTC') k
+        WHERE (k.sessions, k.active_sessions)
+              IS DISTINCT FROM (coalesce(d.sessions, 0), coalesce(d.active_sessions, 0));
+        -- and a problem count that differs (a deleted problem leaves nothing to find it by): first one checksum of
+        -- every older problem's (profile, day) against the stored days', then, only if they differ, day by day
+        IF (SELECT coalesce(sum(uuid_hash_extended(x.profile_id,
+                                                   (x.created_at AT TIME ZONE 'UTC')::date - DATE '2000-01-01')), 0)
+            FROM public.problems x WHERE x.profile_id IS NOT NULL AND x.created_at < since)
+           IS DISTINCT FROM
+           (SELECT coalesce(sum(d.problems * uuid_hash_extended(d.profile_id, d.day - DATE '2000-01-01')::numeric), 0)
+            FROM activity.activity_daily d WHERE d.problems > 0 AND d.day < since_day)
+        THEN
+            INSERT INTO pg_temp.stale (profile_id, day, month)
+            SELECT coalesce(q.profile_id, d.profile_id), coalesce(q.day, d.day),
+                   date_trunc('month', coalesce(q.day, d.day)::timestamp)::date
+            FROM (SELECT x.profile_id, (x.created_at AT TIME ZONE 'UTC')::date AS day, count(*)::integer AS n
+                  FROM public.problems x WHERE x.profile_id IS NOT NULL AND x.created_at < since GROUP BY 1, 2) q
+            FULL JOIN (SELECT d.profile_id, d.day, d.problems AS n FROM activity.activity_daily d
+                       WHERE d.problems > 0 AND d.day < since_day) d
+              ON d.profile_id = q.profile_id AND d.day = q.day
+            WHERE q.n IS DISTINCT FROM d.n
+              AND NOT EXISTS (SELECT 1 FROM pg_temp.stale s WHERE s.profile_id = coalesce(q.profile_id, d.profile_id)
+                                                              AND s.day = coalesce(q.day, d.day));
+        END IF;
         IF NOT EXISTS (SELECT 1 FROM pg_temp.stale) THEN  -- nothing changed
             DROP TABLE pg_temp.fresh, pg_temp.stale;
             RETURN ARRAY['activity_monthly', 'activity_monthly_running', 'activity_daily', 'activity_profile_totals'];
