@@ -33,14 +33,16 @@ class Scale:
     grants: int
     problems: int
     api_keys: int
+    periods: int = 1  # the history is this many consecutive HISTORY_DAYS periods, each with its share of the rows
 
 
 SCALES = {
     "small": Scale(8, 200, 5_000, 12_000, 500, 250, 20),
     "medium": Scale(40, 2_000, 200_000, 500_000, 10_000, 5_000, 200),
     "large": Scale(150, 20_000, 2_000_000, 5_000_000, 100_000, 50_000, 2_000),
-    # medium's profiles with ten times its history (large's): what grows with history alone
-    "history": Scale(40, 2_000, 2_000_000, 5_000_000, 100_000, 50_000, 200),
+    # medium's profiles and medium's two years of activity, ten times over: twenty years of history, each two years
+    # like medium's (what grows with history alone)
+    "history": Scale(40, 2_000, 2_000_000, 5_000_000, 100_000, 50_000, 200, periods=10),
 }
 
 # How activity spreads over profiles and time:
@@ -82,14 +84,15 @@ def _profile_pick(power: float, shape: str) -> str:
     return f"(((power(random(), {power}) * CAST(:n AS int))::int + 3) % CAST(:n AS int))"
 
 
-def _instant(power: float, shape: str) -> str:
-    """SQL for an event's time before the anchor."""
+def _instant(power: float, shape: str, periods: int) -> str:
+    """SQL for the time of event number `j` before the anchor: in period `j % periods` (0: the last HISTORY_DAYS)."""
+    period = f" - (j % {periods}) * interval '{HISTORY_DAYS} days'" if periods > 1 else ""
     if shape == "seasonal":
         return (
             "CAST(:anchor AS timestamptz) - (width_bucket(random(), CAST(:days AS float8[])) - 1) * interval '1 day'"
-            " - random() * interval '1 day'"
+            f" - random() * interval '1 day'{period}"
         )
-    return f"CAST(:anchor AS timestamptz) - power(random(), {power}) * interval '{HISTORY_DAYS} days'"
+    return f"CAST(:anchor AS timestamptz) - power(random(), {power}) * interval '{HISTORY_DAYS} days'{period}"
 
 
 # Profile 0 is always "Demo Admin" (active admin), 1 "Demo Coordinator" (instructional, departments 0 and 1),
@@ -300,7 +303,7 @@ def seed(
                    g, g * 2 + (random() * 3)::int, c, (random() * 5)::int, c * 4 + (random() * 10)::int,
                    tokens, round((tokens * 0.000002)::numeric, 6)
             FROM generate_series(0, CAST(:m AS int) - 1) j
-            CROSS JOIN LATERAL (SELECT {_instant(1.3, shape)} AS at,
+            CROSS JOIN LATERAL (SELECT {_instant(1.3, shape, size.periods)} AS at,
                                        (random() * 6)::int AS g, (random() * 12)::int AS c,
                                        (random() * random() * 200000)::bigint AS tokens WHERE j >= 0) t
             ORDER BY 1
@@ -313,7 +316,7 @@ def seed(
             f"""
             INSERT INTO logins (id, profile_id, logged_in_at, method)
             SELECT md5(:seed || ':l:' || j)::uuid, {profile_id_sql(_profile_pick(2.5, shape))},
-                   {_instant(1.2, shape)},
+                   {_instant(1.2, shape, size.periods)},
                    (ARRAY['password', 'sso', 'sso', 'magic_link'])[1 + (random() * 3)::int]
             FROM generate_series(0, CAST(:m AS int) - 1) j
             ORDER BY 1""",
@@ -326,7 +329,7 @@ def seed(
             INSERT INTO grants (id, profile_id, granted_by, kind, created_at)
             SELECT md5(:seed || ':g:' || j)::uuid, {profile_id_sql(_profile_pick(2, shape))},
                    {profile_id_sql("0")}, CASE WHEN random() < 0.35 THEN 'emulation' ELSE 'access' END,
-                   {_instant(1, shape)}
+                   {_instant(1, shape, size.periods)}
             FROM generate_series(0, CAST(:m AS int) - 1) j""",
             n=size.profiles,
             m=size.grants,
