@@ -6,15 +6,18 @@ both kinds, as the runtime user would run them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from factories import World
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activity_dev.events import scheduled_event
+from glow_activity import db
 from glow_activity.refresh import refresh_views
 
 NOW = datetime.now(UTC)
@@ -56,6 +59,19 @@ SELECT
 SCOPE = "WITH scope AS (SELECT profile_id AS id FROM profile_departments WHERE department_id = :dept)"
 END = datetime(9999, 1, 1, tzinfo=UTC)
 FIELDS = ("sessions", "logins", "grants", "emulations", "problems")
+
+
+@pytest.fixture
+def as_runtime(runtime_url: str) -> Iterator[Callable[[bool], None]]:
+    """A refresh as the functions run it: as the LOGIN member of activity_runtime, a light or a full pass."""
+    connection = db.open_connection(db.params_from_url(runtime_url))
+    assert connection.run("SELECT current_user")[0][0] != "postgres"
+
+    def run(full_pass: bool) -> None:
+        refresh_views(connection, "schedule", full_pass=full_pass)
+
+    yield run
+    connection.close()
 
 
 @dataclass
@@ -111,12 +127,12 @@ def check(story: Story, invoke: Any, conn: Any) -> None:
 )
 @given(steps=operations)
 def test_after_any_refresh_get_and_search_are_exact_but_for_what_may_lag(
-    invoke: Any, conn: Any, refresh: Any, steps: list[Any]
+    invoke: Any, conn: Any, as_runtime: Callable[[bool], None], steps: list[Any]
 ) -> None:
     world = World(conn)
     dept = world.department()
     story = Story(world, dept, world.profile(roles=["admin"]), [world.profile(departments=[dept]) for _ in range(3)])
-    refresh()  # a full pass: this story starts from exact rollups
+    as_runtime(True)  # a full pass: this story starts from exact rollups
     for step in steps:
         kind, *args = step
         if kind == "session":
@@ -149,25 +165,25 @@ def test_after_any_refresh_get_and_search_are_exact_but_for_what_may_lag(
             )
             story.may_lag.discard(sid)  # updated now: counted by the next refresh, whatever its kind
         elif kind == "light refresh":
-            refresh_views(conn, "schedule", full_pass=False)
+            as_runtime(False)
             check(story, invoke, conn)
         elif kind == "full refresh":
-            refresh()
+            as_runtime(True)
             story.may_lag.clear()
             check(story, invoke, conn)
     # whatever came before, a full pass leaves everything exact
-    refresh()
+    as_runtime(True)
     story.may_lag.clear()
     check(story, invoke, conn)
 
 
 def test_a_back_dated_row_waits_for_the_full_pass_which_the_schedule_runs_daily(
-    invoke: Any, conn: Any, refresh: Any, world: World
+    invoke: Any, conn: Any, as_runtime: Callable[[bool], None], world: World
 ) -> None:
     dept = world.department()
     admin = world.profile(roles=["admin"])
     ta = world.profile(roles=["member"], departments=[dept])
-    refresh()
+    as_runtime(True)
     body = {"department_ids": [dept]}
 
     def logins() -> int:
@@ -192,11 +208,13 @@ def test_a_back_dated_row_waits_for_the_full_pass_which_the_schedule_runs_daily(
     assert logins() == 3
 
 
-def test_a_light_pass_rewrites_only_the_days_that_changed(conn: Any, refresh: Any, world: World) -> None:
+def test_a_light_pass_rewrites_only_the_days_that_changed(
+    conn: Any, as_runtime: Callable[[bool], None], world: World
+) -> None:
     ta = world.profile(roles=["member"])
     world.session(ta, NOW - timedelta(hours=2))
     world.login(ta, NOW - timedelta(days=20))
-    refresh()
+    as_runtime(True)
 
     def versions() -> dict[str, str]:
         rows = conn.run(
@@ -209,11 +227,11 @@ def test_a_light_pass_rewrites_only_the_days_that_changed(conn: Any, refresh: An
 
     before = versions()
     # WHEN nothing of this profile changed  THEN a light pass leaves its rows as they were
-    refresh_views(conn, "schedule", full_pass=False)
+    as_runtime(False)
     assert versions() == before
     # WHEN a login arrives today  THEN only today's row and the totals are rewritten
     world.login(ta, NOW - timedelta(minutes=1))
-    refresh_views(conn, "schedule", full_pass=False)
+    as_runtime(False)
     after = versions()
     old_day = f"daily {(NOW - timedelta(days=20)).date().isoformat()}"
     assert after[old_day] == before[old_day]
@@ -221,13 +239,13 @@ def test_a_light_pass_rewrites_only_the_days_that_changed(conn: Any, refresh: An
 
 
 def test_a_light_pass_sees_old_problems_come_and_go_and_old_sessions_updated_now(
-    invoke: Any, conn: Any, refresh: Any, world: World
+    invoke: Any, conn: Any, as_runtime: Callable[[bool], None], world: World
 ) -> None:
     dept = world.department()
     admin = world.profile(roles=["admin"])
     ta = world.profile(roles=["member"], departments=[dept])
     flagged = world.problem(ta, NOW - timedelta(days=30))
-    refresh()
+    as_runtime(True)
 
     def counts() -> tuple[int, int]:
         body = invoke("get", {"department_ids": [dept]}, admin.headers).body
@@ -240,6 +258,6 @@ def test_a_light_pass_sees_old_problems_come_and_go_and_old_sessions_updated_now
     world.problem(ta, NOW - timedelta(days=40))
     world.problem(ta, NOW - timedelta(days=41))
     world.session(ta, NOW - timedelta(days=35), updated_at=NOW)
-    refresh_views(conn, "schedule", full_pass=False)
+    as_runtime(False)
     # THEN the light pass counts all of it
     assert counts() == (1, 2)
