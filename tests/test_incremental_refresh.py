@@ -58,6 +58,23 @@ SELECT
 """
 SCOPE = "WITH scope AS (SELECT profile_id AS id FROM profile_departments WHERE department_id = :dept)"
 END = datetime(9999, 1, 1, tzinfo=UTC)
+PER_PROFILE_SQL = """
+SELECT p.profile_id::text,
+  (SELECT count(*) FROM sessions x WHERE x.profile_id = p.profile_id AND x.created_at >= :lo AND x.created_at < :hi),
+  (SELECT count(*) FROM logins x WHERE x.profile_id = p.profile_id AND x.logged_in_at >= :lo AND x.logged_in_at < :hi),
+  (SELECT count(*) FROM grants x WHERE x.profile_id = p.profile_id AND x.created_at >= :lo AND x.created_at < :hi),
+  (SELECT count(*) FROM problems x WHERE x.profile_id = p.profile_id AND x.created_at >= :lo AND x.created_at < :hi)
+FROM profile_departments p WHERE p.department_id = :dept
+"""
+# the date-range facet: the first and last UTC day with a session or login of any visible profile (everyone's)
+ACTIVE_DAYS_SQL = """
+SELECT min(day), max(day) FROM (
+    SELECT (x.created_at AT TIME ZONE 'UTC')::date AS day FROM sessions x JOIN profiles p ON p.id = x.profile_id
+    WHERE p.deleted_at IS NULL
+    UNION ALL
+    SELECT (x.logged_in_at AT TIME ZONE 'UTC')::date FROM logins x JOIN profiles p ON p.id = x.profile_id
+    WHERE p.deleted_at IS NULL) active
+"""
 FIELDS = ("sessions", "logins", "grants", "emulations", "problems")
 
 
@@ -120,6 +137,15 @@ def check(story: Story, invoke: Any, conn: Any) -> None:
             assert low <= counted[name] <= high, (name, fields, counted[name], low, high)
         total = invoke("search", {**body, "page_size": 1}, story.admin.headers).body["total_count"]
         assert exact[0] <= total <= lagging[0]
+        if not story.may_lag:  # nothing may lag: each profile's counts, and the date-range facet, are exact too
+            per_profile = conn.run(PER_PROFILE_SQL, dept=story.dept, lo=lo, hi=hi)
+            assert {r["profile_id"]: [r[f"{k}_count"] for k in FIELDS if k != "emulations"] for r in summary} == {
+                row[0]: row[1:] for row in per_profile if sum(row[1:]) > 0
+            }
+            facets = got.body["analytics"]
+            assert [facets["date_range_earliest"], facets["date_range_latest"]] == [
+                d.isoformat() if d else None for d in conn.run(ACTIVE_DAYS_SQL)[0]
+            ]
 
 
 @settings(
@@ -261,3 +287,27 @@ def test_a_light_pass_sees_old_problems_come_and_go_and_old_sessions_updated_now
     as_runtime(False)
     # THEN the light pass counts all of it
     assert counts() == (1, 2)
+
+
+def test_the_date_range_follows_the_first_and_last_active_days_both_ways(
+    invoke: Any, conn: Any, as_runtime: Callable[[bool], None], world: World
+) -> None:
+    """Totals are kept by adding what changed; their first and last active days are summed again from the months
+    when the day they held may have gone (here: the latest session anywhere, deleted)."""
+    admin = world.profile(roles=["admin"])
+    ta = world.profile(roles=["member"])
+
+    def latest() -> str | None:
+        value = invoke("get", {}, admin.headers).body["analytics"]["date_range_latest"]
+        return str(value) if value else None
+
+    as_runtime(True)
+    before = latest()
+    tomorrow, earlier = NOW + timedelta(days=1), NOW - timedelta(days=3)
+    last = world.session(ta, tomorrow)
+    world.session(ta, earlier, updated_at=NOW)  # another month's, counted by the light pass through updated_at
+    as_runtime(False)
+    assert latest() == tomorrow.date().isoformat()
+    conn.run("DELETE FROM sessions WHERE id = CAST(:id AS uuid)", id=last)
+    as_runtime(False)  # the deleted session's day is one a light pass counts again
+    assert latest() == max(day for day in (before, earlier.date().isoformat()) if day)

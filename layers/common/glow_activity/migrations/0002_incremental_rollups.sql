@@ -170,6 +170,9 @@ DECLARE
     since constant timestamptz := since_day::timestamp AT TIME ZONE 'UTC';
     previous_last constant date := (SELECT max(month) FROM activity.activity_monthly_running);
     last_month date;
+    -- a full pass that finds most of history changed (the first refresh after loading data) joins whole tables
+    -- by month instead of looking each month up: 20,000 months take about as long either way
+    bulk boolean := false;
 BEGIN
     -- fresh: the days recomputed from the events; stale: the (profile, day) rows to replace with them
     CREATE TEMP TABLE fresh (LIKE activity.activity_daily) ON COMMIT DROP;
@@ -192,19 +195,34 @@ BEGIN
               IS DISTINCT FROM
               (m.sessions, m.active_sessions, m.logins, m.grants, m.emulations, m.problems, m.checksum);
         ANALYZE pg_temp.stale;
-        INSERT INTO pg_temp.fresh
-        SELECT e.profile_id, e.day,
-               count(*) FILTER (WHERE e.kind IN ('s', 'a')), count(*) FILTER (WHERE e.kind = 'a'),
-               count(*) FILTER (WHERE e.kind = 'l'), count(*) FILTER (WHERE e.kind IN ('g', 'e')),
-               count(*) FILTER (WHERE e.kind = 'e'), count(*) FILTER (WHERE e.kind = 'p'), sum(e.hash)
-        FROM pg_temp.stale s
-        CROSS JOIN LATERAL (SELECT * FROM activity.activity_event_days e WHERE e.profile_id = s.profile_id
-                            AND e.at >= s.month::timestamp AT TIME ZONE 'UTC'
-                            AND e.at < (s.month + interval '1 month')::timestamp AT TIME ZONE 'UTC'
-                            OFFSET 0) e  -- each month by the profile indexes, never a scan of all
-        GROUP BY 1, 2;
-        DELETE FROM activity.activity_daily d USING pg_temp.stale s
-        WHERE d.profile_id = s.profile_id AND d.day >= s.month AND d.day < (s.month + interval '1 month')::date;
+        bulk := (SELECT count(*) FROM pg_temp.stale) > 20000;
+        IF bulk THEN
+            INSERT INTO pg_temp.fresh
+            SELECT e.profile_id, e.day,
+                   count(*) FILTER (WHERE e.kind IN ('s', 'a')), count(*) FILTER (WHERE e.kind = 'a'),
+                   count(*) FILTER (WHERE e.kind = 'l'), count(*) FILTER (WHERE e.kind IN ('g', 'e')),
+                   count(*) FILTER (WHERE e.kind = 'e'), count(*) FILTER (WHERE e.kind = 'p'), sum(e.hash)
+            FROM activity.activity_event_days e
+            JOIN pg_temp.stale s
+              ON s.profile_id = e.profile_id AND s.month = date_trunc('month', e.day::timestamp)::date
+            GROUP BY 1, 2;
+            DELETE FROM activity.activity_daily d USING pg_temp.stale s
+            WHERE d.profile_id = s.profile_id AND s.month = date_trunc('month', d.day::timestamp)::date;
+        ELSE
+            INSERT INTO pg_temp.fresh
+            SELECT e.profile_id, e.day,
+                   count(*) FILTER (WHERE e.kind IN ('s', 'a')), count(*) FILTER (WHERE e.kind = 'a'),
+                   count(*) FILTER (WHERE e.kind = 'l'), count(*) FILTER (WHERE e.kind IN ('g', 'e')),
+                   count(*) FILTER (WHERE e.kind = 'e'), count(*) FILTER (WHERE e.kind = 'p'), sum(e.hash)
+            FROM pg_temp.stale s
+            CROSS JOIN LATERAL (SELECT * FROM activity.activity_event_days e WHERE e.profile_id = s.profile_id
+                                AND e.at >= s.month::timestamp AT TIME ZONE 'UTC'
+                                AND e.at < (s.month + interval '1 month')::timestamp AT TIME ZONE 'UTC'
+                                OFFSET 0) e  -- each month by the profile indexes, never a scan of all
+            GROUP BY 1, 2;
+            DELETE FROM activity.activity_daily d USING pg_temp.stale s
+            WHERE d.profile_id = s.profile_id AND d.day >= s.month AND d.day < (s.month + interval '1 month')::date;
+        END IF;
         INSERT INTO activity.activity_daily SELECT * FROM pg_temp.fresh ORDER BY day, profile_id;
     ELSE
         -- every day from since_day on whose counts differ from the stored day's: counted from the time indexes
@@ -301,20 +319,36 @@ BEGIN
     -- the months of the days replaced: their sums again, from their days
     CREATE TEMP TABLE touched ON COMMIT DROP AS SELECT DISTINCT profile_id, month FROM pg_temp.stale;
     ANALYZE pg_temp.touched;
-    DELETE FROM activity.activity_monthly m USING pg_temp.touched t
-    WHERE m.profile_id = t.profile_id AND m.month = t.month;
-    -- (each month through the primary key: a join here would read all of activity_daily)
-    INSERT INTO activity.activity_monthly
-    SELECT t.profile_id, t.month, m.*
-    FROM pg_temp.touched t
-    CROSS JOIN LATERAL (
-        SELECT sum(d.sessions), sum(d.active_sessions), sum(d.logins), sum(d.grants), sum(d.emulations),
+    CREATE TEMP TABLE old_months (LIKE activity.activity_monthly) ON COMMIT DROP;  -- what they held: see the totals
+    WITH gone AS (
+        DELETE FROM activity.activity_monthly m USING pg_temp.touched t
+        WHERE m.profile_id = t.profile_id AND m.month = t.month
+        RETURNING m.*
+    )
+    INSERT INTO pg_temp.old_months SELECT * FROM gone;
+    IF bulk THEN
+        INSERT INTO activity.activity_monthly
+        SELECT d.profile_id, t.month,
+               sum(d.sessions), sum(d.active_sessions), sum(d.logins), sum(d.grants), sum(d.emulations),
                sum(d.problems), min(d.day) FILTER (WHERE d.sessions > 0 OR d.logins > 0),
-               max(d.day) FILTER (WHERE d.sessions > 0 OR d.logins > 0), sum(d.checksum) AS checksum
-        FROM activity.activity_daily d
-        WHERE d.profile_id = t.profile_id AND d.day >= t.month AND d.day < (t.month + interval '1 month')::date
-    ) m
-    WHERE m.checksum IS NOT NULL;  -- a month left without events has no row
+               max(d.day) FILTER (WHERE d.sessions > 0 OR d.logins > 0), sum(d.checksum)
+        FROM pg_temp.touched t
+        JOIN activity.activity_daily d
+          ON d.profile_id = t.profile_id AND t.month = date_trunc('month', d.day::timestamp)::date
+        GROUP BY d.profile_id, t.month;
+    ELSE  -- each month through the primary key: a join here read all of activity_daily
+        INSERT INTO activity.activity_monthly
+        SELECT t.profile_id, t.month, m.*
+        FROM pg_temp.touched t
+        CROSS JOIN LATERAL (
+            SELECT sum(d.sessions), sum(d.active_sessions), sum(d.logins), sum(d.grants), sum(d.emulations),
+                   sum(d.problems), min(d.day) FILTER (WHERE d.sessions > 0 OR d.logins > 0),
+                   max(d.day) FILTER (WHERE d.sessions > 0 OR d.logins > 0), sum(d.checksum) AS checksum
+            FROM activity.activity_daily d
+            WHERE d.profile_id = t.profile_id AND d.day >= t.month AND d.day < (t.month + interval '1 month')::date
+        ) m
+        WHERE m.checksum IS NOT NULL;  -- a month left without events has no row
+    END IF;
 
     -- running totals: every profile gets the months the rollups gained; a changed profile's rows from its first
     -- changed month on are summed again
@@ -353,20 +387,61 @@ BEGIN
                         WHERE r.profile_id = c.profile_id AND r.month = (c.from_month - interval '1 month')::date) b
     CROSS JOIN LATERAL generate_series(greatest(c.from_month, f.first)::timestamp, last_month::timestamp,
                                        interval '1 month') g(month)
-    LEFT JOIN LATERAL (SELECT * FROM activity.activity_monthly x WHERE x.profile_id = c.profile_id
-                       AND x.month = g.month::date OFFSET 0) m ON true
+    LEFT JOIN activity.activity_monthly m ON m.profile_id = c.profile_id AND m.month = g.month::date
     WHERE f.first IS NOT NULL
     WINDOW w AS (PARTITION BY c.profile_id ORDER BY g.month);
 
-    -- all-time totals of the changed profiles
-    DELETE FROM activity.activity_profile_totals t USING pg_temp.changed c WHERE t.profile_id = c.profile_id;
+    -- all-time totals of the changed profiles: what their touched months hold now less what they held (not a sum
+    -- over all their months, which grows with history); summed again from all their months only for a new profile,
+    -- or when its first or last active day may have gone with the months' old rows
+    CREATE TEMP TABLE delta ON COMMIT DROP AS
+    SELECT c.profile_id,
+           coalesce(n.sessions, 0) - coalesce(o.sessions, 0) AS sessions,
+           coalesce(n.active_sessions, 0) - coalesce(o.active_sessions, 0) AS active_sessions,
+           coalesce(n.logins, 0) - coalesce(o.logins, 0) AS logins,
+           coalesce(n.grants, 0) - coalesce(o.grants, 0) AS grants,
+           coalesce(n.emulations, 0) - coalesce(o.emulations, 0) AS emulations,
+           coalesce(n.problems, 0) - coalesce(o.problems, 0) AS problems,
+           n.first_active_day, n.last_active_day
+    FROM pg_temp.changed c
+    LEFT JOIN (SELECT m.profile_id, sum(m.sessions) AS sessions, sum(m.active_sessions) AS active_sessions,
+                      sum(m.logins) AS logins, sum(m.grants) AS grants, sum(m.emulations) AS emulations,
+                      sum(m.problems) AS problems, min(m.first_active_day) AS first_active_day,
+                      max(m.last_active_day) AS last_active_day
+               FROM pg_temp.touched t
+               JOIN activity.activity_monthly m ON m.profile_id = t.profile_id AND m.month = t.month
+               GROUP BY m.profile_id) n ON n.profile_id = c.profile_id
+    LEFT JOIN (SELECT profile_id, sum(sessions) AS sessions, sum(active_sessions) AS active_sessions,
+                      sum(logins) AS logins, sum(grants) AS grants, sum(emulations) AS emulations,
+                      sum(problems) AS problems
+               FROM pg_temp.old_months GROUP BY profile_id) o ON o.profile_id = c.profile_id;
+    CREATE TEMP TABLE resum ON COMMIT DROP AS
+    SELECT d.profile_id FROM pg_temp.delta d
+    LEFT JOIN activity.activity_profile_totals t ON t.profile_id = d.profile_id
+    WHERE t.profile_id IS NULL
+       OR (d.first_active_day IS NULL OR d.first_active_day > t.first_active_day)
+          AND EXISTS (SELECT 1 FROM pg_temp.touched x WHERE x.profile_id = d.profile_id
+                      AND x.month = date_trunc('month', t.first_active_day::timestamp)::date)
+       OR (d.last_active_day IS NULL OR d.last_active_day < t.last_active_day)
+          AND EXISTS (SELECT 1 FROM pg_temp.touched x WHERE x.profile_id = d.profile_id
+                      AND x.month = date_trunc('month', t.last_active_day::timestamp)::date);
+    UPDATE activity.activity_profile_totals t
+    SET sessions = t.sessions + d.sessions, active_sessions = t.active_sessions + d.active_sessions,
+        logins = t.logins + d.logins, grants = t.grants + d.grants, emulations = t.emulations + d.emulations,
+        problems = t.problems + d.problems,
+        first_active_day = least(t.first_active_day, d.first_active_day),
+        last_active_day = greatest(t.last_active_day, d.last_active_day)
+    FROM pg_temp.delta d
+    WHERE d.profile_id = t.profile_id AND NOT EXISTS (SELECT 1 FROM pg_temp.resum r WHERE r.profile_id = d.profile_id);
+    DELETE FROM activity.activity_profile_totals t USING pg_temp.resum r WHERE t.profile_id = r.profile_id;
     INSERT INTO activity.activity_profile_totals
     SELECT m.profile_id, sum(m.sessions), sum(m.active_sessions), sum(m.logins), sum(m.grants), sum(m.emulations),
            sum(m.problems), min(m.first_active_day), max(m.last_active_day)
-    FROM activity.activity_monthly m JOIN pg_temp.changed c ON c.profile_id = m.profile_id
+    FROM activity.activity_monthly m JOIN pg_temp.resum r ON r.profile_id = m.profile_id
     GROUP BY m.profile_id;
 
-    DROP TABLE pg_temp.fresh, pg_temp.stale, pg_temp.touched, pg_temp.changed;
+    DROP TABLE pg_temp.fresh, pg_temp.stale, pg_temp.touched, pg_temp.changed, pg_temp.old_months, pg_temp.delta,
+               pg_temp.resum;
     -- planner statistics: with every full pass, and when the rollups gain or lose a month
     IF full_pass OR last_month IS DISTINCT FROM previous_last THEN
         ANALYZE activity.activity_monthly, activity.activity_monthly_running, activity.activity_daily,
