@@ -387,7 +387,9 @@ BEGIN
                         WHERE r.profile_id = c.profile_id AND r.month = (c.from_month - interval '1 month')::date) b
     CROSS JOIN LATERAL generate_series(greatest(c.from_month, f.first)::timestamp, last_month::timestamp,
                                        interval '1 month') g(month)
-    LEFT JOIN activity.activity_monthly m ON m.profile_id = c.profile_id AND m.month = g.month::date
+    -- (each month through the primary key: PostgreSQL guesses 1,000 rows a series and would read all months)
+    LEFT JOIN LATERAL (SELECT * FROM activity.activity_monthly x WHERE x.profile_id = c.profile_id
+                       AND x.month = g.month::date OFFSET 0) m ON true
     WHERE f.first IS NOT NULL
     WINDOW w AS (PARTITION BY c.profile_id ORDER BY g.month);
 
