@@ -311,3 +311,21 @@ def test_the_date_range_follows_the_first_and_last_active_days_both_ways(
     conn.run("DELETE FROM sessions WHERE id = CAST(:id AS uuid)", id=last)
     as_runtime(False)  # the deleted session's day is one a light pass counts again
     assert latest() == max(day for day in (before, earlier.date().isoformat()) if day)
+
+
+def test_a_full_pass_builds_rollups_that_hold_nothing_and_they_are_exact(
+    invoke: Any, conn: Any, as_runtime: Callable[[bool], None], world: World
+) -> None:
+    """The first refresh after loading data finds all of history changed and takes the whole-table path (more than
+    half of the months the rollups hold are new): what it builds from nothing equals the base tables."""
+    dept = world.department()
+    story = Story(world, dept, world.profile(roles=["admin"]), [world.profile(departments=[dept]) for _ in range(3)])
+    for i, who in enumerate(story.people):
+        world.session(who, NOW - timedelta(days=40 * i + 1), active=i == 1)
+        world.login(who, NOW - timedelta(days=95 * i, hours=3))
+        world.grant(who, NOW - timedelta(days=33 * i + 2), kind="emulation" if i else "access")
+        world.problem(who, NOW - timedelta(days=61 * i + 5))
+    for table in ("activity_daily", "activity_monthly", "activity_monthly_running", "activity_profile_totals"):
+        conn.run(f"DELETE FROM activity.{table}")
+    as_runtime(True)
+    check(story, invoke, conn)

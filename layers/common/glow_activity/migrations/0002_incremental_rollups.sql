@@ -170,9 +170,10 @@ DECLARE
     since constant timestamptz := since_day::timestamp AT TIME ZONE 'UTC';
     previous_last constant date := (SELECT max(month) FROM activity.activity_monthly_running);
     last_month date;
-    -- a full pass that finds most of history changed (the first refresh after loading data) joins whole tables
-    -- by month instead of looking each month up: 20,000 months take about as long either way
+    -- a full pass that finds much of history changed (the first refresh after loading data) joins whole tables by
+    -- month instead of looking each month up: from 20,000 months, or more than half of those the rollups hold
     bulk boolean := false;
+    stale_months bigint;
 BEGIN
     -- fresh: the days recomputed from the events; stale: the (profile, day) rows to replace with them
     CREATE TEMP TABLE fresh (LIKE activity.activity_daily) ON COMMIT DROP;
@@ -195,7 +196,9 @@ BEGIN
               IS DISTINCT FROM
               (m.sessions, m.active_sessions, m.logins, m.grants, m.emulations, m.problems, m.checksum);
         ANALYZE pg_temp.stale;
-        bulk := (SELECT count(*) FROM pg_temp.stale) > 20000;
+        stale_months := (SELECT count(*) FROM pg_temp.stale);
+        bulk := stale_months > 20000 OR stale_months * 2 > (
+            SELECT count(*) FROM (SELECT FROM activity.activity_monthly LIMIT stale_months * 2) held);
         IF bulk THEN
             INSERT INTO pg_temp.fresh
             SELECT e.profile_id, e.day,
