@@ -47,7 +47,7 @@ SCALES = {
 
 # How activity spreads over profiles and time:
 # - steady: a power law over profiles (`power(random(), k)`), event times drawn smoothly over two years;
-# - seasonal: 2% of profiles hold 60% of the events (a hundred times the median profile), and time is uneven:
+# - seasonal: 2% of profiles hold 60% of the events (each about 75 times the median profile), and time is uneven:
 #   weekends a quarter of a weekday, summer a fifth and the winter break a tenth of term time, and one day in
 #   twenty a burst of four times its share.
 SHAPES = ("steady", "seasonal")
