@@ -75,9 +75,10 @@ def not_deleted_sql(profile_id_column: str, *, early_stop: bool = False) -> str:
 
 
 def hashed_scope_sql(profile_id_column: str, caller: Caller, filters: ActivityFilters) -> tuple[str, dict[str, Any]]:
-    """An admin's filtered scope as hashed sets on a profile_id column, for a walk of thousands of rows (search's
-    deep pages): the deleted profiles (`not_deleted_sql(early_stop=True)`) and, per filter, the holders of the
-    roles and the members of the departments, each read once from its index instead of looked up per row."""
+    """An admin's scope as hashed sets on a profile_id column, for a read of thousands of rows (search's deep pages,
+    get's count of the window's problems): the deleted profiles (`not_deleted_sql(early_stop=True)`) and, per
+    filter, the holders of the roles and the members of the departments, each read once from its index instead of
+    looked up per row. A NULL profile_id passes none of them."""
     assert caller.scope == "all", "only an admin sees every profile but the deleted ones"
     params: dict[str, Any] = {}
     where = [not_deleted_sql(profile_id_column, early_stop=True)]
