@@ -260,12 +260,14 @@ BEGIN
         WHERE (k.sessions, k.active_sessions)
               IS DISTINCT FROM (coalesce(d.sessions, 0), coalesce(d.active_sessions, 0));
         -- and a problem count that differs (a deleted problem leaves nothing to find it by): first one checksum of
-        -- every older problem's (profile, day) against the stored days', then, only if they differ, day by day
-        IF (SELECT coalesce(sum(uuid_hash_extended(x.profile_id,
-                                                   (x.created_at AT TIME ZONE 'UTC')::date - DATE '2000-01-01')), 0)
+        -- every older problem's (profile, day) against the stored days', then, only if they differ, day by day. The
+        -- hashes are cut to 32 bits so that both sums stay in bigint arithmetic (a day's count times a hash fits)
+        IF (SELECT coalesce(sum(uuid_hash_extended(x.profile_id, (x.created_at AT TIME ZONE 'UTC')::date
+                                                                 - DATE '2000-01-01') & 4294967295), 0)
             FROM public.problems x WHERE x.profile_id IS NOT NULL AND x.created_at < since)
            IS DISTINCT FROM
-           (SELECT coalesce(sum(d.problems * uuid_hash_extended(d.profile_id, d.day - DATE '2000-01-01')::numeric), 0)
+           (SELECT coalesce(sum(d.problems * (uuid_hash_extended(d.profile_id, d.day - DATE '2000-01-01')
+                                              & 4294967295)), 0)
             FROM activity.activity_daily d WHERE d.problems > 0 AND d.day < since_day)
         THEN
             INSERT INTO pg_temp.stale (profile_id, day, month)
