@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         "--seed", type=int, default=42, help="random seed: the same seed gives the same rows (default 42)"
     )
     seed.set_defaults(func=cmd_seed)
-    db.add_parser("refresh", help="refresh the materialized views").set_defaults(func=cmd_refresh)
+    db.add_parser("refresh", help="refresh the rollups (a full pass)").set_defaults(func=cmd_refresh)
 
     key = sub.add_parser("key", help="API keys").add_subparsers(dest="key", required=True)
     create = key.add_parser("create", help="print a new raw API key; only its hash is stored")

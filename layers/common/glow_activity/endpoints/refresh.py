@@ -18,13 +18,15 @@ from glow_activity.settings import get_settings
 app = create_app()
 
 
-def _refresh(trigger: str, requested_by: str | None, *, debounce: bool = False) -> RefreshResponse:
-    """An admin's call is a full pass; the schedule's and debounced ones are light unless a full pass is due."""
+def _refresh(
+    trigger: str, requested_by: str | None, *, debounce: bool = False, full_pass: bool | None = True
+) -> RefreshResponse:
+    """`full_pass`: True for an admin's call; None (light unless a full pass is due) for the schedule. A debounced
+    call is always the latter."""
     conn = db.connection()
     if debounce:
         result, ran = debounced_refresh(conn, trigger, requested_by, get_settings().refresh_min_interval_seconds)
     else:
-        full_pass = None if trigger == "schedule" else True
         result, ran = refresh_views(conn, trigger, requested_by, full_pass=full_pass), True
     if ran:
         expired = delete_expired_idempotency_records(conn)  # housekeeping rides on the refreshes
@@ -75,7 +77,7 @@ def scheduled_refresh(event: dict[str, Any]) -> dict[str, Any]:
     request_id = str(event.get("id") or "schedule")
     status = 200
     try:
-        return _refresh("schedule", None).model_dump()
+        return _refresh("schedule", None, full_pass=None).model_dump()
     except Exception:
         status = 500
         logger.exception("scheduled refresh failed")
