@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 ISSUER = "http://127.0.0.1/realms/glow"
+AUDIENCE = "glow-web"  # the web client's Keycloak client: its id tokens' `aud`
 
 
 def new_rsa_key() -> rsa.RSAPrivateKey:
@@ -81,10 +82,15 @@ class IdentityProvider:
         exp_in: int = 300,
         **claims: Any,
     ) -> str:
-        """An id token as Glow's Keycloak issues it: RS256, `kid` in the header, the given claims."""
+        """An id token as Glow's Keycloak issues it: RS256, `kid` in the header, our issuer and the web client's
+        audience, `email_verified: true` beside an `email` (Keycloak's verified addresses), the given claims (a claim
+        given as None is left out)."""
         kid = kid or self.kid
         now = int(time.time())
-        payload = {"iss": ISSUER, "iat": now, "exp": now + exp_in, "sub": str(uuid.uuid4()), **claims}
+        payload = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + exp_in, "sub": str(uuid.uuid4())}
+        if "email" in claims:
+            payload["email_verified"] = True
+        payload = {k: v for k, v in {**payload, **claims}.items() if v is not None}
         return jwt.encode(payload, key or self.keys.get(kid) or new_rsa_key(), algorithm="RS256", headers={"kid": kid})
 
     def bearer(self, **kwargs: Any) -> dict[str, str]:
@@ -98,12 +104,15 @@ class IdentityProvider:
 
 @contextmanager
 def identity_provider(monkeypatch: Any, **settings: str) -> Iterator[IdentityProvider]:
-    """The service configured for this provider (RS256 against its JWKS), with a fresh key cache."""
+    """The service configured for this provider (RS256 against its JWKS, its issuer, the web client's audience),
+    with a fresh key cache."""
     from glow_activity import auth
     from glow_activity.settings import get_settings
 
     provider = IdentityProvider()
     monkeypatch.setenv("JWT_JWKS_URL", provider.url)
+    monkeypatch.setenv("JWT_ISSUER", ISSUER)
+    monkeypatch.setenv("JWT_AUDIENCE", AUDIENCE)
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

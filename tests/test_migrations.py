@@ -18,7 +18,7 @@ from conftest import migrate_function
 from databases import catalog, new_database, public_objects_of_our_own
 from legacy import build_legacy_database
 
-from activity_dev import REPO_ROOT
+from activity_dev import REPO_ROOT, lambdas
 from activity_dev.events import LambdaContext
 from glow_activity import db, platform
 from glow_activity.migrate import MigrationRefused, migrate, migration_files, plan
@@ -211,13 +211,29 @@ class _CloudFormation(BaseHTTPRequestHandler):
         pass
 
 
+CFN_RESPONSE_URL = (
+    "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/arn%3Aaws%3Acloudformation/glow"
+    "?X-Amz-Signature=test"
+)
+
+
 @pytest.fixture
-def response_url() -> Iterator[str]:
+def response_url(monkeypatch: Any) -> Iterator[str]:
+    """CloudFormation's response URL; the function's PUT to it reaches a local server instead (the one seam: the
+    URL the function accepts is CloudFormation's own)."""
     _CloudFormation.replies = []
     server = HTTPServer(("127.0.0.1", 0), _CloudFormation)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/cfn-response"
+    module = lambdas.load_module(next(s for s in lambdas.functions() if s.logical_id == "MigrateFunction"))
+    real_put = module.put
+
+    def put_locally(url: str, body: bytes) -> int:
+        assert url == CFN_RESPONSE_URL
+        return real_put(f"http://127.0.0.1:{server.server_port}/cfn-response", body)
+
+    monkeypatch.setattr(module, "put", put_locally)
+    yield CFN_RESPONSE_URL
     server.shutdown()
 
 

@@ -31,6 +31,8 @@ EXPECTED = {
     "activity.activity_monthly_running": {"SELECT"},
     "activity.activity_profile_totals": {"SELECT"},
     "activity.activity_daily": {"SELECT"},
+    # the per-caller limit's buckets, through activity.take_request / flush_refusals (SECURITY INVOKER)
+    "activity.caller_requests": {"SELECT", "INSERT", "UPDATE", "DELETE"},
 }
 
 GRANTS_SQL = """
@@ -47,7 +49,8 @@ def test_activity_runtime_holds_exactly_what_the_functions_need(conn: Any) -> No
     for relation, privilege in conn.run(GRANTS_SQL):
         held.setdefault(relation, set()).add(privilege)
     assert held == EXPECTED
-    # no column-level grants either, and of functions only the refresh (SECURITY DEFINER, pinned search_path)
+    # no column-level grants either; of functions the refresh (SECURITY DEFINER, pinned search_path) and the
+    # limiter's two, which run as the caller
     column_grants = conn.run(
         "SELECT count(*) FROM pg_attribute CROSS JOIN LATERAL aclexplode(attacl) a"
         " WHERE a.grantee = 'activity_runtime'::regrole"
@@ -58,7 +61,11 @@ def test_activity_runtime_holds_exactly_what_the_functions_need(conn: Any) -> No
         " JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'activity'"
         " WHERE has_function_privilege('activity_runtime', p.oid, 'EXECUTE')"
     )
-    assert functions == [["activity.refresh_rollups(boolean)", True, ["search_path=pg_catalog, pg_temp"]]]
+    assert sorted(functions) == [
+        ["activity.flush_refusals()", False, ["search_path=pg_catalog, pg_temp"]],
+        ["activity.refresh_rollups(boolean)", True, ["search_path=pg_catalog, pg_temp"]],
+        ["activity.take_request(uuid,integer,text,text,text)", False, None],
+    ]
     assert conn.run("SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'activity_runtime'") == [[False, False]]
 
 

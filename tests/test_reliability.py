@@ -386,8 +386,13 @@ def test_fifty_parallel_invocations_lose_and_duplicate_nothing(
         else:
             calls.append(("docs", {}, ta.headers))
     results = invoke_concurrently(calls)
-    assert [r.status for r in results] == [200] * 50, [
-        (c[0], r.status, r.body) for c, r in zip(calls, results, strict=True) if r.status != 200
+    # the admin's six exports at once: one runs at a time for a caller, and a request while it runs answers it (202
+    # as polling it would, or 200 once it is done): each answer names an export some answer started
+    exports = [r for c, r in zip(calls, results, strict=True) if c[0] == "export"]
+    assert {r.status for r in exports} <= {200, 202}
+    assert all(r.body["upload_id"] in {e.body["upload_id"] for e in exports if e.status == 200} for r in exports)
+    assert [r.status for c, r in zip(calls, results, strict=True) if c[0] != "export"] == [200] * 44, [
+        (c[0], r.status, r.body) for c, r in zip(calls, results, strict=True) if r.status not in (200, 202)
     ]
     unique = [c for c in calls if c[0] == "problem" and "Idempotency-Key" not in c[2]]
     messages = [

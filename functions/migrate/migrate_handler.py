@@ -4,19 +4,25 @@ This is the only function that holds the master (or migration) secret, so it als
 (`{"command": ...}`, glow_activity.operator): IAM's lambda:InvokeFunction is who may.
 
 It always answers CloudFormation, SUCCESS or FAILED, and answers FAILED itself shortly before the Lambda
-timeout if the database never comes up, so a stack never hangs waiting for it.
+timeout if the database never comes up, so a stack never hangs waiting for it. It answers only CloudFormation's own
+response URLs (a pre-signed https URL of its response bucket): an event naming any other URL is refused before
+anything is done, so that the function cannot be made to PUT to an address of someone's choosing. Every operator
+command is audited with channel `operator`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from glow_activity import db
+from glow_activity.audit import write_audit
 from glow_activity.migrate import MigrationRefused, ensure_runtime_login, migrate
 from glow_activity.observability import logger
 from glow_activity.operator import OperatorError, run_command
@@ -24,6 +30,31 @@ from glow_activity.settings import get_settings
 
 PHYSICAL_ID = "glow-activity-migrations"
 SAFETY_MARGIN_SECONDS = 15
+# CloudFormation's custom-resource response bucket in every partition: cloudformation-custom-resource-response-
+# <region>.s3[.<region>|-<region>].amazonaws.com[.cn], path-style or virtual-hosted.
+_RESPONSE_HOST = re.compile(
+    r"^(cloudformation-custom-resource-response-[a-z0-9-]+\.)?s3([.-][a-z0-9-]+)*\.amazonaws\.com(\.cn)?$"
+)
+_REQUEST_TYPES = ("Create", "Update", "Delete")
+
+
+def is_cloudformation_event(event: dict[str, Any]) -> bool:
+    """A custom-resource request whose answer goes to CloudFormation's own response bucket over https."""
+    url = event.get("ResponseURL")
+    if event.get("RequestType") not in _REQUEST_TYPES or not isinstance(url, str):
+        return False
+    if not all(isinstance(event.get(k), str) for k in ("StackId", "RequestId", "LogicalResourceId")):
+        return False
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    path_style = host.startswith("s3") and parts.path.startswith("/cloudformation-custom-resource-response-")
+    return (
+        parts.scheme == "https"
+        and parts.port in (None, 443)
+        and bool(_RESPONSE_HOST.match(host))
+        and (host.startswith("cloudformation-custom-resource-response-") or path_style)
+        and str(event["StackId"]).startswith("arn:aws")
+    )
 
 
 class _Reply:
@@ -51,33 +82,63 @@ class _Reply:
                 "Data": data or {},
             }
         ).encode()
-        request = urllib.request.Request(  # noqa: S310 - CloudFormation's pre-signed https URL
-            self.event["ResponseURL"],
-            data=body,
-            method="PUT",
-            headers={"Content-Type": "", "Content-Length": str(len(body))},
+        logger.info(
+            "answered CloudFormation", extra={"status": status, "http_status": put(self.event["ResponseURL"], body)}
         )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - CloudFormation's URL
-            logger.info("answered CloudFormation", extra={"status": status, "http_status": response.status})
 
 
-def operator_command(event: dict[str, Any]) -> dict[str, Any]:
-    """An operator's command: its result, or {"error": why}. Raw keys in the result are not logged."""
-    logger.info("operator command", extra={"command": event.get("command")})
+def put(url: str, body: bytes) -> int:
+    """PUT the answer to CloudFormation's pre-signed URL (checked by is_cloudformation_event); its HTTP status."""
+    request = urllib.request.Request(  # noqa: S310 - CloudFormation's pre-signed https URL
+        url, data=body, method="PUT", headers={"Content-Type": "", "Content-Length": str(len(body))}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - CloudFormation's URL
+        return int(response.status)
+
+
+def operator_command(event: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """An operator's command: its result, or {"error": why}, audited (channel operator, the Lambda request id).
+    Raw keys in the result are not logged."""
+    command = str(event.get("command"))[:100]
+    logger.info("operator command", extra={"command": command})
+    status = 200
     try:
-        return {"ok": True, **run_command(db.connection(), event, get_settings().db_attached)}
+        return {"ok": True, **run_command(db.connection(owner=True), event, get_settings().db_attached)}
     except (OperatorError, MigrationRefused) as exc:
+        status = 400
         return {"ok": False, "error": str(exc)}
     except Exception as exc:
+        status = 500
         db.reset_connections()
         logger.exception("operator command failed")
         return {"ok": False, "error": f"{type(exc).__name__}: the command failed; the function's log has more."}
+    finally:
+        _audit_operator(command, status, request_id)
+
+
+def _audit_operator(command: str, status: int, request_id: str) -> None:
+    try:
+        write_audit(
+            db.connection(owner=True),
+            operation=command,
+            profile_id=None,
+            api_key_id=None,
+            channel="operator",
+            status_code=status,
+            request_id=request_id,
+        )
+    except Exception:
+        db.reset_connections()
+        logger.exception("audit write failed", extra={"operation": command})
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "command" in event:
-        return operator_command(event)
+        return operator_command(event, str(getattr(context, "aws_request_id", "") or "operator"))
+    if not is_cloudformation_event(event):
+        logger.error("refused: neither an operator command nor a CloudFormation request to its own response URL")
+        return {"Status": "FAILED", "Reason": "Not a CloudFormation custom-resource request."}
     reply = _Reply(event)
     remaining = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
     timer = threading.Timer(max(1.0, remaining), reply.send, args=("FAILED", "Migrations timed out."))
@@ -87,7 +148,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         if event["RequestType"] in ("Create", "Update"):
             settings = get_settings()
-            conn = db.connection()
+            conn = db.connection(owner=True)
             applied = migrate(conn, attached=settings.db_attached)
             if settings.db_runtime_secret_arn:
                 runtime = db.read_secret(settings.db_runtime_secret_arn)

@@ -1,8 +1,8 @@
 """HTTP plumbing shared by the seven functions.
 
-`handle()` is what each Lambda handler calls: request id, body limits, authentication, JSON checks,
-the Powertools resolver (routing, request validation, gzip), the contract's error body, and the audit
-row. Routes read the authenticated caller from `invocation()`.
+`handle()` is what each Lambda handler calls: request id, body limits, authentication (what needs no database
+first), the per-caller limit, JSON checks, the Powertools resolver (routing, request validation, gzip), the
+contract's error body, and the audit row. Routes read the authenticated caller from `invocation()`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import binascii
 import gzip
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -25,18 +26,20 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from . import API_PREFIX, db
 from .audit import write_audit
-from .auth import Caller, authenticate
+from .auth import Caller, caller_of, credentials_of
 from .errors import (
     ApiError,
     BadRequest,
     PayloadTooLarge,
     ServiceUnavailable,
+    TooManyRequests,
     Unprocessable,
     UnsupportedMediaType,
     error_body,
     first_problem,
     validation_detail,
 )
+from .limits import take_request
 from .models import ActivityFilters, ErrorResponse, iso
 from .observability import logger, metrics
 from .scope import scope_key
@@ -56,6 +59,11 @@ class Invocation:
     # The id a write of this invocation creates, chosen once before its first attempt: a retry on a new connection
     # inserts the same id, so it can never make a second row (problem_reports.create_problem).
     write_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # Headers every answer to this invocation carries (the caller's RateLimit fields).
+    response_headers: dict[str, str] = field(default_factory=dict)
+    # An operation run from inside another invocation (an MCP tools/call): its caller was authenticated and counted
+    # against the limit once, by the outer request.
+    nested: bool = False
 
     @property
     def authenticated(self) -> Caller:
@@ -83,8 +91,17 @@ ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
         (413, "The body is larger than 1 MiB."),
         (415, "The body is not JSON."),
         (422, "The body does not match the schema."),
+        (
+            429,
+            "Over the caller's limit of requests a minute (or, for export, of exports running); nothing ran. "
+            "Retry after Retry-After seconds.",
+        ),
         (500, "Internal error; the body carries only the request id."),
-        (503, "The database is unreachable; retry after Retry-After seconds."),
+        (
+            503,
+            "The database is unreachable or its connections are used up (or, for an admin's refresh, another "
+            "refresh did not finish in time); nothing ran. Retry after Retry-After seconds.",
+        ),
     )
 }
 
@@ -234,10 +251,12 @@ GZIP_LEVEL = 1
 
 
 def _finish(result: dict[str, Any], inv: Invocation) -> dict[str, Any]:
-    """Every response: the request id, no body on 304, and gzip whenever the client accepts it (one place
-    for successes and errors alike)."""
+    """Every response: the request id, the caller's RateLimit fields, no body on 304, and gzip whenever the client
+    accepts it (one place for successes and errors alike)."""
     headers = result.setdefault("headers", {})
     headers["X-Request-Id"] = inv.request_id
+    for name, value in inv.response_headers.items():
+        headers.setdefault(name, value)
     if result.get("statusCode") == 304:
         result["body"] = ""
         result["isBase64Encoded"] = False
@@ -290,10 +309,17 @@ def _audit(inv: Invocation, status_code: int) -> None:
 
 
 def _authenticate(headers: dict[str, str]) -> Caller:
-    """Authenticate; a container's connection that died while idle (the cluster paused, a failover) is
-    reopened once here, on the request's first and read-only query, instead of failing the request."""
+    """Authenticate: whatever needs no database first (a request without credentials, or with a token that does
+    not verify, never opens a connection), then the key and the profile."""
+    credentials = credentials_of(headers)
+    return _on_live_connection(lambda conn: caller_of(conn, credentials))
+
+
+def _on_live_connection[T](run: Callable[[db.Connection], T]) -> T:
+    """`run` on the container's connection; one that died while idle (the cluster paused, a failover) is reopened
+    once, for the request's first statements (authentication, the limit), instead of failing the request."""
     try:
-        return authenticate(db.connection(), headers)
+        return run(db.connection())
     except ApiError:
         raise
     except Exception as exc:
@@ -301,7 +327,36 @@ def _authenticate(headers: dict[str, str]) -> Caller:
             raise
         logger.info("stale database connection, reconnecting")
         db.reset_connections()
-        return authenticate(db.connection(), headers)
+        return run(db.connection())
+
+
+def _limit(inv: Invocation) -> None:
+    """The caller's limit (CALLER_REQUESTS_PER_MINUTE across every function and container): a 429 runs nothing.
+    The caller's first refusal in a minute is audited as any call; its others that minute become one audit row
+    with their count (limits.take_request), never a row each."""
+    per_minute = get_settings().caller_requests_per_minute
+    if inv.nested or per_minute <= 0:
+        return
+    allowance = _on_live_connection(
+        lambda conn: take_request(
+            conn,
+            inv.authenticated.profile_id,
+            per_minute,
+            operation=inv.operation,
+            channel=inv.channel,
+            request_id=inv.request_id,
+        )
+    )
+    inv.response_headers.update(allowance.headers())
+    if not allowance.allowed:
+        inv.audited = not allowance.audit_refusal
+        logger.warning("caller over its limit", extra={"retry_after": allowance.reset_seconds})
+        metrics.add_metric(name="CallerThrottled", unit="Count", value=1)
+        raise TooManyRequests(
+            f"More than {per_minute} requests in a minute from this caller; nothing ran. "
+            f"Try again in {allowance.reset_seconds} s.",
+            allowance.reset_seconds,
+        )
 
 
 Respond = Callable[[Invocation, dict[str, Any]], dict[str, Any]]
@@ -356,21 +411,25 @@ def serve(
     """What every request gets, whatever answers it: a request id, the checks of `before_auth` (protocol checks
     that need no caller), authentication, the contract's error body for every failure, one audit row, and the
     finished response (request id header, gzip). `respond` makes the answer for the authenticated invocation."""
+    started = time.perf_counter()
     headers = _lower_headers(event)
     request_id = str((event.get("requestContext") or {}).get("requestId") or uuid.uuid4())
+    outer = _current.get(None)
     inv = Invocation(
         operation=operation,
         request_id=request_id,
         headers=headers,
         channel=channel or ("mcp" if headers.get("x-mcp", "").strip() else "api"),
+        nested=outer is not None,
     )
     token = _current.set(inv)
     logger.append_keys(request_id=request_id, operation=operation, channel=inv.channel)
     try:
         if before_auth is not None:
             before_auth(headers, event)
-        inv.caller = _authenticate(headers)
+        inv.caller = outer.caller if outer is not None and outer.caller is not None else _authenticate(headers)
         logger.append_keys(caller=inv.caller.profile_id)
+        _limit(inv)
         result = _respond_retrying(inv, event, respond)
     except ApiError as exc:
         result = _error_result(exc)
@@ -393,6 +452,9 @@ def serve(
             }
     finally:
         _current.reset(token)
-    _audit(inv, int(result.get("statusCode", 500)))
+    status = int(result.get("statusCode", 500))
+    _audit(inv, status)
+    # one line per request: the dashboard's top callers, by requests and by 429s, are read from these
+    logger.info("request", extra={"status": status, "ms": round((time.perf_counter() - started) * 1000, 1)})
     logger.remove_keys(["caller"])
     return _finish(result, inv)

@@ -1,8 +1,11 @@
-"""Who is calling: X-Api-Key and/or Bearer JWT, checked against the database.
+"""Who is calling: X-Api-Key and/or Bearer JWT.
 
-Permissions always come from the caller's active roles and departments in the database (their scope through
-ROLE_SCOPES), never from token claims. A request without credentials and one whose credentials fail get two
-different 401 messages, never a hint of which part failed.
+Authentication has two halves. `credentials_of` checks everything that needs no database (a credential header at
+all, the header's form, a token's signature, expiry, issuer, audience and identity claim) and so refuses garbage
+before any connection is opened; `caller_of` then looks the key and the profile up. Permissions always come from
+the caller's active roles and departments in the database (their scope through ROLE_SCOPES), never from token
+claims. A request without credentials and one whose credentials fail get two different 401 messages, never a hint
+of which part failed.
 """
 
 from __future__ import annotations
@@ -56,18 +59,23 @@ _CALLER_COLUMNS = """p.id::text,
        ARRAY(SELECT d.department_id FROM profile_departments d WHERE d.profile_id = p.id
              ORDER BY d.department_id)"""
 
-# At most two rows, so that an e-mail shared by two profiles is told apart from one that names exactly one.
 _CALLER_BY_ID_SQL = f"""
 SELECT {_CALLER_COLUMNS}
 FROM profiles p
 WHERE p.id = CAST(:profile_id AS uuid) AND p.deleted_at IS NULL
 """
+# The profiles whose e-mail equals the token's but for the case of ASCII letters. lower() finds them through the
+# platform index on lower(email); translate() then keeps only those that differ in ASCII letters alone, so that
+# look-alike characters (a Kelvin sign for a K, a dotted capital I) that lower() would fold never match.
+_ASCII_UPPER, _ASCII_LOWER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
 _CALLER_BY_EMAIL_SQL = f"""
 SELECT {_CALLER_COLUMNS}
 FROM profiles p
 WHERE lower(p.email) = lower(:email) AND p.deleted_at IS NULL
+  AND translate(p.email, '{_ASCII_UPPER}', '{_ASCII_LOWER}') = :folded
 LIMIT 2
 """
+_FOLD = str.maketrans(_ASCII_UPPER, _ASCII_LOWER)
 
 # The key and its holder's permissions in one round trip (the common case: an API key alone). An application's
 # key has no holder: its profile columns are NULL.
@@ -78,6 +86,19 @@ WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL
   AND (k.expires_at IS NULL OR k.expires_at > now())
   AND (k.profile_id IS NULL OR p.deleted_at IS NULL)
 """
+
+MAX_KEY_LENGTH = 512
+MAX_CLAIM_LENGTH = 320
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a request's headers claim, checked as far as it can be without the database: the hash of its API key
+    (if any) and the profile its token names (`claim` is profile_id, sub or email; None without a token)."""
+
+    key_hash: str | None
+    claim: str | None = None
+    value: str | None = None
 
 
 def _caller(row: list[Any], api_key_id: str | None) -> Caller:
@@ -94,32 +115,33 @@ def load_caller(conn: Connection, profile_id: str, api_key_id: str | None) -> Ca
 
 
 def _caller_by_email(conn: Connection, email: str, api_key_id: str | None) -> Caller:
-    """The one non-deleted profile with this e-mail, in any letter case; none or several: 401."""
-    rows = conn.run(_CALLER_BY_EMAIL_SQL, email=email)
+    """The one non-deleted profile with this e-mail, ignoring the case of ASCII letters; none or several: 401."""
+    rows = conn.run(_CALLER_BY_EMAIL_SQL, email=email, folded=email.translate(_FOLD))
     if len(rows) != 1:
         raise Unauthorized()
     return _caller(rows[0], api_key_id)
 
 
-def _api_key(conn: Connection, raw_key: str) -> tuple[str, Caller | None]:
+def _api_key(conn: Connection, key_hash: str) -> tuple[str, Caller | None]:
     """The key's id and the profile it acts as (None for an application's key)."""
-    if not raw_key or len(raw_key) > 512:
-        raise Unauthorized()
-    rows = conn.run(_API_KEY_SQL, key_hash=hash_api_key(raw_key))
+    rows = conn.run(_API_KEY_SQL, key_hash=key_hash)
     if not rows:
         raise Unauthorized()
     key_id, pid = rows[0][0], rows[0][1]
     return key_id, (_caller(rows[0][1:], key_id) if pid is not None else None)
 
 
-@lru_cache(maxsize=1)
-def _jwt_secret(secret: str | None, secret_arn: str | None) -> str | None:
-    if secret:
-        return secret
-    if secret_arn:
+# A rotated HS256 secret takes effect within this long: Powertools keeps the secret for max_age, then reads it again.
+JWT_SECRET_MAX_AGE_SECONDS = 900
+
+
+def _jwt_secret(settings: Settings) -> str | None:
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    if settings.jwt_secret_arn:
         from aws_lambda_powertools.utilities import parameters
 
-        return str(parameters.get_secret(secret_arn, max_age=3600))
+        return str(parameters.get_secret(settings.jwt_secret_arn, max_age=JWT_SECRET_MAX_AGE_SECONDS))
     return None
 
 
@@ -146,14 +168,19 @@ def _signing_key(token: str, settings: Settings) -> tuple[Any, list[str]]:
         if key is None:
             raise Unauthorized()
         return key, ["RS256"]
-    secret = _jwt_secret(settings.jwt_secret, settings.jwt_secret_arn)
+    secret = _jwt_secret(settings)
     if not secret:
         raise Unauthorized()
     return secret, ["HS256"]
 
 
+# `exp` may be this many seconds past: the clocks of the identity provider and of Lambda differ a little.
+EXP_LEEWAY_SECONDS = 5
+
+
 def token_claims(token: str, settings: Settings) -> dict[str, Any]:
-    """The claims of a token whose signature, `exp` and (when configured) `iss`/`aud` verify; else 401."""
+    """The claims of a token whose signature and `exp` verify, and its `iss` and `aud` when configured (always with
+    a JWKS: settings.check); else 401."""
     import jwt  # only Bearer callers pay for this import
 
     try:
@@ -167,9 +194,9 @@ def token_claims(token: str, settings: Settings) -> dict[str, Any]:
                 "verify_aud": bool(settings.jwt_audience),
                 "verify_iss": bool(settings.jwt_issuer),
             },
-            audience=settings.jwt_audience,
+            audience=list(settings.jwt_audience) or None,
             issuer=settings.jwt_issuer,
-            leeway=5,
+            leeway=EXP_LEEWAY_SECONDS,
         )
     except Unauthorized:
         raise
@@ -180,49 +207,79 @@ def token_claims(token: str, settings: Settings) -> dict[str, Any]:
     return claims
 
 
-def token_caller(conn: Connection, claims: dict[str, Any], settings: Settings, api_key_id: str | None) -> Caller:
-    """The profile a token names: the first claim of JWT_IDENTITY_CLAIMS that it carries. `profile_id` and `sub`
-    are a profile id; `email` must name exactly one non-deleted profile, in any letter case."""
+def identity_claim(claims: dict[str, Any], settings: Settings) -> tuple[str, str]:
+    """The claim that names the caller's profile: the first of JWT_IDENTITY_CLAIMS that the token carries.
+    `profile_id` and `sub` must be a profile id; `email` counts only when the identity provider vouches for it
+    (`email_verified: true`): an unverified address names no one."""
     for name in settings.jwt_identity_claims:
         value = claims.get(name)
         if value is None or value == "":
             continue
-        if not isinstance(value, str) or len(value) > 320:
+        if not isinstance(value, str) or len(value) > MAX_CLAIM_LENGTH:
             raise Unauthorized()
         if name == "email":
-            return _caller_by_email(conn, value.strip(), api_key_id)
+            if claims.get("email_verified") is not True:
+                raise Unauthorized()
+            return name, value.strip()
         try:
-            profile_id = str(UUID(value))
+            return name, str(UUID(value))
         except ValueError:
             raise Unauthorized() from None
-        return load_caller(conn, profile_id, api_key_id)
     raise Unauthorized()
 
 
-def authenticate(conn: Connection, headers: dict[str, str]) -> Caller:
-    """The caller of a request whose header names are lower-case (as API Gateway v2 sends them).
-
-    A person's key alone names its profile. With a Bearer token, the token names the caller and a key sent
-    with it must be valid too (its id goes into the audit row); an application's key (no profile) is valid
-    only that way."""
+def credentials_of(headers: dict[str, str]) -> Credentials:
+    """The request's credentials (header names lower-case, as API Gateway v2 sends them), refused with a 401 here
+    whenever that needs no database: no credential header, a malformed one, a token that does not verify or names
+    no profile."""
     raw_key = headers.get("x-api-key")
     authorization = headers.get("authorization")
     if raw_key is None and authorization is None:
         raise Unauthorized()
     try:
-        return _authenticate(conn, raw_key, authorization)
+        return _credentials(raw_key, authorization)
     except Unauthorized:
         raise InvalidCredentials() from None
 
 
-def _authenticate(conn: Connection, raw_key: str | None, authorization: str | None) -> Caller:
-    key_id, key_caller = _api_key(conn, raw_key.strip()) if raw_key is not None else (None, None)
-    if authorization is None:
-        if key_caller is None:  # an application's key alone identifies no one
+def _credentials(raw_key: str | None, authorization: str | None) -> Credentials:
+    key_hash = None
+    if raw_key is not None:
+        raw_key = raw_key.strip()
+        if not raw_key or len(raw_key) > MAX_KEY_LENGTH:
             raise Unauthorized()
-        return key_caller
+        key_hash = hash_api_key(raw_key)
+    if authorization is None:
+        return Credentials(key_hash)
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized()
     settings = get_settings()
-    return token_caller(conn, token_claims(token.strip(), settings), settings, key_id)
+    claim, value = identity_claim(token_claims(token.strip(), settings), settings)
+    return Credentials(key_hash, claim, value)
+
+
+def caller_of(conn: Connection, credentials: Credentials) -> Caller:
+    """The caller the credentials name, from the database. A person's key alone names its profile. With a Bearer
+    token, the token names the caller and a key sent with it must be valid too (its id goes into the audit row);
+    an application's key (no profile) is valid only that way."""
+    try:
+        return _caller_of(conn, credentials)
+    except Unauthorized:
+        raise InvalidCredentials() from None
+
+
+def _caller_of(conn: Connection, credentials: Credentials) -> Caller:
+    key_id, key_caller = _api_key(conn, credentials.key_hash) if credentials.key_hash else (None, None)
+    if credentials.claim is None or credentials.value is None:
+        if key_caller is None:  # an application's key alone identifies no one
+            raise Unauthorized()
+        return key_caller
+    if credentials.claim == "email":
+        return _caller_by_email(conn, credentials.value, key_id)
+    return load_caller(conn, credentials.value, key_id)
+
+
+def authenticate(conn: Connection, headers: dict[str, str]) -> Caller:
+    """Both halves at once, for tools that hold a connection already."""
+    return caller_of(conn, credentials_of(headers))

@@ -130,14 +130,70 @@ def connect_params(settings: Settings, *, reader: bool = False) -> ConnectParams
     return _aws_params(settings, host)
 
 
+@dataclass(frozen=True)
+class Session:
+    """A connection's settings. The functions' LOGIN user carries them as role defaults (`ALTER ROLE ... SET`, set by
+    whoever creates that user: `migrate.ensure_runtime_login`), so that its connections need no `SET` and carry no
+    session state (docs/DECISIONS.md, "Connections without session state"); every other connection sets them."""
+
+    statement_timeout_ms: int = 0
+    parallel_workers: int | None = None
+    random_page_cost: float | None = None
+    # A transaction left open and idle (a client that died between two statements) is ended after this long, so that
+    # it never holds back vacuum on the platform's tables. 0: never.
+    idle_in_transaction_timeout_ms: int = 0
+
+    def values(self) -> dict[str, str]:
+        """Setting -> value, as `SET` and `ALTER ROLE ... SET` take them."""
+        values = {"TimeZone": "UTC", "search_path": "public", "statement_timeout": str(int(self.statement_timeout_ms))}
+        if self.parallel_workers is not None:
+            values["max_parallel_workers_per_gather"] = str(int(self.parallel_workers))
+        if self.random_page_cost is not None:
+            values["random_page_cost"] = str(float(self.random_page_cost))
+        if self.idle_in_transaction_timeout_ms:
+            values["idle_in_transaction_session_timeout"] = str(int(self.idle_in_transaction_timeout_ms))
+        return values
+
+    def set_sql(self) -> str:
+        # The platform's tables are named plainly and live in public; the service's own are always written
+        # activity.<name>. A pinned search_path keeps a schema named after the login user out of the way.
+        return "; ".join(f"SET {name} = '{value}'" for name, value in self.values().items())
+
+
+def runtime_session(settings: Settings) -> Session:
+    """The functions' settings (the role defaults of their LOGIN user)."""
+    return Session(
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        parallel_workers=settings.db_parallel_workers,
+        random_page_cost=settings.db_random_page_cost,
+        idle_in_transaction_timeout_ms=IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    )
+
+
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 300_000
+
+
+def has_role_defaults(conn: Connection) -> bool:
+    """Whether this connection's role carries the runtime's settings as defaults, read from what the server reported
+    at startup (no round trip): a user made by `ensure_runtime_login` starts in UTC and is never a superuser. Any
+    other user (a developer's own superuser in DATABASE_URL, a server whose time zone is not UTC) sets them."""
+    statuses = conn.parameter_statuses
+    return statuses.get("TimeZone") == "UTC" and statuses.get("is_superuser") == "off"
+
+
 def open_connection(
     params: ConnectParams,
     attempts: int = 1,
     statement_timeout_ms: int = 0,
     parallel_workers: int | None = None,
     random_page_cost: float | None = None,
+    *,
+    session: Session | None = None,
+    role_defaults: bool = False,
 ) -> Connection:
-    """Connect, retrying with backoff (an Aurora cluster resuming from 0 ACU takes ~15-30 s)."""
+    """Connect, retrying with backoff (an Aurora cluster resuming from 0 ACU takes ~15-30 s). The session's settings
+    are SET in one round trip, unless `role_defaults` says the login carries them (and the server confirms it)."""
+    session = session or Session(statement_timeout_ms, parallel_workers, random_page_cost)
     delay = 0.5
     for attempt in range(1, attempts + 1):
         try:
@@ -146,16 +202,8 @@ def open_connection(
             # bounded by statement_timeout on the server instead.
             conn._usock.settimeout(None)
             _register_fast_parsers(conn)
-            # The platform's tables are named plainly and live in public; the service's own are always written
-            # activity.<name>. A pinned search_path keeps a schema named after the login user out of the way.
-            session = (
-                f"SET TIME ZONE 'UTC'; SET search_path = public; SET statement_timeout = {int(statement_timeout_ms)}"
-            )
-            if parallel_workers is not None:
-                session += f"; SET max_parallel_workers_per_gather = {int(parallel_workers)}"
-            if random_page_cost is not None:
-                session += f"; SET random_page_cost = {float(random_page_cost)}"
-            conn.run(session)  # one round trip (simple protocol)
+            if not (role_defaults and has_role_defaults(conn)):
+                conn.run(session.set_sql())  # one round trip (simple protocol)
             return conn
         except (InterfaceError, OSError, DatabaseError) as exc:
             if attempt == attempts or not is_unavailable(exc):
@@ -200,18 +248,20 @@ class _PerContainer(threading.local):
 _state = _PerContainer()
 
 
-def connection(*, reader: bool = False) -> Connection:
-    """The container's connection (reader endpoint for read-only work when one is configured)."""
+def connection(*, reader: bool = False, owner: bool = False) -> Connection:
+    """The container's connection (reader endpoint for read-only work when one is configured). `owner`: the migration
+    function's, as the master or migration user, with no statement timeout (building an index takes what it takes)."""
     settings = get_settings()
-    role = "reader" if reader and settings.db_reader_host and not settings.database_url else "writer"
+    role = (
+        "owner" if owner else "reader" if reader and settings.db_reader_host and not settings.database_url else "writer"
+    )
     conn = _state.connections.get(role)
     if conn is None:
         conn = open_connection(
             connect_params(settings, reader=role == "reader"),
             settings.db_connect_attempts,
-            settings.db_statement_timeout_ms,
-            settings.db_parallel_workers,
-            settings.db_random_page_cost,
+            session=Session() if owner else runtime_session(settings),
+            role_defaults=not owner,
         )
         _state.connections[role] = conn
     return conn
@@ -270,26 +320,63 @@ def read_snapshot(conn: Connection, first_query: str) -> Iterator[list[list[Any]
 
 
 # The API's connections are set for short reads over cached pages (settings.db_parallel_workers and
-# db_random_page_cost); bulk work restores the server's planner settings for its transaction.
-BULK_PLANNER_SQL = "SET LOCAL max_parallel_workers_per_gather TO DEFAULT; SET LOCAL random_page_cost TO DEFAULT"
+# db_random_page_cost, the runtime role's defaults); bulk work (refresh, export) reads whole tables and takes
+# PostgreSQL's own planner values for its transaction. Written out, not `TO DEFAULT`: that would be the role's.
+BULK_PLANNER_SQL = "SET LOCAL max_parallel_workers_per_gather = 2; SET LOCAL random_page_cost = 4"
+
+
+class LockNotAvailable(Exception):
+    """Another session holds the lock, and waiting for it would take longer than allowed."""
+
+
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def take_session_lock(conn: Connection, key: int, *, wait_seconds: float | None = None) -> bool:
+    """Take the session advisory lock `key`: at once or not at all (`wait_seconds=0`: True or False), waiting at most
+    `wait_seconds` (LockNotAvailable past it), or as long as it takes (None). The wait's lock_timeout and the lifted
+    statement timeout are the transaction's own (SET LOCAL), so the connection carries no setting afterwards; the
+    lock itself stays the session's until `release_session_lock` (or the connection's end)."""
+    key = int(key)
+    if wait_seconds == 0:
+        return bool(conn.run("SELECT pg_try_advisory_lock(:key)", key=key)[0][0])
+    lock_timeout_ms = 0 if wait_seconds is None else max(1, int(wait_seconds * 1000))
+    try:
+        conn.run(
+            f"BEGIN; SET LOCAL lock_timeout = {lock_timeout_ms}; SET LOCAL statement_timeout = 0;"
+            f" SELECT pg_advisory_lock({key}); COMMIT"
+        )
+    except DatabaseError as exc:
+        _rollback_quietly(conn)
+        if exc.args and isinstance(exc.args[0], dict) and exc.args[0].get("C") == _LOCK_NOT_AVAILABLE:
+            raise LockNotAvailable() from None
+        raise
+    return True
+
+
+def release_session_lock(conn: Connection, key: int) -> None:
+    try:
+        conn.run("SELECT pg_advisory_unlock(:key)", key=int(key))
+    except Exception:  # noqa: S110 - a dead connection has released the lock already
+        pass
+
+
+def _rollback_quietly(conn: Connection) -> None:
+    try:
+        conn.run("ROLLBACK")
+    except Exception:  # noqa: S110 - nothing was begun, or the connection is gone (the caller sees the error)
+        pass
 
 
 @contextmanager
-def session_lock(conn: Connection, key: int) -> Iterator[None]:
-    """Hold the session advisory lock `key` (waiting for it as long as it takes), with the connection's statement
-    timeout lifted meanwhile: long work under a lock (a refresh, a migration) is bounded by the Lambda's timeout.
-    Released here, or by PostgreSQL when the connection dies; the statement timeout is then restored."""
-    timeout = conn.run("SHOW statement_timeout")[0][0]
-    conn.run("SET statement_timeout = 0")
+def session_lock(conn: Connection, key: int, *, wait_seconds: float | None = None) -> Iterator[None]:
+    """Hold the session advisory lock `key` for the block (`take_session_lock` says how long it may wait). Released
+    here, or by PostgreSQL when the connection dies. Long work under it sets its own statement timeout."""
+    take_session_lock(conn, key, wait_seconds=wait_seconds)
     try:
-        conn.run("SELECT pg_advisory_lock(:key)", key=key)
         yield
     finally:
-        try:
-            conn.run("SELECT pg_advisory_unlock(:key)", key=key)
-            conn.run("SELECT set_config('statement_timeout', :value, false)", value=timeout)
-        except Exception:  # noqa: S110 - a dead connection has released the lock already
-            pass
+        release_session_lock(conn, key)
 
 
 @contextmanager

@@ -86,6 +86,16 @@ class Unprocessable(ApiError):
         self.detail = detail or []
 
 
+class TooManyRequests(ApiError):
+    """Over a limit (the caller's requests a minute, or the exports running at once): nothing ran."""
+
+    status_code = 429
+    default_message = "Too many requests; try again after Retry-After seconds."
+
+    def __init__(self, message: str | None = None, retry_after: int = 1, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, headers={**(headers or {}), "Retry-After": str(max(1, int(retry_after)))})
+
+
 class UpstreamFailed(ApiError):
     status_code = 502
     default_message = "A storage service failed; nothing was saved. Try again."

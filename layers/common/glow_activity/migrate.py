@@ -6,7 +6,10 @@ A migration is planned from the database's catalog, then carried out step by ste
 3. adoption of a standalone database built by the previous layout (its objects move from `public` to
    `activity`, nothing is rebuilt);
 4. the service's SQL migrations (`migrations/NNNN_*.sql`, each in one transaction, recorded in
-   `activity.schema_migrations`; everything in them lives in schema `activity`);
+   `activity.schema_migrations`; everything in them lives in schema `activity`): DDL and data moves, run once;
+4b. the SQL objects that are code (`migrations/functions/*.sql`): repeatable, `CREATE OR REPLACE`, applied again
+   whenever a file's content differs from what `activity.schema_repeatables` recorded (Flyway's repeatable
+   migrations), so that a fix to a function is an edit of its one file;
 5. the indexes the service asks of the platform's tables (`platform.INDEXES`), each built CONCURRENTLY outside
    a transaction; an invalid one left by an interrupted build is dropped (CONCURRENTLY) and built again;
 6. the runtime role's privileges on the platform's tables.
@@ -19,6 +22,7 @@ docs/DECISIONS.md says why this is our own small runner rather than a migration 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,9 +31,10 @@ from importlib import resources
 from pg8000.exceptions import DatabaseError
 
 from . import platform
-from .db import Connection, session_lock
+from .db import Connection, runtime_session, session_lock
 from .observability import logger
 from .platform import RUNTIME_ROLE, SCHEMA
+from .settings import Settings, get_settings
 
 MIGRATION_LOCK_KEY = 0x61637469  # "acti": one migrator at a time, whichever process runs it
 LOCK_TIMEOUT_MS = 500  # how long a step may wait for a lock (and so hold up writers queued behind it)
@@ -64,6 +69,7 @@ class Step:
     description: str
     statements: tuple[str, ...] = ()
     migration: str | None = None  # a migration file's name, recorded once its transaction commits
+    repeatable: tuple[str, str] | None = None  # a repeatable file's (name, sha256), recorded likewise
     concurrent_index: platform.PlatformIndex | None = None
 
 
@@ -81,6 +87,25 @@ def migration_files() -> list[tuple[str, str]]:
     folder = resources.files("glow_activity") / "migrations"
     names = sorted(entry.name for entry in folder.iterdir() if entry.name[:4].isdigit() and entry.name.endswith(".sql"))
     return [(name.removesuffix(".sql"), (folder / name).read_text(encoding="utf-8")) for name in names]
+
+
+# Folders of repeatable SQL (code, not history), applied in this order after the numbered migrations.
+REPEATABLE_FOLDERS = ("functions",)
+
+
+def repeatable_files() -> list[tuple[str, str]]:
+    """(`folder/name.sql`, text) of every repeatable file, in the order they are applied."""
+    root = resources.files("glow_activity") / "migrations"
+    files = []
+    for folder in REPEATABLE_FOLDERS:
+        directory = root / folder
+        names = sorted(entry.name for entry in directory.iterdir() if entry.name.endswith(".sql"))
+        files += [(f"{folder}/{name}", (directory / name).read_text(encoding="utf-8")) for name in names]
+    return files
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _scalar(conn: Connection, sql: str, **params: object) -> object:
@@ -234,6 +259,20 @@ def _migration_steps(conn: Connection) -> list[Step]:
     ]
 
 
+def _repeatable_steps(conn: Connection) -> list[Step]:
+    applied: dict[str, str] = {}
+    if _exists(conn, f"{SCHEMA}.schema_repeatables"):
+        applied = {str(r[0]): str(r[1]) for r in conn.run(f"SELECT name, sha256 FROM {SCHEMA}.schema_repeatables")}
+    steps = []
+    for name, sql in repeatable_files():
+        digest = _sha256(sql)
+        if applied.get(name) == digest:
+            continue
+        why = "new" if name not in applied else "changed"
+        steps.append(Step(f"apply {name} (repeatable, {why}; one transaction)", (sql,), repeatable=(name, digest)))
+    return steps
+
+
 def _index_steps(conn: Connection) -> list[Step]:
     steps = []
     for index in platform.INDEXES:
@@ -277,6 +316,7 @@ def plan(conn: Connection, attached: bool = False) -> Plan:
     steps += _role_steps(conn)
     steps += _adoption_steps(conn)
     steps += _migration_steps(conn)
+    steps += _repeatable_steps(conn)
     steps += _index_steps(conn)
     steps += _grant_steps(conn)
     return Plan("attached" if attached else "standalone", steps)
@@ -317,6 +357,18 @@ def _run_in_transaction(conn: Connection, step: Step, lock_timeout_ms: int) -> N
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         conn.run(f"INSERT INTO {SCHEMA}.schema_migrations (name) VALUES (:name)", name=step.migration)
+    if step.repeatable:
+        conn.run(
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_repeatables ("
+            " name text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        name, digest = step.repeatable
+        conn.run(
+            f"INSERT INTO {SCHEMA}.schema_repeatables (name, sha256) VALUES (:name, :sha)"
+            " ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()",
+            name=name,
+            sha=digest,
+        )
     conn.run("COMMIT")
 
 
@@ -387,15 +439,33 @@ def migrate(
         return done
 
 
-def ensure_runtime_login(conn: Connection, user: str, password: str) -> None:
-    """A LOGIN member of activity_runtime and nothing else (the functions' user), with this password."""
+def ensure_runtime_login(
+    conn: Connection, user: str, password: str, *, settings: Settings | None = None, connection_limit: int | None = None
+) -> None:
+    """A LOGIN member of activity_runtime and nothing else (the functions' user), with this password, the runtime's
+    settings as role defaults (its connections then need no SET: db.Session), and at most `connection_limit`
+    connections at once (DB_CONNECTION_LIMIT by default; -1: no limit of its own), so that the service never takes
+    the platform's last connections."""
+    settings = settings or get_settings()
+    limit = settings.db_connection_limit if connection_limit is None else connection_limit
     verb = "ALTER" if _role_exists(conn, user) else "CREATE"
     statement = _scalar(
         conn,
         f"SELECT format('{verb} ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION INHERIT"
-        " PASSWORD %L', CAST(:u AS text), CAST(:p AS text))",
+        f" CONNECTION LIMIT {int(limit)} PASSWORD %L', CAST(:u AS text), CAST(:p AS text))",
         u=user,
         p=password,
     )
     conn.run(str(statement))
     conn.run(str(_scalar(conn, f"SELECT format('GRANT {RUNTIME_ROLE} TO %I', CAST(:u AS text))", u=user)))
+    for name, value in runtime_session(settings).values().items():
+        conn.run(
+            str(
+                _scalar(
+                    conn,
+                    f"SELECT format('ALTER ROLE %I SET {name} = %L', CAST(:u AS text), CAST(:v AS text))",
+                    u=user,
+                    v=value,
+                )
+            )
+        )

@@ -179,6 +179,20 @@ class ActivityFilters(RequestModel):
 
 
 # ---------------------------------------------------------------- get
+# The deepest 0-based offset (page x page size) a request may ask for: deeper, every row passed over is still read.
+# A cursor walks any depth at the cost of a first page (CONTRACT.md, "No single request is unbounded").
+MAX_OFFSET = 100_000
+
+
+def check_offset(page: int, page_size: int, page_field: str) -> None:
+    if page * page_size > MAX_OFFSET:
+        raise ValueError(
+            f"{page_field} x its page size skips {page * page_size:,} rows, past the {MAX_OFFSET:,} an offset may "
+            "skip; walk further with cursor (search's next_cursor), which continues after any row as fast as a "
+            "first page"
+        )
+
+
 HISTORY_FIELDS = frozenset({"history_page", "history_page_size", "history_sort_by", "history_sort_order"})
 
 
@@ -224,6 +238,8 @@ class GetActivityRequest(ActivityFilters):
             if name in self.model_fields_set and getattr(self, name) != value:
                 raise ValueError(f"{alias} and {name} name the same thing; they differ")
             setattr(self, name, value)
+        if self.wants_history:
+            check_offset(self.history_page, self.history_page_size, "history_page")
         return self
 
     @property
@@ -339,6 +355,12 @@ class SearchActivityRequest(ActivityFilters):
         "Send the same filters, active, sort_order and page_size again with it: a cursor this endpoint did not "
         "issue, or one issued for other filters, is a 422 (contract addition).",
     )
+
+    @model_validator(mode="after")
+    def _bounded_offset(self) -> SearchActivityRequest:
+        if self.cursor is None:
+            check_offset(self.page, self.page_size, "page")
+        return self
 
 
 class SessionListItem(ResponseModel):

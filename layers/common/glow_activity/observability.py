@@ -11,6 +11,16 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics
 
 SERVICE = "glow-activity"
+NAMESPACE = "GlowActivity"
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(service=SERVICE, namespace="GlowActivity")
+metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
+
+
+def refresh_duration(seconds: float, *, full_pass: bool) -> None:
+    """A refresh's duration, by pass (the operator's dashboard): its own metric with dimension Pass."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(name="RefreshDuration", unit=MetricUnit.Seconds, value=seconds, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="service", value=SERVICE)
+        metric.add_dimension(name="Pass", value="full" if full_pass else "light")

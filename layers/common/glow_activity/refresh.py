@@ -1,16 +1,21 @@
 """Refresh of the rollups that get and search read.
 
-One refresh at a time: a second caller *waits its turn* on an advisory lock and then runs its own refresh,
-so its answer reflects at least the data committed when it was called. The rollups are brought up to
-date in one REPEATABLE READ transaction, so readers are never blocked (they read the previous rows until it
-commits) and all rollups come from one snapshot, and the run is recorded in `activity.refresh_runs` (its
-`finished_at` is what `X-Data-As-Of` reports).
-The lock is released at the end, or by PostgreSQL when the connection dies: a killed refresh never
-leaves it held.
+One refresh at a time (an advisory lock), and nobody waits long on another's (CONTRACT.md, POST /refresh and "Many
+callers at once"):
+- an admin's call (`refresh_views`) waits its turn for at most REFRESH_WAIT_SECONDS (RefreshBusy past it: 503 with
+  Retry-After) and then runs a full pass, so its answer reflects at least the data committed when it was called;
+  but when another full pass took its snapshot after this call was made, that pass answers it and nothing more runs
+  (admins pressing Refresh while a full pass waits to start queue one more pass, not one each);
+- anyone else's call is *debounced* (`debounced_refresh`): a refresh that succeeded less than
+  REFRESH_MIN_INTERVAL_SECONDS ago answers it; when one is running, the last successful refresh answers it at once
+  (it never waits on the lock: a thousand presses hold no connection); otherwise it runs one;
+- the schedule's run (`scheduled_refresh`) skips when one is running: the next run comes in a few minutes.
 
-Anyone may press the Glow client's Refresh button, so a call that is not an admin's is *debounced*
-(`debounced_refresh`): a refresh that succeeded less than REFRESH_MIN_INTERVAL_SECONDS ago answers it and
-nothing runs; a running one is waited for (on the same lock) and answers it; otherwise it runs one.
+The rollups are brought up to date in one REPEATABLE READ transaction, so readers are never blocked (they read the
+previous rows until it commits) and all rollups come from one snapshot, and the run is recorded in
+`activity.refresh_runs` (its `finished_at` is what `X-Data-As-Of` reports, its `snapshot_at` what coalesces admins'
+calls). The lock is released at the end, or by PostgreSQL when the connection dies: a killed refresh never leaves it
+held.
 
 A refresh is a *full pass* (every month of history compared with the rollups) or a *light* one (the days since
 yesterday, and the older days that a lately updated session or a changed problem count names): see
@@ -22,15 +27,22 @@ that the rows a light pass cannot see (docs/DECISIONS.md) are counted at least d
 from __future__ import annotations
 
 import time
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 
-from .db import BULK_PLANNER_SQL, Connection, session_lock, transaction
+from .db import (
+    BULK_PLANNER_SQL,
+    Connection,
+    LockNotAvailable,
+    release_session_lock,
+    take_session_lock,
+    transaction,
+)
 from .freshness import INVALIDATED_TAGS
 
 REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
-# What a refresh brings up to date: activity_daily's changed days, then from them activity_monthly, and from that
-# activity_monthly_running and activity_profile_totals. The work itself is activity.refresh_rollups(full_pass)
+# The rollup tables a refresh brings up to date: activity_daily's changed days, then from them activity_monthly, and
+# from that activity_monthly_running and activity_profile_totals. The work itself is activity.refresh_rollups(full_pass)
 # (migrations/0002_incremental_rollups.sql): it runs as the rollups' owner, since the runtime role may read them
 # but not write them.
 VIEWS = ("activity_monthly", "activity_monthly_running", "activity_daily", "activity_profile_totals")
@@ -38,16 +50,30 @@ REFRESH_SQL = "SELECT activity.refresh_rollups(:full_pass)"
 # A full pass at least daily: the schedule's first run after 23 hours without one is a full pass (its interval of
 # a few minutes added, that is within the day the contract allows).
 FULL_PASS_EVERY_SECONDS = 23 * 3600
+# What an admin's 503 tells the caller to wait: about what a full pass takes at Glow's size (docs/PERFORMANCE.md).
+BUSY_RETRY_AFTER_SECONDS = 15
+
+
+class RefreshBusy(Exception):
+    """A refresh is running, and waiting for it would take longer than the caller may wait."""
 
 
 @dataclass(frozen=True)
 class RefreshResult:
-    run_id: int
+    run_id: int | None  # None: no refresh has succeeded yet (the answer names what the running one will refresh)
     refreshed_views: list[str]
     invalidated_tags: list[str]
+    full_pass: bool | None = None  # set when this call ran it: which pass, and how long it took
+    seconds: float | None = None
 
 
-_RECENT_SUCCESS_SQL = """
+def _result(row: list[object] | None) -> RefreshResult:
+    if row is None:
+        return RefreshResult(None, list(VIEWS), list(INVALIDATED_TAGS))
+    return RefreshResult(int(row[0]), list(row[1]), list(INVALIDATED_TAGS))  # type: ignore[call-overload, arg-type]
+
+
+_LAST_SUCCESS_SQL = """
 SELECT id, views FROM activity.refresh_runs
 WHERE outcome = 'success' AND finished_at > clock_timestamp() - make_interval(secs => :seconds)
 ORDER BY id DESC LIMIT 1
@@ -56,35 +82,77 @@ ORDER BY id DESC LIMIT 1
 
 def recent_refresh(conn: Connection, within_seconds: float) -> RefreshResult | None:
     """The last refresh, when it succeeded less than `within_seconds` ago."""
-    rows = conn.run(_RECENT_SUCCESS_SQL, seconds=float(within_seconds))
-    if not rows:
-        return None
-    return RefreshResult(int(rows[0][0]), list(rows[0][1]), list(INVALIDATED_TAGS))
+    rows = conn.run(_LAST_SUCCESS_SQL, seconds=float(within_seconds))
+    return _result(rows[0]) if rows else None
+
+
+def last_refresh(conn: Connection) -> RefreshResult:
+    """The last successful refresh, however old (or, before the first, what a refresh refreshes)."""
+    rows = conn.run("SELECT id, views FROM activity.refresh_runs WHERE outcome = 'success' ORDER BY id DESC LIMIT 1")
+    return _result(rows[0] if rows else None)
 
 
 def debounced_refresh(
-    conn: Connection, trigger: str, requested_by: str | None, min_interval_seconds: float
+    conn: Connection, trigger: str, requested_by: str | None, min_interval_seconds: float, statement_timeout_ms: int = 0
 ) -> tuple[RefreshResult, bool]:
-    """A refresh for a caller who may not force one: (the refresh that answers, whether this call ran it)."""
+    """A refresh for a caller who may not force one: (the refresh that answers, whether this call ran it). Never
+    waits on the lock."""
     recent = recent_refresh(conn, min_interval_seconds)
     if recent is not None:
         return recent, False
-    # None recent: wait for a running one (it holds the lock), then ask again before running our own.
-    with _lock_held(conn):
-        recent = recent_refresh(conn, min_interval_seconds)
+    if not take_session_lock(conn, REFRESH_LOCK_KEY, wait_seconds=0):
+        return last_refresh(conn), False  # one is running: it will bring the rollups up to date
+    try:
+        recent = recent_refresh(conn, min_interval_seconds)  # one may have finished between the two looks
         if recent is not None:
             return recent, False
-        return _run_locked(conn, _start_run(conn, trigger, requested_by), None), True
+        return _run_locked(conn, trigger, requested_by, None, statement_timeout_ms), True
+    finally:
+        release_session_lock(conn, REFRESH_LOCK_KEY)
+
+
+def scheduled_refresh_run(conn: Connection, statement_timeout_ms: int = 0) -> tuple[RefreshResult, bool]:
+    """The schedule's run: light unless a full pass is due; skipped (the last result, False) when one is running."""
+    if not take_session_lock(conn, REFRESH_LOCK_KEY, wait_seconds=0):
+        return last_refresh(conn), False
+    try:
+        return _run_locked(conn, "schedule", None, None, statement_timeout_ms), True
+    finally:
+        release_session_lock(conn, REFRESH_LOCK_KEY)
+
+
+_COALESCED_SQL = """
+SELECT id, views FROM activity.refresh_runs
+WHERE outcome = 'success' AND full_pass AND snapshot_at >= :called_at
+ORDER BY id DESC LIMIT 1
+"""
 
 
 def refresh_views(
-    conn: Connection, trigger: str, requested_by: str | None = None, *, full_pass: bool | None = True
+    conn: Connection,
+    trigger: str,
+    requested_by: str | None = None,
+    *,
+    full_pass: bool | None = True,
+    wait_seconds: float | None = None,
+    statement_timeout_ms: int = 0,
 ) -> RefreshResult:
-    """Refresh now, after any refresh already running: a full pass (admins, the CLI, migrations), or with
-    `full_pass=None` a light one unless a full pass is due (the schedule)."""
-    run_id = _start_run(conn, trigger, requested_by)
-    with _lock_held(conn):
-        return _run_locked(conn, run_id, full_pass)
+    """Refresh now, after any refresh already running (waiting at most `wait_seconds` for it, RefreshBusy past it;
+    None: as long as it takes): a full pass (admins, the CLI, migrations), or with `full_pass=None` a light one
+    unless a full pass is due. A full pass whose snapshot was taken after this call began answers it instead."""
+    called_at: datetime = conn.run("SELECT clock_timestamp()")[0][0]
+    try:
+        take_session_lock(conn, REFRESH_LOCK_KEY, wait_seconds=wait_seconds)
+    except LockNotAvailable:
+        raise RefreshBusy() from None
+    try:
+        if full_pass:
+            rows = conn.run(_COALESCED_SQL, called_at=called_at)
+            if rows:
+                return _result(rows[0])
+        return _run_locked(conn, trigger, requested_by, full_pass, statement_timeout_ms)
+    finally:
+        release_session_lock(conn, REFRESH_LOCK_KEY)
 
 
 _FULL_PASS_DUE_SQL = """
@@ -109,26 +177,28 @@ def _start_run(conn: Connection, trigger: str, requested_by: str | None) -> int:
     )
 
 
-def _lock_held(conn: Connection) -> AbstractContextManager[None]:
-    """One refresh at a time: wait for the lock *before* a snapshot is taken, so that a refresh sees what the
-    previous one wrote (a session lock; waiting and refreshing take as long as they take)."""
-    return session_lock(conn, REFRESH_LOCK_KEY)
-
-
-def _run_locked(conn: Connection, run_id: int, full_pass: bool | None) -> RefreshResult:
-    """The refresh itself, the lock held; `full_pass=None`: light unless one is due (decided here, after the wait,
-    so that of two waiting callers only the first runs the due full pass)."""
+def _run_locked(
+    conn: Connection, trigger: str, requested_by: str | None, full_pass: bool | None, statement_timeout_ms: int
+) -> RefreshResult:
+    """The refresh itself, the lock held; `full_pass=None`: light unless one is due (decided here, after the lock,
+    so that of two callers only the first runs the due full pass). `statement_timeout_ms` bounds it (0: unbounded),
+    so that a refresh outliving its function (which would then never commit) cannot run on."""
+    run_id = _start_run(conn, trigger, requested_by)
+    started = time.perf_counter()
     try:
         full = full_pass_due(conn) if full_pass is None else full_pass
         # REPEATABLE READ: every rollup is computed from one snapshot, so they always agree with each other.
         with transaction(conn, isolation="REPEATABLE READ"):
-            conn.run("SET LOCAL work_mem = '256MB'")  # a full pass hashes every (profile, month) of history
+            conn.run(
+                f"SET LOCAL work_mem = '256MB'; SET LOCAL statement_timeout = {int(statement_timeout_ms)}"
+            )  # a full pass hashes every (profile, month) of history
             if full:  # whole-table reads: the server's planner settings; a light pass keeps the API's (cached pages:
                 conn.run(BULK_PLANNER_SQL)  # a few thousand rows through their keys, not a scan of a whole table)
             conn.run(REFRESH_SQL, full_pass=full)
             conn.run(
                 "UPDATE activity.refresh_runs SET outcome = 'success', finished_at = clock_timestamp(),"
-                " views = CAST(:views AS text[]), full_pass = :full WHERE id = :id",
+                " snapshot_at = transaction_timestamp(), views = CAST(:views AS text[]), full_pass = :full"
+                " WHERE id = :id",
                 views=list(VIEWS),
                 full=full,
                 id=run_id,
@@ -136,7 +206,7 @@ def _run_locked(conn: Connection, run_id: int, full_pass: bool | None) -> Refres
     except Exception as exc:
         _record_failure(conn, run_id, exc)
         raise
-    return RefreshResult(run_id, list(VIEWS), list(INVALIDATED_TAGS))
+    return RefreshResult(run_id, list(VIEWS), list(INVALIDATED_TAGS), full, time.perf_counter() - started)
 
 
 def _record_failure(conn: Connection, run_id: int, exc: Exception) -> None:

@@ -51,7 +51,9 @@ class Settings:
     jwt_secret_arn: str | None = None
     jwt_jwks_url: str | None = None
     jwt_issuer: str | None = None
-    jwt_audience: str | None = None
+    # One or more audiences (comma-separated): a token's `aud` must name one of them (an access token minted for the
+    # MCP resource and an id token minted for the web client can both be valid).
+    jwt_audience: tuple[str, ...] = ()
     # Which claim names the caller's profile: the first of these that the token carries (CONTRACT.md).
     jwt_identity_claims: tuple[str, ...] = ("profile_id", "email", "sub")
     # The identity provider's JWKS: how long its keys are trusted before a re-fetch, the least time between two
@@ -62,7 +64,22 @@ class Settings:
     # role -> scope ('all' | 'departments'); every other role gives 'self'
     role_scopes: dict[str, str] = field(default_factory=lambda: _role_scope_map(DEFAULT_ROLE_SCOPES))
     refresh_min_interval_seconds: int = 300  # >= 0
+    # How long an admin's refresh waits for one already running before it answers 503 (inside the gateway's 30 s).
+    refresh_wait_seconds: float = 20  # >= 0
+    # A refresh is cancelled past this (0: never), inside the refresh function's 300 s timeout: a refresh that
+    # outlived its function could never commit, and would only hold the lock and the database.
+    refresh_statement_timeout_ms: int = 280_000  # >= 0
     max_body_bytes: int = 1024 * 1024  # >= 1
+    # Requests one caller (a profile) may have served in any 60 seconds, across every function and container;
+    # 0 turns the limit off.
+    caller_requests_per_minute: int = 600  # >= 0
+    # Exports running at once in the whole service (one per caller in any case).
+    export_max_running: int = 4  # >= 1
+    # An asynchronous export is cancelled past this (0: never), inside its function's 900 s timeout; a synchronous
+    # one keeps the API's DB_STATEMENT_TIMEOUT_MS.
+    export_statement_timeout_ms: int = 840_000  # >= 0
+    # The migration function sets these on the functions' LOGIN user (ALTER ROLE ... CONNECTION LIMIT / SET).
+    db_connection_limit: int = -1  # -1: no limit of the role's own
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -79,7 +96,24 @@ class Settings:
                     raise ValueError(
                         message if message.startswith(name.upper()) else f"{name.upper()}: {message}"
                     ) from None
-        return cls(**values)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """What no single variable says alone: a JWKS signs tokens for every client of its realm, so a token is
+        trusted only with the issuer and an audience of ours named (CONTRACT.md, Authentication)."""
+        if self.jwt_jwks_url:
+            missing = [
+                name
+                for name, value in (("JWT_ISSUER", self.jwt_issuer), ("JWT_AUDIENCE", self.jwt_audience))
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    f"JWT_JWKS_URL is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
+                    "a realm signs tokens for many clients, and one issued to another of them must not pass"
+                )
 
     def scope_of(self, roles: tuple[str, ...] | list[str]) -> str:
         """The widest scope that any of these roles gives ('self' when none gives more)."""
@@ -120,6 +154,13 @@ def _flag(raw: str) -> bool:
     return raw.lower() == "true"
 
 
+def _names(raw: str, variable: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    if not names:
+        raise ValueError(f"{variable}: a comma-separated list of names")
+    return names
+
+
 def _identity_claims(raw: str) -> tuple[str, ...]:
     claims = tuple(name.strip() for name in raw.split(",") if name.strip())
     if not claims or any(name not in ("profile_id", "email", "sub") for name in claims):
@@ -158,14 +199,20 @@ _READERS: dict[str, Callable[[str], Any]] = {
     "jwt_secret_arn": str,
     "jwt_jwks_url": str,
     "jwt_issuer": str,
-    "jwt_audience": str,
+    "jwt_audience": lambda raw: _names(raw, "JWT_AUDIENCE"),
     "jwt_identity_claims": _identity_claims,
     "jwt_jwks_ttl_seconds": _number(float, above=0),
     "jwt_jwks_min_fetch_interval_seconds": _number(float, least=0),
     "jwt_jwks_timeout_seconds": _number(float, above=0),
     "role_scopes": _role_scopes,
     "refresh_min_interval_seconds": _number(int, least=0),
+    "refresh_wait_seconds": _number(float, least=0),
+    "refresh_statement_timeout_ms": _number(int, least=0),
     "max_body_bytes": _number(int, least=1),
+    "caller_requests_per_minute": _number(int, least=0),
+    "export_max_running": _number(int, least=1),
+    "export_statement_timeout_ms": _number(int, least=0),
+    "db_connection_limit": _number(int, least=-1),
 }
 
 

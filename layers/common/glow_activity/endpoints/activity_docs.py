@@ -120,6 +120,8 @@ COLUMN_MEANINGS: dict[str, dict[str, str]] = {
         "completed_at": "When it finished.",
         "expires_at": "When its download link expires.",
         "error": "Why it failed, for a failed export.",
+        "claimed_at": "When its asynchronous job took it up (a job is claimed once; empty for a synchronous export "
+        "or one not started yet).",
     },
 }
 RESOURCE_TABLES = tuple(COLUMN_MEANINGS)

@@ -15,9 +15,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from glow_activity.api import SECURITY, create_app, invocation, json_response, operation_responses, path_of
 from glow_activity.db import connection
 from glow_activity.endpoints.export_jobs import (
+    claim_slot,
     estimated_rows,
     export_status,
-    run_export,
+    run_sync,
     start_async,
 )
 from glow_activity.models import ExportPending, ExportRequest, ExportResponse
@@ -32,9 +33,11 @@ app = create_app()
     operation_id="activity.export",
     description="Export all activity data as a clean, denormalized ZIP (CSV files + manifest.json) in S3. "
     "Answers 200 with a presigned download_url, or 202 {upload_id, status} for a large export; "
-    "POST {upload_id} to poll it.",
+    "POST {upload_id} to poll it. A caller has one export running at most: a request while its previous one runs "
+    "answers that one, as polling it would. At most EXPORT_MAX_RUNNING (default 4) run at once in the whole "
+    "service; beyond, 429 with Retry-After.",
     responses={
-        **operation_responses(ExportResponse, 404, 502),
+        **operation_responses(ExportResponse, 404, 502),  # 429: ERROR_RESPONSES
         202: {
             "description": "Running asynchronously; poll with upload_id.",
             "content": {"application/json": {"model": ExportPending}},
@@ -52,6 +55,12 @@ def export_route(request: Annotated[ExportRequest, Body()]):  # type: ignore[no-
         status = export_status(conn, caller, str(request.upload_id))
         return json_response(status, status_code=202 if isinstance(status, ExportPending) else 200)
     caller.check_department_filter(request.department_ids)
-    if estimated_rows(conn, caller, request) > get_settings().export_sync_row_budget:
-        return json_response(start_async(conn, caller, request, app.lambda_context), status_code=202)
-    return json_response(run_export(conn, caller, request, str(uuid.uuid4()), datetime.now(UTC)))
+    asynchronous = estimated_rows(conn, caller, request) > get_settings().export_sync_row_budget
+    upload_id, created_at = str(uuid.uuid4()), datetime.now(UTC)
+    running = claim_slot(conn, caller, request, upload_id, created_at)
+    if running is not None:  # this caller's export already running answers, as polling it would
+        status = export_status(conn, caller, running)
+        return json_response(status, status_code=202 if isinstance(status, ExportPending) else 200)
+    if asynchronous:
+        return json_response(start_async(conn, caller, upload_id, created_at, app.lambda_context), status_code=202)
+    return json_response(run_sync(conn, caller, request, upload_id, created_at))

@@ -1,9 +1,13 @@
 """Running an export: S3 key, uploads record, presigned URL, and the switch to asynchronous work.
 
-Sync or async is decided before any work by the rows the export will hold (from the rollups) against
-`EXPORT_SYNC_ROW_BUDGET`: measured throughput x the 20 s we allow inside API Gateway's 30 s
-(see docs/PERFORMANCE.md). Above it, the function answers 202 and finishes in an asynchronous
-invocation of itself (in Lambda) or a background thread (locally).
+Every export first claims a slot (`claim_slot`): its `running` upload row, written under a lock with the count of
+those already running, so that a caller has one export running at most (a second request answers the first, as
+polling it would) and the service EXPORT_MAX_RUNNING (429 beyond). Sync or async is decided before any work by the
+rows the export will hold (from the rollups) against `EXPORT_SYNC_ROW_BUDGET`: measured throughput x the 20 s we
+allow inside API Gateway's 30 s (see docs/PERFORMANCE.md). Above it, the function answers 202 and finishes in an
+asynchronous invocation of itself (in Lambda) or a background thread (locally). That job is claimed once, from its
+`running` row of that caller, and exports what the row says (a forged or replayed event names no row it can claim,
+and does nothing).
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from typing import Any
 
 from glow_activity import db
 from glow_activity.auth import Caller
-from glow_activity.db import Connection
+from glow_activity.db import Connection, transaction
 from glow_activity.endpoints.export_writer import ExportResult, write_export
-from glow_activity.errors import NotFound, ServiceUnavailable, UpstreamFailed
+from glow_activity.errors import NotFound, ServiceUnavailable, TooManyRequests, UpstreamFailed
+from glow_activity.limits import EXPORT_STALE_SECONDS
 from glow_activity.models import ExportPending, ExportRequest, ExportResponse, iso
 from glow_activity.observability import logger, metrics
 from glow_activity.scope import in_scope_conditions
@@ -74,7 +79,7 @@ def _response(upload_id: str, key: str, file_name: str, row_count: int, expires_
 
 
 def stream_to_s3(
-    conn: Connection, caller: Caller, request: ExportRequest, key: str, file_name: str
+    conn: Connection, caller: Caller, request: ExportRequest, key: str, file_name: str, statement_timeout_ms: int
 ) -> tuple[ExportResult, int]:
     """Write the ZIP into S3 from `conn` (the reader endpoint when there is one); on any failure abort the
     multipart upload and re-raise."""
@@ -90,7 +95,7 @@ def stream_to_s3(
     except (BotoCoreError, ClientError) as exc:
         raise UpstreamFailed() from exc
     try:
-        result = write_export(conn, caller, request, writer)
+        result = write_export(conn, caller, request, writer, statement_timeout_ms)
         writer.complete()
         return result, writer.size
     except BaseException as exc:
@@ -104,44 +109,69 @@ def stream_to_s3(
         raise
 
 
-_RECORD_SQL = """
-INSERT INTO activity.uploads (id, s3_key, file_name, status, size_bytes, row_counts, row_count, requested_by, filters,
-                     created_at, completed_at, expires_at)
-VALUES (CAST(:id AS uuid), :key, :file_name, :status, :size, CAST(:counts AS jsonb), :rows,
-        CAST(:caller AS uuid), CAST(:filters AS jsonb), :created_at, :completed_at, :expires_at)
-ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, size_bytes = EXCLUDED.size_bytes,
-    row_counts = EXCLUDED.row_counts, row_count = EXCLUDED.row_count, completed_at = EXCLUDED.completed_at,
-    expires_at = EXCLUDED.expires_at
-"""
+EXPORT_SLOTS_LOCK_KEY = 0x6578706F  # "expo": starts of exports one at a time, each counting the running ones
+# What a caller over EXPORT_MAX_RUNNING is told to wait: exports that run asynchronously take minutes.
+EXPORT_BUSY_RETRY_AFTER_SECONDS = 30
 
 
-def record(
-    conn: Connection,
-    *,
-    upload_id: str,
-    key: str,
-    file_name: str,
-    status: str,
-    caller: Caller,
-    request: ExportRequest,
-    created_at: datetime,
-    result: ExportResult | None = None,
-    size: int | None = None,
-    expires_at: datetime | None = None,
-) -> None:
+def key_for(caller: Caller, upload_id: str, file_name: str) -> str:
+    return f"exports/{caller.profile_id}/{upload_id}/{file_name}"
+
+
+def claim_slot(
+    conn: Connection, caller: Caller, request: ExportRequest, upload_id: str, created_at: datetime
+) -> str | None:
+    """Write this export's `running` row (claimed at once: the caller's own invocation runs it), or answer why not:
+    the id of the caller's export already running (None when this one got its slot), or 429 when
+    EXPORT_MAX_RUNNING run already. Rows older than any export can run are marked failed first."""
+    settings = get_settings()
+    with transaction(conn):
+        conn.run("SELECT pg_advisory_xact_lock(:k)", k=EXPORT_SLOTS_LOCK_KEY)
+        conn.run(
+            "UPDATE activity.uploads SET status = 'failed', error = 'timed out', completed_at = now()"
+            " WHERE status = 'running' AND created_at < now() - make_interval(secs => :stale)",
+            stale=EXPORT_STALE_SECONDS,
+        )
+        mine, running = conn.run(
+            "SELECT (SELECT id::text FROM activity.uploads WHERE status = 'running'"
+            "        AND requested_by = CAST(:caller AS uuid)),"
+            " (SELECT count(*) FROM activity.uploads WHERE status = 'running')",
+            caller=caller.profile_id,
+        )[0]
+        if mine is not None:
+            return str(mine)
+        if int(running) >= settings.export_max_running:
+            metrics.add_metric(name="ExportRefused", unit="Count", value=1)
+            raise TooManyRequests(
+                f"{int(running)} exports are running, the most that may run at once; nothing was started. "
+                "Try again shortly.",
+                EXPORT_BUSY_RETRY_AFTER_SECONDS,
+            )
+        file_name = file_name_for(created_at)
+        conn.run(
+            "INSERT INTO activity.uploads (id, s3_key, file_name, status, requested_by, filters, created_at)"
+            " VALUES (CAST(:id AS uuid), :key, :file_name, 'running', CAST(:caller AS uuid), CAST(:filters AS jsonb),"
+            " :created_at)",
+            id=upload_id,
+            key=key_for(caller, upload_id, file_name),
+            file_name=file_name,
+            caller=caller.profile_id,
+            filters=request.model_dump_json(exclude={"upload_id"}),
+            created_at=created_at,
+        )
+    return None
+
+
+def _succeeded(conn: Connection, upload_id: str, result: ExportResult, size: int, expires_at: datetime) -> None:
+    """The record is complete only once the object is: no row ever claims a missing object."""
     conn.run(
-        _RECORD_SQL,
+        "UPDATE activity.uploads SET status = 'succeeded', size_bytes = :size, row_counts = CAST(:counts AS jsonb),"
+        " row_count = :rows, completed_at = now(), expires_at = :expires_at"
+        " WHERE id = CAST(:id AS uuid) AND status = 'running'",
         id=upload_id,
-        key=key,
-        file_name=file_name,
-        status=status,
         size=size,
-        counts=json.dumps(result.row_counts) if result else None,
-        rows=result.row_count if result else None,
-        caller=caller.profile_id,
-        filters=request.model_dump_json(exclude={"upload_id"}),
-        created_at=created_at,
-        completed_at=datetime.now(UTC) if result else None,
+        counts=json.dumps(result.row_counts),
+        rows=result.row_count,
         expires_at=expires_at,
     )
 
@@ -155,30 +185,34 @@ def run_export(
     *,
     async_job: bool = False,
 ) -> ExportResponse:
+    """Write the export of a claimed `running` row into S3 and mark it succeeded."""
     settings = get_settings()
     file_name = file_name_for(created_at)
-    key = f"exports/{caller.profile_id}/{upload_id}/{file_name}"
-    result, size = stream_to_s3(db.connection(reader=True), caller, request, key, file_name)
+    key = key_for(caller, upload_id, file_name)
+    timeout = settings.export_statement_timeout_ms if async_job else settings.db_statement_timeout_ms
+    result, size = stream_to_s3(db.connection(reader=True), caller, request, key, file_name, timeout)
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.export_url_ttl_seconds)
-    # The record is written only once the object is complete: no row ever claims a missing object.
-    record(
-        conn,
-        upload_id=upload_id,
-        key=key,
-        file_name=file_name,
-        status="succeeded",
-        caller=caller,
-        request=request,
-        created_at=created_at,
-        result=result,
-        size=size,
-        expires_at=expires_at,
-    )
+    _succeeded(conn, upload_id, result, size, expires_at)
     metrics.add_metric(name="ExportRows", unit="Count", value=result.row_count)
     logger.info(
         "export written", extra={"upload_id": upload_id, "rows": result.row_count, "bytes": size, "async": async_job}
     )
     return _response(upload_id, key, file_name, result.row_count, expires_at)
+
+
+def run_sync(
+    conn: Connection, caller: Caller, request: ExportRequest, upload_id: str, created_at: datetime
+) -> ExportResponse:
+    """A synchronous export of a claimed slot; on any failure its row goes too (nothing was saved)."""
+    try:
+        return run_export(conn, caller, request, upload_id, created_at)
+    except BaseException:
+        try:
+            db.connection().run("DELETE FROM activity.uploads WHERE id = CAST(:id AS uuid)", id=upload_id)
+        except Exception:
+            db.reset_connections()
+            logger.exception("could not remove a failed export's row", extra={"upload_id": upload_id})
+        raise
 
 
 def export_status(conn: Connection, caller: Caller, upload_id: str) -> ExportResponse | ExportPending:
@@ -200,34 +234,17 @@ def export_status(conn: Connection, caller: Caller, upload_id: str) -> ExportRes
     return ExportPending(upload_id=upload_id, status="running", file_name=file_name)
 
 
-def start_async(conn: Connection, caller: Caller, request: ExportRequest, context: Any) -> ExportPending:
-    upload_id, created_at = str(uuid.uuid4()), datetime.now(UTC)
-    file_name = file_name_for(created_at)
-    record(
-        conn,
-        upload_id=upload_id,
-        key=f"exports/{caller.profile_id}/{upload_id}/{file_name}",
-        file_name=file_name,
-        status="running",
-        caller=caller,
-        request=request,
-        created_at=created_at,
-    )
-    job = {
-        ASYNC_EVENT_KEY: {
-            "upload_id": upload_id,
-            "caller": caller.profile_id,
-            "created_at": iso(created_at),
-            "request": request.model_dump(mode="json", exclude={"upload_id"}),
-        }
-    }
+def start_async(conn: Connection, caller: Caller, upload_id: str, created_at: datetime, context: Any) -> ExportPending:
+    """Hand a claimed slot's export to the asynchronous half. The job names only its row: what to export is read
+    from the row when the job claims it."""
+    job = {ASYNC_EVENT_KEY: {"upload_id": upload_id, "caller": caller.profile_id}}
     try:
         _dispatch(job, context)
     except Exception as exc:
         # The job never started: no upload row may claim it runs (nothing was written to S3 yet).
         conn.run("DELETE FROM activity.uploads WHERE id = CAST(:id AS uuid)", id=upload_id)
         raise _start_refused(exc) from exc
-    return ExportPending(upload_id=upload_id, status="running", file_name=file_name)
+    return ExportPending(upload_id=upload_id, status="running", file_name=file_name_for(created_at))
 
 
 _THROTTLED = ("TooManyRequestsException", "ThrottlingException", "Throttling", "EC2ThrottledException")
@@ -258,16 +275,37 @@ def _dispatch(job: dict[str, Any], context: Any) -> None:
         threading.Thread(target=run_async_job, args=(job[ASYNC_EVENT_KEY],), daemon=True).start()
 
 
-def run_async_job(job: dict[str, Any]) -> dict[str, Any]:
-    """The asynchronous half: re-check the caller, write the export, or mark the record failed."""
+_CLAIM_SQL = """
+UPDATE activity.uploads SET claimed_at = now()
+WHERE id = CAST(:id AS uuid) AND requested_by = CAST(:caller AS uuid) AND status = 'running' AND claimed_at IS NULL
+  AND created_at > now() - make_interval(secs => :stale)
+RETURNING filters::text, created_at
+"""
+
+
+def run_async_job(job: Any) -> dict[str, Any]:
+    """The asynchronous half: claim the job's `running` row of its caller (once), re-check the caller, write the
+    export the row describes, or mark the row failed. An event that names no such row does nothing and says
+    nothing more than that."""
     from glow_activity.auth import load_caller
 
-    conn = db.connection()
-    upload_id = job["upload_id"]
-    request = ExportRequest.model_validate(job["request"])
-    created_at = datetime.fromisoformat(job["created_at"])
+    ignored = {"status": "ignored"}
+    if not isinstance(job, dict):
+        return ignored
     try:
-        caller = load_caller(conn, job["caller"], None)
+        upload_id, caller_id = str(uuid.UUID(str(job.get("upload_id")))), str(uuid.UUID(str(job.get("caller"))))
+    except ValueError:
+        return ignored
+    conn = db.connection()
+    claimed = conn.run(_CLAIM_SQL, id=upload_id, caller=caller_id, stale=EXPORT_STALE_SECONDS)
+    if not claimed:
+        logger.warning("export job refused: no unclaimed running upload of that caller", extra={"upload_id": upload_id})
+        metrics.add_metric(name="ExportJobRefused", unit="Count", value=1)
+        return ignored
+    filters, created_at = claimed[0]
+    try:
+        request = ExportRequest.model_validate_json(filters)
+        caller = load_caller(conn, caller_id, None)
         response = run_export(conn, caller, request, upload_id, created_at, async_job=True)
         return response.model_dump()
     except Exception as exc:
@@ -282,6 +320,4 @@ def run_async_job(job: dict[str, Any]) -> dict[str, Any]:
             )
         except Exception:
             logger.exception("could not mark the export failed", extra={"upload_id": upload_id})
-        if isinstance(exc, ServiceUnavailable):
-            raise
         return {"upload_id": upload_id, "status": "failed"}

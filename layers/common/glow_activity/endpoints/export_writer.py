@@ -9,6 +9,7 @@ import json
 import queue
 import re
 import threading
+import time
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -202,21 +203,29 @@ class ExportResult:
         return sum(self.row_counts.values())
 
 
-def write_export(conn: Connection, caller: Caller, request: ExportRequest, out: Any) -> ExportResult:
+def write_export(
+    conn: Connection, caller: Caller, request: ExportRequest, out: Any, statement_timeout_ms: int = 0
+) -> ExportResult:
     """Write the whole ZIP to `out` (any writable binary stream; an unseekable one is fine) from one
-    consistent snapshot."""
+    consistent snapshot, cancelled once it has taken `statement_timeout_ms` in all (0: never): each COPY gets what
+    is left of that budget as its statement timeout."""
     queries, params = file_queries(caller, request)
     counts: dict[str, int] = {}
     with (
         transaction(conn, isolation="REPEATABLE READ", read_only=True),
         zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_DEFLATED, compresslevel=DEFLATE_LEVEL) as archive,
     ):
-        conn.run("SET LOCAL statement_timeout = 0")  # bounded by the Lambda timeout (async: 15 min)
+        started = time.monotonic()
+        if not statement_timeout_ms:
+            conn.run("SET LOCAL statement_timeout = 0")  # not the connection's (the API's) own
         conn.run(BULK_PLANNER_SQL)  # whole-table reads: the server's planner settings, as in the COPY floor
         generated_at = conn.run("SELECT now()")[0][0]
         bind_settings(conn, params)
         for name, select in queries:
             copy_sql = settings_sql(f"COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)", params)
+            if statement_timeout_ms:  # a synchronous export: the API's timeout; an asynchronous one: inside 15 min
+                left = statement_timeout_ms - int((time.monotonic() - started) * 1000)
+                conn.run(f"SET LOCAL statement_timeout = {max(1, left)}")
             info = zipfile.ZipInfo(name, date_time=generated_at.astimezone(UTC).timetuple()[:6])
             info.compress_type = zipfile.ZIP_DEFLATED
             info.compress_level = DEFLATE_LEVEL  # a ZipInfo of our own does not take the archive's level

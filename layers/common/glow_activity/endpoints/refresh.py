@@ -1,8 +1,9 @@
 """The route of POST /api/v5/artifacts/activity/refresh (anyone; debounced for non-admins), and the EventBridge
-schedule's refresh."""
+schedule's refresh, with the housekeeping that rides on it."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
@@ -10,49 +11,55 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from glow_activity import db
 from glow_activity.api import SECURITY, create_app, invocation, json_response, operation_responses, path_of
 from glow_activity.audit import write_audit
+from glow_activity.errors import ServiceUnavailable
+from glow_activity.limits import operator_gauges
 from glow_activity.models import RefreshRequest, RefreshResponse
-from glow_activity.observability import logger, metrics
-from glow_activity.refresh import debounced_refresh, delete_expired_idempotency_records, refresh_views
+from glow_activity.observability import logger, metrics, refresh_duration
+from glow_activity.refresh import (
+    BUSY_RETRY_AFTER_SECONDS,
+    RefreshBusy,
+    RefreshResult,
+    debounced_refresh,
+    delete_expired_idempotency_records,
+    refresh_views,
+    scheduled_refresh_run,
+)
 from glow_activity.settings import get_settings
 
 app = create_app()
 
 
-def _refresh(
-    trigger: str, requested_by: str | None, *, debounce: bool = False, full_pass: bool | None = True
-) -> RefreshResponse:
-    """`full_pass`: True for an admin's call; None (light unless a full pass is due) for the schedule. A debounced
-    call is always the latter."""
-    conn = db.connection()
-    if debounce:
-        result, ran = debounced_refresh(conn, trigger, requested_by, get_settings().refresh_min_interval_seconds)
-    else:
-        result, ran = refresh_views(conn, trigger, requested_by, full_pass=full_pass), True
-    if ran:
-        expired = delete_expired_idempotency_records(conn)  # housekeeping rides on the refreshes
-        logger.info(
-            "refreshed",
-            extra={"run_id": result.run_id, "views": result.refreshed_views, "expired_idempotency_records": expired},
-        )
-        metrics.add_metric(name="RefreshSucceeded", unit="Count", value=1)
-    else:
-        logger.info("refresh debounced", extra={"run_id": result.run_id})
-        metrics.add_metric(name="RefreshDebounced", unit="Count", value=1)
+def _response(result: RefreshResult) -> RefreshResponse:
     return RefreshResponse(
         success=True, refreshed_views=result.refreshed_views, invalidated_tags=result.invalidated_tags
     )
+
+
+def _ran(result: RefreshResult, ran: bool) -> None:
+    if ran:
+        logger.info(
+            "refreshed",
+            extra={"run_id": result.run_id, "full_pass": result.full_pass, "seconds": result.seconds},
+        )
+        metrics.add_metric(name="RefreshSucceeded", unit="Count", value=1)
+        if result.seconds is not None:
+            refresh_duration(result.seconds, full_pass=bool(result.full_pass))
+    else:
+        logger.info("refresh answered by another", extra={"run_id": result.run_id})
+        metrics.add_metric(name="RefreshDebounced", unit="Count", value=1)
 
 
 @app.post(
     path_of("refresh"),
     summary="Activity Refresh",
     operation_id="activity.refresh",
-    description="Refresh activity materialized views and invalidate caches. Any signed-in caller. An admin's "
-    "call refreshes now (after any refresh already running). Anyone else's is debounced: a refresh that "
-    "succeeded less than REFRESH_MIN_INTERVAL_SECONDS (default 300) ago answers it and nothing runs; a running "
-    "one is waited for and answers it; otherwise one runs. An admin's call is a full pass (get and search are "
-    "then exact for every row); the schedule's and debounced runs recompute what changed since yesterday, with a "
-    "full pass at least daily.",
+    description="Bring the activity rollups up to date and invalidate caches. Any signed-in caller. An admin's "
+    "call refreshes now: a full pass (get and search are then exact for every row), after any refresh already "
+    "running, waiting for it at most REFRESH_WAIT_SECONDS (default 20; past it 503 with Retry-After, nothing "
+    "runs); a full pass that took its snapshot after the call was made answers it instead. Anyone else's is "
+    "debounced and never waits: a refresh that succeeded less than REFRESH_MIN_INTERVAL_SECONDS (default 300) ago "
+    "answers it; when one is running, the last successful refresh answers it at once; otherwise one runs. The "
+    "schedule's and debounced runs recompute what changed since yesterday, with a full pass at least daily.",
     responses=operation_responses(RefreshResponse),
     security=SECURITY,
     tags=["Operations"],
@@ -60,24 +67,80 @@ def _refresh(
 def refresh_route(request: Annotated[RefreshRequest, Body()]):  # type: ignore[no-untyped-def]
     inv = invocation()
     caller = inv.authenticated
+    settings = get_settings()
+    conn = db.connection()
     try:
-        return json_response(_refresh(inv.channel, caller.profile_id, debounce=not caller.is_admin))
+        if caller.is_admin:
+            result, ran = (
+                refresh_views(
+                    conn,
+                    inv.channel,
+                    caller.profile_id,
+                    wait_seconds=settings.refresh_wait_seconds,
+                    statement_timeout_ms=settings.refresh_statement_timeout_ms,
+                ),
+                True,
+            )
+        else:
+            result, ran = debounced_refresh(
+                conn,
+                inv.channel,
+                caller.profile_id,
+                settings.refresh_min_interval_seconds,
+                settings.refresh_statement_timeout_ms,
+            )
+    except RefreshBusy:
+        metrics.add_metric(name="RefreshBusy", unit="Count", value=1)
+        raise ServiceUnavailable(
+            "A refresh is running and did not finish within REFRESH_WAIT_SECONDS; nothing was started. "
+            "Try again shortly.",
+            retry_after=BUSY_RETRY_AFTER_SECONDS,
+        ) from None
     except Exception:
         metrics.add_metric(name="RefreshFailed", unit="Count", value=1)
         raise
+    _ran(result, ran)
+    if ran:
+        _housekeeping(conn)
+    return json_response(_response(result))
 
 
 def is_scheduled(event: dict[str, Any]) -> bool:
     return "requestContext" not in event and event.get("detail-type") is not None
 
 
+def _housekeeping(conn: db.Connection) -> None:
+    """What rides on every refresh that ran: expired idempotency records, the per-caller limit's finished minutes
+    (one audit row per caller and minute of refusals), and the operator's gauges (connections, exports running)."""
+    expired = delete_expired_idempotency_records(conn)
+    flushed = int(conn.run("SELECT activity.flush_refusals()")[0][0])
+    logger.info("housekeeping", extra={"expired_idempotency_records": expired, "refusal_rows_written": flushed})
+    operator_gauges(conn)
+
+
+def _schedule_request_id(event: dict[str, Any]) -> str:
+    """Each run's own id: the Scheduler's execution id (template.yaml's Input), else one made for it."""
+    value = str(event.get("id") or "")
+    return value if value and not value.startswith("<") else f"schedule-{uuid.uuid4()}"
+
+
 def scheduled_refresh(event: dict[str, Any]) -> dict[str, Any]:
-    """Run by EventBridge Scheduler. A failure is logged, counted and re-raised so the schedule's retry
-    policy and dead-letter queue see it."""
-    request_id = str(event.get("id") or "schedule")
+    """Run by EventBridge Scheduler: a light pass unless a full one is due, skipped when a refresh is running (the
+    next run is minutes away). A failure is logged, counted and re-raised so the schedule's retry policy and
+    dead-letter queue see it."""
+    request_id = _schedule_request_id(event)
+    logger.append_keys(request_id=request_id, operation="refresh", channel="schedule")
     status = 200
     try:
-        return _refresh("schedule", None, full_pass=None).model_dump()
+        conn = db.connection()
+        result, ran = scheduled_refresh_run(conn, get_settings().refresh_statement_timeout_ms)
+        if ran:
+            _ran(result, ran)
+        else:
+            logger.info("scheduled refresh skipped: one is running")
+            metrics.add_metric(name="RefreshSkipped", unit="Count", value=1)
+        _housekeeping(conn)
+        return _response(result).model_dump()
     except Exception:
         status = 500
         logger.exception("scheduled refresh failed")
