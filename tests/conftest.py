@@ -250,18 +250,23 @@ def migrate_function() -> Any:
 @pytest.fixture
 def invoke_concurrently(containers: Any) -> Callable[..., list[Result]]:
     """Run `calls` at the same time, one per container (up to CONTAINERS at once); results in call order."""
-    from activity_dev.gateway import invoke_in_worker
 
     def run(calls: list[Call], timeout: float = 120) -> list[Result]:
-        by_id = {spec.operation: spec.logical_id for spec in lambdas.functions()}
-        jobs = [
-            (by_id[operation], http_event(f"{API_PREFIX}/{operation}", body, headers))
-            for operation, body, headers in calls
-        ]
-        raws = containers.starmap_async(invoke_in_worker, jobs, chunksize=1).get(timeout)
-        return [_result(operation, raw) for (operation, _, _), raw in zip(calls, raws, strict=True)]
+        return run_in_containers(containers, calls, timeout)
 
     return run
+
+
+def run_in_containers(pool: Any, calls: list[Call], timeout: float = 120) -> list[Result]:
+    """`calls` at the same time in `pool`'s containers (worker processes); results in call order."""
+    from activity_dev.gateway import invoke_in_worker
+
+    by_id = {spec.operation: spec.logical_id for spec in lambdas.functions()}
+    jobs = [
+        (by_id[operation], http_event(f"{API_PREFIX}/{operation}", body, headers)) for operation, body, headers in calls
+    ]
+    raws = pool.starmap_async(invoke_in_worker, jobs, chunksize=1).get(timeout)
+    return [_result(operation, raw) for (operation, _, _), raw in zip(calls, raws, strict=True)]
 
 
 @pytest.fixture

@@ -315,3 +315,97 @@ def test_only_the_migration_function_holds_the_master_secret() -> None:
         else:
             assert not master, (name, secrets)
             assert any("RuntimeDbSecret" in s for s in secrets), (name, secrets)
+
+
+# ---------------------------------------------------------------- many callers at once
+
+
+def test_the_callers_limits_reach_every_function() -> None:
+    template = raw()
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["CALLER_REQUESTS_PER_MINUTE"] == {"Ref": "CallerRequestsPerMinute"}
+    assert env["REFRESH_WAIT_SECONDS"] == {"Ref": "RefreshWaitSeconds"}
+    assert env["EXPORT_MAX_RUNNING"] == {"Ref": "ExportMaxRunning"}
+    parameters = template["Parameters"]
+    assert parameters["CallerRequestsPerMinute"]["Default"] == 600
+    assert parameters["RefreshWaitSeconds"]["Default"] == 20 and parameters["RefreshWaitSeconds"]["MaxValue"] < 30
+    assert parameters["ExportMaxRunning"]["Default"] == 4
+    migrate_env = template["Resources"]["MigrateFunction"]["Properties"]["Environment"]["Variables"]
+    assert migrate_env["DB_CONNECTION_LIMIT"] == {"Ref": "DbConnectionLimit"}
+    exposed = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]["ExposeHeaders"]
+    assert {"retry-after", "ratelimit-policy", "ratelimit"} <= set(exposed)
+
+
+# connections one container of each function may hold: the writer's, and the reader's for what exports
+CONNECTIONS_PER_CONTAINER = {
+    "Get": 1,
+    "Search": 1,
+    "Problem": 1,
+    "Resolve": 1,
+    "Refresh": 1,
+    "Docs": 1,
+    "Export": 2,
+    "Mcp": 2,
+}
+
+
+def test_reserved_concurrency_fits_inside_every_connection_limit() -> None:
+    template = raw()
+    table = template["Mappings"]["ConcurrencyByConnectionLimit"]
+    assert sorted(table, key=int) == template["Parameters"]["DbConnectionLimit"]["AllowedValues"]
+    for limit, reserved in table.items():
+        assert set(reserved) == set(CONNECTIONS_PER_CONTAINER), limit
+        held = sum(reserved[name] * CONNECTIONS_PER_CONTAINER[name] for name in reserved)
+        assert held <= int(limit) - 1, f"DbConnectionLimit {limit}: the functions could hold {held}"
+        # an asynchronous export needs a container of its own beside the synchronous ones
+        assert reserved["Export"] >= 2, limit
+    for name in CONNECTIONS_PER_CONTAINER:
+        props = template["Resources"][f"{name}Function"]["Properties"]
+        assert props["ReservedConcurrentExecutions"] == {
+            "Fn::If": [
+                "Reserve",
+                {"Fn::FindInMap": ["ConcurrencyByConnectionLimit", {"Ref": "DbConnectionLimit"}, name]},
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+    assert template["Conditions"]["Reserve"] == {"Fn::Equals": [{"Ref": "ReserveConcurrency"}, "true"]}
+
+
+def test_a_jwks_makes_issuer_and_audience_required() -> None:
+    rule = raw()["Rules"]["JwksNeedsIssuerAndAudience"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtJwksUrl"}, ""]}]}
+    asserted = [a["Assert"] for a in rule["Assertions"]]
+    assert asserted == [{"Fn::Not": [{"Fn::Equals": [{"Ref": name}, ""]}]} for name in ("JwtIssuer", "JwtAudience")]
+
+
+def test_the_schedule_names_each_run() -> None:
+    schedule = raw()["Resources"]["RefreshFunction"]["Properties"]["Events"]["Schedule"]
+    payload = json.loads(schedule["Properties"]["Input"])
+    assert payload["id"] == "<aws.scheduler.execution-id>"
+    assert json.loads((REPO_ROOT / "events" / "refresh_schedule.json").read_text()).keys() == payload.keys()
+
+
+def test_the_operators_dashboard_and_alarms() -> None:
+    resources = raw()["Resources"]
+    body = resources["OperatorDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(body.replace("${", "{"))["widgets"]
+    titles = [w["properties"]["title"] for w in widgets]
+    assert [t for t in titles if t.startswith("Duration")] == [
+        f"Duration {p} by operation (ms)" for p in ("p50", "p95", "p99")
+    ]
+    for widget in widgets:
+        if widget["properties"]["title"].startswith("Duration"):
+            functions = {m[3] for m in widget["properties"]["metrics"]}
+            assert functions == {f"{{{name}Function}}" for name in CONNECTIONS_PER_CONTAINER}
+    metrics = {m[1] for w in widgets if w["type"] == "metric" for m in w["properties"]["metrics"]}
+    assert {"4xx", "5xx", "CallerThrottled", "ServiceUnavailable", "DbConnectionsInUse", "DbConnectionLimit"} <= metrics
+    assert {"RefreshDuration", "ExportsRunning"} <= metrics
+    queries = [w["properties"]["query"] for w in widgets if w["type"] == "log"]
+    assert any("by caller" in q and "status = 429" in q for q in queries)
+    assert any("by caller" in q and "status = 429" not in q for q in queries)
+    for query in queries:  # every function's log group
+        assert all(f"-{name.lower()}'" in query for name in CONNECTIONS_PER_CONTAINER)
+    assert resources["CallerThrottledAlarm"]["Properties"]["MetricName"] == "CallerThrottled"
+    assert resources["ServiceUnavailableAlarm"]["Properties"]["MetricName"] == "ServiceUnavailable"
+    share = resources["DbConnectionsHighAlarm"]["Properties"]
+    assert share["Metrics"][0]["Expression"] == "inuse / limit" and share["Threshold"] == 0.8

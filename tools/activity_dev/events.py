@@ -81,21 +81,14 @@ def http_event(
     return event
 
 
-def scheduled_event(
-    rule_arn: str = "arn:aws:scheduler:us-east-1:123456789012:schedule/default/refresh",
-) -> dict[str, Any]:
-    """What EventBridge Scheduler sends to the refresh function (default Lambda target payload)."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.scheduler",
-        "account": "123456789012",
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1",
-        "resources": [rule_arn],
-        "detail": {},
-    }
+def scheduled_event() -> dict[str, Any]:
+    """What EventBridge Scheduler sends to the refresh function: the schedule's Input in template.yaml, its
+    <aws.scheduler.execution-id> filled in as the scheduler does for each run."""
+    from . import lambdas
+
+    schedule = lambdas.load_template()["Resources"]["RefreshFunction"]["Properties"]["Events"]["Schedule"]
+    text = schedule["Properties"]["Input"].replace("<aws.scheduler.execution-id>", str(uuid.uuid4()))
+    return json.loads(text)
 
 
 class LambdaContext:

@@ -117,6 +117,7 @@ def add_mcp(document: dict[str, Any], path: str) -> None:
                 "403": refused("A foreign Origin or Host."),
                 "406": refused("Accept lacks application/json."),
                 "413": refused("The body is larger than 1 MiB."),
+                "429": refused("Over the caller's limit (CALLER_REQUESTS_PER_MINUTE); retry after Retry-After."),
                 "500": refused("Internal error; the body carries only the request id."),
                 "503": refused("The database is unreachable; retry after Retry-After seconds."),
             },

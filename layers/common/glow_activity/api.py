@@ -453,6 +453,8 @@ def serve(
     finally:
         _current.reset(token)
     status = int(result.get("statusCode", 500))
+    if status == 503:  # the operator's alarm: the database unreachable, its connections spent, a refresh queue full
+        metrics.add_metric(name="ServiceUnavailable", unit="Count", value=1)
     _audit(inv, status)
     # one line per request: the dashboard's top callers, by requests and by 429s, are read from these
     logger.info("request", extra={"status": status, "ms": round((time.perf_counter() - started) * 1000, 1)})

@@ -57,7 +57,7 @@ def export_route(request: Annotated[ExportRequest, Body()]):  # type: ignore[no-
     caller.check_department_filter(request.department_ids)
     asynchronous = estimated_rows(conn, caller, request) > get_settings().export_sync_row_budget
     upload_id, created_at = str(uuid.uuid4()), datetime.now(UTC)
-    running = claim_slot(conn, caller, request, upload_id, created_at)
+    running = claim_slot(conn, caller, request, upload_id, created_at, synchronous=not asynchronous)
     if running is not None:  # this caller's export already running answers, as polling it would
         status = export_status(conn, caller, running)
         return json_response(status, status_code=202 if isinstance(status, ExportPending) else 200)

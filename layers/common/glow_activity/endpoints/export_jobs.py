@@ -119,9 +119,10 @@ def key_for(caller: Caller, upload_id: str, file_name: str) -> str:
 
 
 def claim_slot(
-    conn: Connection, caller: Caller, request: ExportRequest, upload_id: str, created_at: datetime
+    conn: Connection, caller: Caller, request: ExportRequest, upload_id: str, created_at: datetime, *, synchronous: bool
 ) -> str | None:
-    """Write this export's `running` row (claimed at once: the caller's own invocation runs it), or answer why not:
+    """Write this export's `running` row (a synchronous one claimed at once: the caller's own invocation runs it;
+    an asynchronous one is claimed by its job, once), or answer why not:
     the id of the caller's export already running (None when this one got its slot), or 429 when
     EXPORT_MAX_RUNNING run already. Rows older than any export can run are marked failed first."""
     settings = get_settings()
@@ -149,15 +150,17 @@ def claim_slot(
             )
         file_name = file_name_for(created_at)
         conn.run(
-            "INSERT INTO activity.uploads (id, s3_key, file_name, status, requested_by, filters, created_at)"
+            "INSERT INTO activity.uploads"
+            " (id, s3_key, file_name, status, requested_by, filters, created_at, claimed_at)"
             " VALUES (CAST(:id AS uuid), :key, :file_name, 'running', CAST(:caller AS uuid), CAST(:filters AS jsonb),"
-            " :created_at)",
+            " :created_at, CASE WHEN :synchronous THEN now() END)",
             id=upload_id,
             key=key_for(caller, upload_id, file_name),
             file_name=file_name,
             caller=caller.profile_id,
             filters=request.model_dump_json(exclude={"upload_id"}),
             created_at=created_at,
+            synchronous=synchronous,
         )
     return None
 
