@@ -9,11 +9,11 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import harness_params, run_in_containers
+from conftest import harness_params, local_gateway, run_in_containers
 from factories import World, make_jwt
 from test_mcp import request, rpc
 from test_refresh import age_every_refresh
@@ -188,19 +188,33 @@ def test_with_the_database_unreachable_bad_credentials_are_still_401_and_a_real_
 # ---------------------------------------------------------------- a bounded share of the database
 
 
+LIMITED_USER = "activity_app_limited"
+
+
 @pytest.fixture
-def limited_login(conn: Any, database_url: str) -> Iterator[tuple[str, str]]:
-    """A LOGIN member of activity_runtime with CONNECTION LIMIT 2 (as DbConnectionLimit makes the functions' user)."""
-    user, password = "activity_app_limited", secrets.token_urlsafe(16)
-    ensure_runtime_login(conn, user, password, connection_limit=2)
-    yield user, embedded_pg.url_as(database_url, user, password)
+def limited_login(conn: Any, database_url: str) -> Iterator[Callable[[int], str]]:
+    """A LOGIN member of activity_runtime with a CONNECTION LIMIT (as DbConnectionLimit makes the functions' user):
+    `limited_login(n)` sets it to n and gives its URL."""
+
+    def login(limit: int) -> str:
+        password = secrets.token_urlsafe(16)
+        ensure_runtime_login(conn, LIMITED_USER, password, connection_limit=limit)
+        return embedded_pg.url_as(database_url, LIMITED_USER, password)
+
+    yield login
     conn.run(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :u AND pid <> pg_backend_pid()", u=user
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :u AND pid <> pg_backend_pid()",
+        u=LIMITED_USER,
     )
 
 
+def connections_of(conn: Any, user: str) -> int:
+    return int(conn.run("SELECT count(*) FROM pg_stat_activity WHERE usename = :u", u=user)[0][0])
+
+
 def test_the_functions_user_has_its_connection_limit_and_role_defaults(conn: Any, limited_login: Any) -> None:
-    limit, config = conn.run("SELECT rolconnlimit, rolconfig FROM pg_roles WHERE rolname = :u", u=limited_login[0])[0]
+    limited_login(2)
+    limit, config = conn.run("SELECT rolconnlimit, rolconfig FROM pg_roles WHERE rolname = :u", u=LIMITED_USER)[0]
     assert limit == 2
     assert {"TimeZone=UTC", "search_path=public"} <= set(config)
 
@@ -208,7 +222,7 @@ def test_the_functions_user_has_its_connection_limit_and_role_defaults(conn: Any
 def test_at_its_connection_limit_further_containers_answer_503_with_retry_after(
     invoke: Any, dept_people: dict[str, Any], limited_login: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, url = limited_login
+    url = limited_login(2)
     held = [db.open_connection(db.params_from_url(url)) for _ in range(2)]  # two other containers hold the budget
     try:
         monkeypatch.setenv("DATABASE_URL", url)
@@ -476,3 +490,35 @@ def test_a_function_with_a_jwks_but_no_issuer_fails_at_start() -> None:
     env["JWT_ISSUER"], env["JWT_AUDIENCE"] = ISSUER, "glow-web"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- a noisy neighbour
+
+
+def test_a_noisy_neighbour_through_the_local_gateway(
+    dept_people: dict[str, Any], world: World, conn: Any, limited_login: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One coordinator's key floods every operation from four threads, an anonymous script beside it, while two
+    coordinators read at a polite pace: the readers see no error, the flooder gets 429s and nothing worse, the
+    anonymous script 401s, and the service never holds more connections than its user's limit."""
+    from activity_dev import noisy
+
+    workers, limit = 4, 6
+    monkeypatch.setenv("DATABASE_URL", limited_login(limit))
+    monkeypatch.setenv("CALLER_REQUESTS_PER_MINUTE", "60")
+    readers = [world.profile(roles=["instructional"], departments=[dept_people["dept"]]) for _ in range(2)]
+    with local_gateway(workers=workers) as base:
+        outcome = noisy.run(
+            base,
+            readers=[r.headers for r in readers],
+            flooder=dept_people["coord"].headers,
+            seconds=6,
+            reader_pause=0.5,
+            flood_threads=4,
+            connections=lambda: connections_of(conn, LIMITED_USER),
+        )
+    assert set(outcome.readers.statuses) == {200} and outcome.readers.statuses[200] >= 10
+    assert outcome.flooder.statuses[429] > 0
+    assert set(outcome.flooder.statuses) <= {200, 202, 404, 429}, outcome.flooder.statuses  # resolve: no such problem
+    assert set(outcome.anonymous.statuses) == {401}
+    assert 0 < outcome.most_connections <= limit

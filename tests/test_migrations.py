@@ -318,3 +318,24 @@ def test_custom_resource_never_hangs_when_the_database_is_away(response_url: str
     result = migrate_handler()(cfn_event("Create", response_url), LambdaContext("migrate", 30_000))
     assert result["Status"] == "FAILED"
     assert [r["Status"] for r in _CloudFormation.replies] == ["FAILED"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",  # the instance metadata service
+        "https://attacker.example/cloudformation-custom-resource-response-useast1/x",
+        "http://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x",  # not https
+        "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com.attacker.example/x",
+        "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com:8443/x",
+    ],
+)
+def test_a_custom_resource_request_answers_only_cloudformations_own_response_urls(
+    as_migrator: None, url: str, monkeypatch: Any
+) -> None:
+    module = lambdas.load_module(next(s for s in lambdas.functions() if s.logical_id == "MigrateFunction"))
+    sent: list[str] = []
+    monkeypatch.setattr(module, "put", lambda target, body: sent.append(target) or 200)
+    result = migrate_handler()(cfn_event("Create", url), LambdaContext("migrate", 60_000))
+    assert result["Status"] == "FAILED" and sent == []
+    assert module.is_cloudformation_event(cfn_event("Create", CFN_RESPONSE_URL))

@@ -150,3 +150,15 @@ def test_the_activity_operator_command_invokes_the_function(
     assert "No key has that id" in json.loads(capsys.readouterr().out)["error"]
     main(["operator", "plan", "--function", "f"])
     assert json.loads(capsys.readouterr().out) == {"ok": True, "plan": ["mode: standalone; nothing to do"]}
+
+
+def test_every_operator_command_is_audited_with_channel_operator(operator: Any, conn: Any) -> None:
+    before = conn.run("SELECT coalesce(max(id), 0) FROM activity.audit_log")[0][0]
+    assert operator("plan")["ok"] is True
+    assert operator("revoke-key", key_id=str(uuid.uuid4()))["ok"] is False  # refused: audited too
+    rows = conn.run(
+        "SELECT operation, channel, status_code, profile_id FROM activity.audit_log WHERE id > :id ORDER BY id",
+        id=before,
+    )
+    assert [r[:2] for r in rows] == [["plan", "operator"], ["revoke-key", "operator"]]
+    assert rows[0][2] == 200 and rows[1][2] >= 400 and {r[3] for r in rows} == {None}

@@ -30,6 +30,24 @@ def test_values_are_typed_and_unset_ones_keep_their_defaults() -> None:
     assert settings.jwt_identity_claims == ("sub", "email")
     assert settings.role_scopes == {"admin": "all", "custom": "departments"}
     assert settings.scope_of(["member", "custom"]) == "departments" and settings.scope_of(["guest"]) == "self"
+    many = Settings.from_environ(
+        {
+            "CALLER_REQUESTS_PER_MINUTE": "0",
+            "REFRESH_WAIT_SECONDS": "2.5",
+            "EXPORT_MAX_RUNNING": "2",
+            "DB_CONNECTION_LIMIT": "40",
+            "JWT_AUDIENCE": "glow-web, activity-mcp,,",
+        }
+    )
+    assert many.caller_requests_per_minute == 0 and many.refresh_wait_seconds == 2.5
+    assert many.export_max_running == 2 and many.db_connection_limit == 40
+    assert many.jwt_audience == ("glow-web", "activity-mcp")
+    defaults = Settings()
+    assert (defaults.caller_requests_per_minute, defaults.refresh_wait_seconds, defaults.export_max_running) == (
+        600,
+        20,
+        4,
+    )
     assert Settings.from_environ({}) == Settings()
     assert Settings().role_scopes == {"superadmin": "all", "admin": "all", "instructional": "departments"}
 
@@ -42,6 +60,10 @@ def test_values_are_typed_and_unset_ones_keep_their_defaults() -> None:
         ("DB_CONNECT_ATTEMPTS", "0", "DB_CONNECT_ATTEMPTS: must be at least 1, not 0"),
         ("DB_RANDOM_PAGE_COST", "cheap", "DB_RANDOM_PAGE_COST: 'cheap' is not a number"),
         ("JWT_IDENTITY_CLAIMS", "uid", "JWT_IDENTITY_CLAIMS: a comma-separated list of profile_id, email, sub"),
+        ("CALLER_REQUESTS_PER_MINUTE", "-1", "CALLER_REQUESTS_PER_MINUTE: must be at least 0, not -1"),
+        ("EXPORT_MAX_RUNNING", "0", "EXPORT_MAX_RUNNING: must be at least 1, not 0"),
+        ("REFRESH_WAIT_SECONDS", "soon", "REFRESH_WAIT_SECONDS: 'soon' is not a number"),
+        ("DB_CONNECTION_LIMIT", "-2", "DB_CONNECTION_LIMIT: must be at least -1, not -2"),
         ("ROLE_SCOPES", "{", "ROLE_SCOPES is not JSON"),
         ("ROLE_SCOPES", '{"all": ["ta"]}', "ROLE_SCOPES names 'ta'"),
     ],

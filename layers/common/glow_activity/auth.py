@@ -68,14 +68,21 @@ WHERE p.id = CAST(:profile_id AS uuid) AND p.deleted_at IS NULL
 # platform index on lower(email); translate() then keeps only those that differ in ASCII letters alone, so that
 # look-alike characters (a Kelvin sign for a K, a dotted capital I) that lower() would fold never match.
 _ASCII_UPPER, _ASCII_LOWER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
-_CALLER_BY_EMAIL_SQL = f"""
-SELECT {_CALLER_COLUMNS}
+_BY_EMAIL = f"""
 FROM profiles p
 WHERE lower(p.email) = lower(:email) AND p.deleted_at IS NULL
   AND translate(p.email, '{_ASCII_UPPER}', '{_ASCII_LOWER}') = :folded
 LIMIT 2
 """
+_CALLER_BY_EMAIL_SQL = f"SELECT {_CALLER_COLUMNS}{_BY_EMAIL}"
 _FOLD = str.maketrans(_ASCII_UPPER, _ASCII_LOWER)
+
+
+def live_profiles_with_email(conn: Connection, email: str) -> list[str]:
+    """The ids (at most two) of the non-deleted profiles whose e-mail is `email` but for the case of ASCII letters:
+    how a token's e-mail claim, and the operator's commands, name a profile."""
+    return [str(r[0]) for r in conn.run(f"SELECT p.id::text{_BY_EMAIL}", email=email, folded=email.translate(_FOLD))]
+
 
 # The key and its holder's permissions in one round trip (the common case: an API key alone). An application's
 # key has no holder: its profile columns are NULL.

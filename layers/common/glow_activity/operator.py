@@ -18,7 +18,7 @@ import secrets
 import uuid
 from typing import Any
 
-from .auth import hash_api_key
+from .auth import hash_api_key, live_profiles_with_email
 from .db import Connection, transaction
 from .migrate import plan
 
@@ -52,12 +52,6 @@ def insert_key(conn: Connection, profile_id: str | None, name: str, raw: str | N
     return key_id, raw
 
 
-def _live_profiles_with_email(conn: Connection, email: str) -> list[str]:
-    """As a token's e-mail claim is matched: any letter case, deleted profiles left out."""
-    rows = conn.run("SELECT id::text FROM profiles WHERE lower(email) = lower(:e) AND deleted_at IS NULL", e=email)
-    return [str(r[0]) for r in rows]
-
-
 def _profile(conn: Connection, event: dict[str, Any]) -> str:
     if event.get("profile_id"):
         try:
@@ -71,7 +65,7 @@ def _profile(conn: Connection, event: dict[str, Any]) -> str:
             )
         ]
     elif event.get("email"):
-        found = _live_profiles_with_email(conn, str(event["email"]))
+        found = live_profiles_with_email(conn, str(event["email"]))
         if len(found) > 1:
             raise OperatorError("More than one live profile has that e-mail; name the profile by profile_id.")
     else:
@@ -86,7 +80,7 @@ def _bootstrap(conn: Connection, event: dict[str, Any]) -> dict[str, Any]:
     if not email:
         raise OperatorError("bootstrap needs the first admin's email (and a name).")
     with transaction(conn):
-        existing = _live_profiles_with_email(conn, email)
+        existing = live_profiles_with_email(conn, email)
         created = not existing
         profile_id = existing[0] if existing else str(uuid.uuid4())
         if created:
