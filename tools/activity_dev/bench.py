@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -542,7 +543,6 @@ def bench_concurrency(h: Harness) -> None:
     runs), mixed reads for 60 s (get 50%, search 40%, docs 10%): throughput, latency percentiles, errors, and the
     most connections the service held at once."""
     import random
-    import threading
     import urllib.error
     import urllib.request
 
@@ -693,6 +693,148 @@ def bench_credentials(h: Harness) -> None:
         h.record(f"runtime credentials: {name} (fresh interpreter)", percentiles([t / 1000 for t in times]))
 
 
+def bench_many_callers(h: Harness) -> None:
+    """Many callers at once: the per-caller limit's cost per request (get, in process, with and without it, in
+    alternation), its own SQL round trip, and a noisy neighbour through the local gateway (8 workers, the limit at
+    120 a minute): three coordinators reading once a second, alone and then beside one key flooding every operation
+    from four threads and an anonymous script; the readers' latencies, what each side was answered, and the most
+    connections the service held."""
+    from glow_activity import api, db
+    from glow_activity.limits import take_request
+    from glow_activity.settings import get_settings
+
+    from . import noisy
+    from .gateway import Gateway, make_server
+
+    key = h.coordinators["median"][0]
+    body = window_shapes(datetime.now(UTC).date())["last 90 days"]
+    limited = dataclasses.replace(get_settings(), caller_requests_per_minute=10**9)
+    unlimited = dataclasses.replace(limited, caller_requests_per_minute=0)
+    real_settings = api.get_settings
+
+    def with_settings(settings: Any) -> Callable[[], None]:
+        def call() -> None:
+            api.get_settings = lambda: settings  # type: ignore[assignment]
+            try:
+                h.call("get", body, key)
+            finally:
+                api.get_settings = real_settings
+
+        return call
+
+    on, off = timed_pair(with_settings(limited), with_settings(unlimited), h.iterations)
+    h.record("limiter: get coordinator 90 days, limit on", on)
+    h.record("limiter: get coordinator 90 days, limit off", off)
+    caller = "00000000-0000-4000-8000-00000000beef"
+    h.record(
+        "limiter: activity.take_request round trip",
+        timed(
+            lambda: take_request(h.conn, caller, 10**9, operation="get", channel="api", request_id="b"), h.iterations
+        ),
+    )
+
+    workers, seconds = 8, 20.0
+    os.environ.update({"ACTIVITY_GATEWAY_QUIET": "1", "CALLER_REQUESTS_PER_MINUTE": "120"})
+    db.reset_connections()
+    gateway = Gateway(workers)
+    server = make_server(gateway, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    readers = [{"X-Api-Key": k} for k in (h.coordinators["median"][0], h.coordinators["largest"][0], h.admin_key)]
+
+    def connections() -> int:
+        return int(h.conn.run("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'glow-activity'")[0][0])
+
+    # the flooder: another admin (a profile of its own, so a bucket of its own)
+    other_admin = h.conn.run(
+        "SELECT profile_id::text FROM profile_roles WHERE role = 'admin' AND active AND profile_id <> CAST(:p AS uuid)"
+        " ORDER BY profile_id LIMIT 1",
+        p=demo_profile_id(h.conn, 42, DEMO_ADMIN_INDEX),
+    )[0][0]
+    flood_key = {"X-Api-Key": h._key(other_admin)}
+    try:
+        # every worker warm (each operation loaded, its connection open), the readers' queries planned, then measured
+        noisy.run(base, readers=[], flooder=flood_key, seconds=5, reader_pause=0)
+        noisy.run(base, readers=readers, flooder=None, seconds=3, reader_pause=0.3)
+        alone = noisy.run(
+            base, readers=readers, flooder=None, seconds=seconds, reader_pause=1.0, connections=connections
+        )
+        beside = noisy.run(
+            base, readers=readers, flooder=flood_key, seconds=seconds, reader_pause=1.0, connections=connections
+        )
+    finally:
+        server.shutdown()
+        gateway.close()
+        os.environ.pop("CALLER_REQUESTS_PER_MINUTE")
+    storm = connection_storm(h, readers)
+    for name, outcome in (("alone", alone), ("beside the flood", beside)):
+        h.record(
+            f"noisy neighbour: readers {name}",
+            {**percentiles(outcome.readers.latencies), "statuses": dict(outcome.readers.statuses)},
+        )
+    h.record(
+        "noisy neighbour: the flooder and the anonymous script",
+        {
+            "flooder": dict(beside.flooder.statuses),
+            "flooder_requests_per_s": round(sum(beside.flooder.statuses.values()) / seconds, 1),
+            "anonymous": dict(beside.anonymous.statuses),
+            "max_connections_alone": alone.most_connections,
+            "max_connections_beside": beside.most_connections,
+            "workers": workers,
+        },
+    )
+    h.record(
+        "connection budget spent: 8 workers, CONNECTION LIMIT 4",
+        {
+            "statuses": dict(storm.readers.statuses),
+            **{f"{status}_{k}": v for status, t in storm.readers.by_status.items() for k, v in percentiles(t).items()},
+            "max_connections": storm.most_connections,
+        },
+    )
+
+
+def connection_storm(h: Harness, readers: list[dict[str, str]]) -> Any:
+    """What a spent connection budget looks like: the gateway's 8 workers as a LOGIN user whose CONNECTION LIMIT is
+    4, read by six unpaced readers for 10 s: the workers that got no connection answer 503 with Retry-After."""
+    import secrets
+
+    from glow_activity import db
+    from glow_activity.migrate import ensure_runtime_login
+
+    from . import noisy
+    from .gateway import Gateway, make_server
+
+    user, password = "activity_bench_limited", secrets.token_urlsafe(16)
+    ensure_runtime_login(h.conn, user, password, connection_limit=4)
+    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "DB_CONNECT_ATTEMPTS")}
+    os.environ.update({"DATABASE_URL": embedded_pg.url_as(h.url, user, password), "DB_CONNECT_ATTEMPTS": "1"})
+    db.reset_connections()
+    gateway = Gateway(8)
+    server = make_server(gateway, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def connections() -> int:
+        return int(h.conn.run("SELECT count(*) FROM pg_stat_activity WHERE usename = :u", u=user)[0][0])
+
+    try:
+        return noisy.run(
+            f"http://127.0.0.1:{server.server_port}",
+            readers=readers * 2,
+            flooder=None,
+            seconds=10,
+            reader_pause=0,
+            connections=connections,
+        )
+    finally:
+        server.shutdown()
+        gateway.close()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 PARTS: dict[str, Callable[[Harness], None]] = {
     "get_search": bench_get_and_search,
     "export": bench_export,
@@ -700,6 +842,7 @@ PARTS: dict[str, Callable[[Harness], None]] = {
     "cold": bench_cold_starts,
     "mcp": bench_mcp,
     "concurrency": bench_concurrency,
+    "many_callers": bench_many_callers,
     "attach": bench_attach,
     "credentials": bench_credentials,
 }

@@ -296,7 +296,17 @@ def main(argv: list[str] | None = None) -> None:
         "--only",
         action="append",
         default=[],
-        choices=("get_search", "export", "refresh", "cold", "mcp", "concurrency", "attach", "credentials"),
+        choices=(
+            "get_search",
+            "export",
+            "refresh",
+            "cold",
+            "mcp",
+            "concurrency",
+            "many_callers",
+            "attach",
+            "credentials",
+        ),
         help="run only this part (repeatable; --output is then worth pointing elsewhere); attach runs only when "
         "named: it seeds a database of the platform's tables alone and migrates it --attached under a writer",
     )

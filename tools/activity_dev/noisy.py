@@ -56,12 +56,14 @@ class Side:
 
     statuses: Counter[int] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    by_status: dict[int, list[float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, status: int, seconds: float) -> None:
         with self.lock:
             self.statuses[status] += 1
             self.latencies.append(seconds)
+            self.by_status.setdefault(status, []).append(seconds)
 
 
 @dataclass

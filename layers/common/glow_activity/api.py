@@ -350,7 +350,7 @@ def _limit(inv: Invocation) -> None:
     inv.response_headers.update(allowance.headers())
     if not allowance.allowed:
         inv.audited = not allowance.audit_refusal
-        logger.warning("caller over its limit", extra={"retry_after": allowance.reset_seconds})
+        logger.info("caller over its limit", extra={"retry_after": allowance.reset_seconds})  # not a warning each
         metrics.add_metric(name="CallerThrottled", unit="Count", value=1)
         raise TooManyRequests(
             f"More than {per_minute} requests in a minute from this caller; nothing ran. "
