@@ -154,12 +154,15 @@ def _openapi() -> dict[str, Any]:
     return json.loads((REPO_ROOT / "openapi.json").read_text(encoding="utf-8"))
 
 
-def assert_matches_openapi(operation: str, result: Result, method: str = "post") -> None:
-    """Every response the suite sees must be one the OpenAPI document declares, with a valid body."""
+def assert_matches_openapi(operation: str, result: Result, method: str = "post", path: str | None = None) -> None:
+    """Every response the suite sees must be one the OpenAPI document declares, with a valid body. `path`: the
+    event's own, when it is another route of the operation's function (the MCP endpoint's metadata)."""
     from jsonschema import Draft202012Validator
 
     document = _openapi()
-    responses = document["paths"][f"{API_PREFIX}/{operation}"][method]["responses"]
+    routes = sorted((p for p in document["paths"] if path and path.endswith(p)), key=len)  # a stage's prefix aside
+    path = routes[-1] if routes else f"{API_PREFIX}/{operation}"
+    responses = document["paths"][path][method]["responses"]
     declared = responses.get(str(result.status))
     assert declared is not None, f"{operation} answered {result.status}, which openapi.json does not declare"
     schema = (declared.get("content") or {}).get("application/json", {}).get("schema")
@@ -174,11 +177,11 @@ def assert_matches_openapi(operation: str, result: Result, method: str = "post")
 _in_process = threading.Lock()
 
 
-def _result(operation: str, raw: dict[str, Any], method: str = "POST") -> Result:
+def _result(operation: str, raw: dict[str, Any], method: str = "POST", path: str | None = None) -> Result:
     if "statusCode" not in raw:  # a non-HTTP invocation (schedule, async job) returns a plain dict
         return Result(0, {}, raw)
     result = Result(raw["statusCode"], {k.lower(): v for k, v in (raw.get("headers") or {}).items()}, raw)
-    assert_matches_openapi(operation, result, method.lower())
+    assert_matches_openapi(operation, result, method.lower(), path)
     return result
 
 
@@ -202,7 +205,8 @@ def invoke_handler(
         raw = handler(event, LambdaContext(operation))
     finally:
         _in_process.release()
-    return _result(operation, raw, ((event.get("requestContext") or {}).get("http") or {}).get("method", "POST"))
+    method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "POST")
+    return _result(operation, raw, method, event.get("rawPath"))
 
 
 @pytest.fixture

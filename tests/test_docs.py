@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from factories import World
 from openapi_spec_validator import validate
+from test_mcp_sign_in import METADATA_PATHS
 
 from activity_dev import REPO_ROOT, lambdas
 from activity_dev.openapi import openapi_json
@@ -196,6 +197,7 @@ def test_template_routes_api_operations_and_openapi_agree(invoke: Any, people: d
     """The seven operations agree everywhere; the MCP endpoint (JSON-RPC, no resolver) is in the template and
     openapi.json with its POST, and with the GET and DELETE it refuses."""
     mcp = {(method, f"{API_PREFIX}/mcp") for method in ("POST", "GET", "DELETE")}
+    mcp |= {("GET", path) for path in METADATA_PATHS}  # its protected-resource metadata (agents that sign in)
     template = {route for s in lambdas.functions() for route in s.http_routes} - mcp
     assert {route for s in lambdas.functions() for route in s.http_routes} >= mcp
     resolvers = set()
@@ -231,6 +233,9 @@ def test_the_api_reference_names_every_operation_and_request_field() -> None:
     sections = dict(re.findall(r"^## POST (/\w+)[^\n]*\n(.*?)(?=^## |\Z)", reference, re.S | re.M))
     schemas = document["components"]["schemas"]
     for path, methods in document["paths"].items():
+        if path in METADATA_PATHS:
+            assert "## GET /.well-known/oauth-protected-resource" in reference
+            continue
         name = "/" + path.rsplit("/", 1)[1]
         assert name in sections, f"docs/API.md has no section '## POST {name}'"
         operation_id = methods["post"]["operationId"]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from samcli.yamlhelper import yaml_parse
 from samtranslator.translator.transform import transform
+from test_mcp_sign_in import METADATA_PATHS
 
 from activity_dev import (
     REPO_ROOT,
@@ -53,8 +54,11 @@ def test_each_route_is_its_own_function() -> None:
     api_routes = resources_of("AWS::ApiGatewayV2::Route") or {}
     # SAM renders HttpApi routes into the OpenAPI body of the API
     body = next(iter(resources_of("AWS::ApiGatewayV2::Api").values()))["Properties"]["Body"]
-    assert {p for p in body["paths"]} == set(routes)
+    assert {p for p in body["paths"]} == set(routes) | set(METADATA_PATHS)
     for path, item in body["paths"].items():
+        if path in METADATA_PATHS:  # the MCP endpoint's protected-resource metadata, on the MCP function
+            assert sorted(item) == ["get"], path
+            continue
         assert sorted(item) == (["delete", "get", "post"] if path.endswith("/mcp") else ["post"]), path
     assert not api_routes
 

@@ -16,6 +16,7 @@ from functools import cache
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from mcp_oauth import challenge
 from mcp_tools import RawJson, call_tool, operation_of, tools_for
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -206,4 +207,7 @@ def serve_mcp(event: dict[str, Any], context: Any) -> dict[str, Any]:
     def answer(inv: Invocation, event: dict[str, Any]) -> dict[str, Any]:
         return respond(inv, event, context)
 
-    return serve("mcp", event, answer, before_auth=protocol_checks, channel="mcp")
+    result = serve("mcp", event, answer, before_auth=protocol_checks, channel="mcp")
+    if result.get("statusCode") == 401:  # lead an agent host to where its user signs in
+        result.setdefault("headers", {})["WWW-Authenticate"] = challenge(event)
+    return result

@@ -133,6 +133,49 @@ def add_mcp(document: dict[str, Any], path: str) -> None:
             for method in ("get", "delete")
         },
     }
+    add_resource_metadata(document, refused)
+
+
+def add_resource_metadata(document: dict[str, Any], refused: Any) -> None:
+    """The MCP endpoint's protected-resource metadata (RFC 9728, mcp_oauth.py): public GETs."""
+    import mcp_oauth
+
+    document["components"]["schemas"]["ProtectedResourceMetadata"] = {
+        "type": "object",
+        "title": "ProtectedResourceMetadata",
+        "required": ["resource", "authorization_servers", "bearer_methods_supported"],
+        "properties": {
+            "resource": {"type": "string", "format": "uri", "description": "The MCP endpoint's URL."},
+            "authorization_servers": {
+                "type": "array",
+                "items": {"type": "string", "format": "uri"},
+                "description": "[JWT_ISSUER]: where agent hosts sign their users in (Glow's Keycloak).",
+            },
+            "bearer_methods_supported": {"type": "array", "items": {"const": "header"}},
+            "resource_name": {"type": "string"},
+            "scopes_supported": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    for n, path in enumerate(mcp_oauth.METADATA_PATHS):
+        document["paths"][path] = {
+            "get": {
+                "operationId": f"activity.mcp.resource_metadata{'' if n == 0 else f'.{n}'}",
+                "summary": "The MCP endpoint's protected-resource metadata (RFC 9728)",
+                "description": "Public and cacheable: how an agent host finds the authorization server to sign its "
+                "user in at. The MCP endpoint's 401 names the first of these paths in `resource_metadata`.",
+                "tags": ["MCP"],
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The metadata document.",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ProtectedResourceMetadata"}}
+                        },
+                    },
+                    "404": refused("No authorization server is configured (JWT_ISSUER)."),
+                },
+            }
+        }
 
 
 _SEARCH_FILTERS = ("date_from", "date_to", "department_ids", "roles", "active", "sort_order", "page_size")

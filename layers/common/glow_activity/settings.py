@@ -56,6 +56,8 @@ class Settings:
     jwt_audience: tuple[str, ...] = ()
     # Which claim names the caller's profile: the first of these that the token carries (CONTRACT.md).
     jwt_identity_claims: tuple[str, ...] = ("profile_id", "email", "sub")
+    # The scopes an agent host asks Glow's Keycloak for (the MCP resource's protected-resource metadata); none: omitted.
+    mcp_scopes: tuple[str, ...] = ()
     # The identity provider's JWKS: how long its keys are trusted before a re-fetch, the least time between two
     # fetches (a token with an unknown `kid` re-fetches at most this often), and how long one fetch may take.
     jwt_jwks_ttl_seconds: float = 3600  # > 0
@@ -201,6 +203,7 @@ _READERS: dict[str, Callable[[str], Any]] = {
     "jwt_issuer": str,
     "jwt_audience": lambda raw: _names(raw, "JWT_AUDIENCE"),
     "jwt_identity_claims": _identity_claims,
+    "mcp_scopes": lambda raw: _names(raw, "MCP_SCOPES"),
     "jwt_jwks_ttl_seconds": _number(float, above=0),
     "jwt_jwks_min_fetch_interval_seconds": _number(float, least=0),
     "jwt_jwks_timeout_seconds": _number(float, above=0),
