@@ -47,6 +47,7 @@ LISTED_REASONS = (
     "it belongs to other filters, sort_order or page_size",  # a cursor from other filters
     "page_limit and summary_limit name the same thing; they differ",  # two fields' values
     "page_offset and summary_offset name the same thing; they differ",
+    "past the 100,000 an offset may skip",  # a product of two fields (page x page_size)
 )
 
 

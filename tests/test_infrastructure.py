@@ -216,6 +216,7 @@ ATTACHED = {
     "ExistingDbSecurityGroupId": "sg-0123456789abcdef0",
     "VpcId": "vpc-0123456789abcdef0",
     "PrivateSubnetIds": "subnet-a,subnet-b",
+    "ExistingVpcCidr": "172.31.0.0/16",
 }
 
 
@@ -413,3 +414,26 @@ def test_the_operators_dashboard_and_alarms() -> None:
     assert resources["ServiceUnavailableAlarm"]["Properties"]["MetricName"] == "ServiceUnavailable"
     share = resources["DbConnectionsHighAlarm"]["Properties"]
     assert share["Metrics"][0]["Expression"] == "inuse / limit" and share["Threshold"] == 0.8
+
+
+def test_in_an_existing_vpc_postgres_and_the_lambda_api_are_reachable() -> None:
+    template = raw()
+    egress = template["Resources"]["FunctionSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+    postgres = next(rule for rule in egress if rule["FromPort"] == 5432)
+    assert postgres["CidrIp"] == {"Fn::If": ["CreateVpc", {"Ref": "VpcCidr"}, {"Ref": "ExistingVpcCidr"}]}
+    rule = template["Rules"]["ExistingVpcNeedsItsCidr"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "VpcId"}, ""]}]}
+    # the asynchronous export half invokes its own function through the Lambda API: an endpoint unless one is there
+    assert "LambdaEndpoint" in created({}) and "LambdaEndpoint" in created(ATTACHED)
+    assert "LambdaEndpoint" not in created({**ATTACHED, "ExistingVpcLambdaEndpoint": "present"})
+    endpoint = template["Resources"]["LambdaEndpoint"]["Properties"]
+    assert endpoint["SubnetIds"]["Fn::If"][2] == {"Ref": "PrivateSubnetIds"}
+    assert template["Resources"]["EndpointSecurityGroup"]["Condition"] == "CreateLambdaEndpoint"
+
+
+def test_the_api_url_output_is_the_glow_clients_base_url() -> None:
+    outputs = raw()["Outputs"]
+    assert outputs["ApiUrl"]["Value"] == {
+        "Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}"
+    }
+    assert outputs["McpUrl"]["Value"]["Fn::Sub"].endswith(f"/${{Stage}}{API_PREFIX}/mcp")

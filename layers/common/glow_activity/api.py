@@ -359,6 +359,11 @@ def _limit(inv: Invocation) -> None:
         )
 
 
+STATEMENT_TIMEOUT_MESSAGE = (
+    "The database took longer than this request may take (DB_STATEMENT_TIMEOUT_MS) and nothing was changed. "
+    "Try again shortly, or narrow the window."
+)
+
 Respond = Callable[[Invocation, dict[str, Any]], dict[str, Any]]
 
 # Operations run once more, on a new connection, when theirs turns out dead (an Aurora failover, a proxy restart, an
@@ -441,6 +446,10 @@ def serve(
             logger.warning("database unavailable", extra={"error": type(exc).__name__})
             metrics.add_metric(name="DatabaseUnavailable", unit="Count", value=1)
             result = _error_result(ServiceUnavailable())
+        elif db.is_statement_timeout(exc):  # refused by the database's time bound: nothing changed, try later
+            logger.warning("statement timeout", extra={"error": type(exc).__name__})
+            metrics.add_metric(name="StatementTimeout", unit="Count", value=1)
+            result = _error_result(ServiceUnavailable(STATEMENT_TIMEOUT_MESSAGE, retry_after=30))
         else:
             logger.exception("unhandled error")
             metrics.add_metric(name="UnhandledError", unit="Count", value=1)

@@ -295,6 +295,16 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def is_statement_timeout(exc: BaseException) -> bool:
+    """A statement cancelled by statement_timeout (SQLSTATE 57014): the work was refused, nothing of it was kept."""
+    return (
+        isinstance(exc, DatabaseError)
+        and bool(exc.args)
+        and isinstance(exc.args[0], dict)
+        and (str(exc.args[0].get("C", "")) == "57014")
+    )
+
+
 @contextmanager
 def _begun(conn: Connection, begin: str) -> Iterator[list[list[Any]] | None]:
     """Run `begin` (a BEGIN, maybe followed by a first query), yield its rows; COMMIT after the block, ROLLBACK

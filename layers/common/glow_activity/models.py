@@ -414,9 +414,10 @@ class CreateProblemRequest(RequestModel):
         json_schema_extra={"enum": list(PROBLEM_TYPES)},
     )
     message: str = Field(
-        description="What is wrong: 1 to 4000 characters once leading and trailing white space is trimmed.",
-        max_length=4000,
-        json_schema_extra={"pattern": _NOT_BLANK},
+        description="What is wrong: 1 to 4000 characters once leading and trailing white space is trimmed. "
+        "(maxLength holds for any message a client sends untrimmed; the service bounds the trimmed text, so white "
+        "space around 4000 characters is accepted too.)",
+        json_schema_extra={"pattern": _NOT_BLANK, "maxLength": 4000},
         examples=["The AI answer in this session quoted a student's grade."],
     )
     session_id: UUID | None = Field(
