@@ -35,18 +35,30 @@ def hurried(conn: Any, database_url: str, monkeypatch: pytest.MonkeyPatch) -> It
     db.reset_connections()
 
 
+class TableLock:
+    """A table locked as a long migration of the platform's or a VACUUM FULL would lock it, until released."""
+
+    def __init__(self, database_url: str) -> None:
+        self.holder = db.open_connection(harness_params(database_url))
+        self.held = False
+
+    def lock(self, table: str) -> None:
+        self.holder.run("BEGIN")
+        self.holder.run(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.holder.run("ROLLBACK")
+            self.held = False
+
+
 @pytest.fixture
-def locked(database_url: str) -> Iterator[Any]:
-    """Lock a table for the test's length, as a long migration of the platform's or a VACUUM FULL would."""
-    holder = db.open_connection(harness_params(database_url))
-
-    def lock(table: str) -> None:
-        holder.run("BEGIN")
-        holder.run(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-
-    yield lock
-    holder.run("ROLLBACK")
-    holder.close()
+def locked(database_url: str) -> Iterator[TableLock]:
+    table_lock = TableLock(database_url)
+    yield table_lock
+    table_lock.release()
+    table_lock.holder.close()
 
 
 @pytest.mark.parametrize(
@@ -54,13 +66,14 @@ def locked(database_url: str) -> Iterator[Any]:
     [("search", {}, "sessions"), ("problem", {"type": "bug", "message": "during a lock"}, "problems")],
 )
 def test_a_statement_cancelled_for_its_time_is_a_503_that_changed_nothing(
-    invoke: Any, world: World, conn: Any, hurried: None, locked: Any, operation: str, body: Any, table: str
+    invoke: Any, world: World, conn: Any, hurried: None, locked: TableLock, operation: str, body: Any, table: str
 ) -> None:
     coord = world.profile(roles=["instructional"], departments=[world.department()])
     assert invoke("docs", {}, coord.headers).status == 200  # a warm container, its caller known
     before = conn.run("SELECT count(*) FROM problems")[0][0]
-    locked(table)
+    locked.lock(table)
     res = invoke(operation, body, coord.headers)
+    locked.release()
     assert res.status == 503 and res.headers["retry-after"].isdigit()
     assert "nothing was changed" in res.body["message"]
     assert conn.run("SELECT count(*) FROM problems")[0][0] == before

@@ -224,14 +224,17 @@ def test_at_its_connection_limit_further_containers_answer_503_with_retry_after(
 ) -> None:
     url = limited_login(2)
     held = [db.open_connection(db.params_from_url(url)) for _ in range(2)]  # two other containers hold the budget
+    waits: list[float] = []
     try:
         monkeypatch.setenv("DATABASE_URL", url)
-        monkeypatch.setenv("DB_CONNECT_ATTEMPTS", "1")
+        monkeypatch.setenv("DB_CONNECT_ATTEMPTS", "3")
+        monkeypatch.setattr(db.time, "sleep", waits.append)  # a connect retry's backoff
         get_settings.cache_clear()
         db.reset_connections()
         res = invoke("search", {}, dept_people["coord"].headers)
         assert res.status == 503 and res.headers["retry-after"].isdigit()
         assert "database" in res.body["message"].lower()
+        assert waits == []  # refused at once: a spent budget is never retried into a storm
     finally:
         held.pop().close()
     db.reset_connections()

@@ -168,7 +168,8 @@ def cmd_bench_table(args: argparse.Namespace) -> None:
     print(table_main([Path(path) for path in args.results]), end="")
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option of `activity` (tests/test_docs_true.py holds README to them)."""
     parser = argparse.ArgumentParser(prog="activity", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -322,8 +323,11 @@ def main(argv: list[str] | None = None) -> None:
     table = sub.add_parser("bench-table", help="a Markdown table of several bench results side by side (by scale)")
     table.add_argument("results", nargs="+", help="JSON files written by `activity bench`, smallest scale first")
     table.set_defaults(func=cmd_bench_table)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     args.func(args)
 
 

@@ -150,6 +150,11 @@ class WorkerPool:
             worker.stop(timeout)
 
 
+# What an HTTP API answers, by itself, to a method and path that match no route (a GET on /get too: every operation's
+# route is POST only; the MCP endpoint has GET and DELETE routes, and its function answers them 405).
+NOT_FOUND = b'{"message":"Not Found"}'
+
+
 def error(status: int, message: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
     """The gateway's own answers use the contract's error body too."""
     body = json.dumps({"statusCode": status, "message": message}).encode()
@@ -221,10 +226,8 @@ class Gateway:
         if method == "OPTIONS" and allowed:
             return self.cors.preflight(headers)
         spec = self.routes.get((method, path))
-        if spec is None:
-            if allowed:
-                return error(405, f"{path} takes {', '.join(allowed)}, not {method}.", Allow=", ".join(allowed))
-            return error(404, f"No operation at {path}. The API's operations are listed at /swagger.")
+        if spec is None:  # no route for this method and path: the HTTP API's own answer, word for word
+            return 404, {"Content-Type": "application/json"}, NOT_FOUND
         event = http_event(
             path,
             headers=headers,

@@ -32,7 +32,10 @@ SECURITY_SCHEMES: dict[str, Any] = {
     "ApiKey": APIKey.model_validate(
         {"in": APIKeyIn.header, "name": "X-Api-Key", "description": "Raw API key; the service stores only its SHA-256."}
     ),
-    "Bearer": HTTPBearer(bearerFormat="JWT", description="A JWT whose `sub` is the caller's profile id."),
+    "Bearer": HTTPBearer(
+        bearerFormat="JWT",
+        description="A JWT (HS256 with the deployment's secret, or RS256 from the identity provider's JWKS) naming the caller's profile by the first of its `JWT_IDENTITY_CLAIMS` it carries (default `profile_id`, `email` with `email_verified: true`, `sub`); `exp` required, `iss` and `aud` checked when configured.",
+    ),
 }
 
 

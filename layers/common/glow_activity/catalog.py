@@ -96,7 +96,7 @@ OPERATION_CATALOG: tuple[Operation, ...] = (
     Operation(
         "refresh",
         "Activity Refresh",
-        "Refresh activity materialized views and invalidate caches. Admins refresh now; anyone else's call is "
+        "Bring the activity rollups up to date and invalidate caches. Admins refresh now; anyone else's call is "
         "debounced (answered by the last refresh when it is recent enough). An admin's call is a full pass; the "
         "schedule's and debounced runs recompute what changed since yesterday.",
         RefreshRequest,

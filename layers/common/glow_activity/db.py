@@ -34,7 +34,8 @@ from .settings import Settings, get_settings
 pg8000.native.to_statement = functools.lru_cache(maxsize=512)(pg8000.native.to_statement)  # type: ignore[assignment]
 
 # SQLSTATE classes that mean "the server is not there for us right now", not "your SQL is wrong".
-_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+TOO_MANY_CONNECTIONS = "53300"
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", TOO_MANY_CONNECTIONS)
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,8 @@ def open_connection(
                 conn.run(session.set_sql())  # one round trip (simple protocol)
             return conn
         except (InterfaceError, OSError, DatabaseError) as exc:
-            if attempt == attempts or not is_unavailable(exc):
+            # the role's CONNECTION LIMIT is spent (53300): a retry would only add to the storm; fail fast, shed load
+            if attempt == attempts or not is_unavailable(exc) or _sqlstate(exc) == TOO_MANY_CONNECTIONS:
                 raise ServiceUnavailable() from exc
             logger.warning("database connect failed, retrying", extra={"attempt": attempt})
             time.sleep(delay)
@@ -289,20 +291,20 @@ def discard(conn: Connection) -> None:
 def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, (InterfaceError, OSError, ServiceUnavailable)):
         return True
+    code = _sqlstate(exc)
+    return bool(code) and code.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def _sqlstate(exc: BaseException) -> str:
+    """The SQLSTATE the server reported with `exc` ("" when it is not a server's error)."""
     if isinstance(exc, DatabaseError) and exc.args and isinstance(exc.args[0], dict):
-        code = str(exc.args[0].get("C", ""))
-        return code.startswith(_UNAVAILABLE_SQLSTATES)
-    return False
+        return str(exc.args[0].get("C", ""))
+    return ""
 
 
 def is_statement_timeout(exc: BaseException) -> bool:
     """A statement cancelled by statement_timeout (SQLSTATE 57014): the work was refused, nothing of it was kept."""
-    return (
-        isinstance(exc, DatabaseError)
-        and bool(exc.args)
-        and isinstance(exc.args[0], dict)
-        and (str(exc.args[0].get("C", "")) == "57014")
-    )
+    return _sqlstate(exc) == "57014"
 
 
 @contextmanager
