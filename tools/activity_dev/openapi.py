@@ -34,7 +34,9 @@ SECURITY_SCHEMES: dict[str, Any] = {
     ),
     "Bearer": HTTPBearer(
         bearerFormat="JWT",
-        description="A JWT (HS256 with the deployment's secret, or RS256 from the identity provider's JWKS) naming the caller's profile by the first of its `JWT_IDENTITY_CLAIMS` it carries (default `profile_id`, `email` with `email_verified: true`, `sub`); `exp` required, `iss` and `aud` checked when configured.",
+        description="A JWT (HS256 with the deployment's secret, or RS256 from the identity provider's JWKS) naming "
+        "the caller's profile by the first of its `JWT_IDENTITY_CLAIMS` it carries (default `profile_id`, `email` "
+        "with `email_verified: true`, `sub`); `exp` required, `iss` and `aud` checked when configured.",
     ),
 }
 
