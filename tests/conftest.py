@@ -289,3 +289,9 @@ def s3_server() -> Iterator[str]:
     server = local_s3.start(bucket="glow-activity-exports-test")
     yield os.environ["EXPORT_BUCKET"]
     server.stop()
+
+
+@pytest.fixture
+def admin(world: World) -> Any:
+    """An admin of its own (modules that need another admin define their own fixture)."""
+    return world.profile(roles=["admin"])

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
+
+from activity_dev import REPO_ROOT
 from glow_activity import db, platform
+
+# The platform's schema as the platform publishes it (shared/ beside the clone, as on the developers' machines and CI)
+SHARED_SCHEMA = REPO_ROOT.parent / "shared" / "spec" / "platform-schema.sql"
+
+
+def platform_schema_of_record() -> str:
+    """The platform's published schema, never the service's own copy of it: without shared/ a comparison would hold
+    the copy against itself. Missing, CI fails and elsewhere the test is skipped, saying why."""
+    if SHARED_SCHEMA.exists():
+        return SHARED_SCHEMA.read_text(encoding="utf-8")
+    message = f"{SHARED_SCHEMA} is not beside this clone: nothing to hold the service's copy of the schema to"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @contextmanager

@@ -28,7 +28,8 @@ class IdentityProvider:
     def __init__(self) -> None:
         self.keys: dict[str, rsa.RSAPrivateKey] = {f"kid-{uuid.uuid4().hex[:8]}": new_rsa_key()}
         self.fetches = 0
-        self.mode = "up"  # up | down (500) | slow (answers after `release`)
+        self.mode = "up"  # up | down (500) | slow (answers after `slow_seconds`, or at `release`)
+        self.slow_seconds = 120.0
         self.release = threading.Event()
         provider = self
 
@@ -36,7 +37,7 @@ class IdentityProvider:
             def do_GET(self) -> None:
                 provider.fetches += 1
                 if provider.mode == "slow":
-                    provider.release.wait(120)
+                    provider.release.wait(provider.slow_seconds)
                 if provider.mode == "down":
                     self.send_response(503)
                     self.end_headers()

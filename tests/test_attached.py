@@ -15,15 +15,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from databases import catalog, new_database, url_of
+from databases import catalog, new_database, platform_schema_of_record, url_of
 
-from activity_dev import REPO_ROOT, embedded_pg
+from activity_dev import embedded_pg
 from activity_dev.platform_writer import PlatformWriter
 from glow_activity import db, platform
 from glow_activity.migrate import ensure_runtime_login
 from glow_activity.settings import get_settings
 
-SHARED_SCHEMA = REPO_ROOT.parent / "shared" / "spec" / "platform-schema.sql"
 LOGINS = 2_500_000  # "a few million"
 SESSIONS = 60_000
 PROFILES = 3_000
@@ -116,8 +115,7 @@ def platform_catalog(conn: Any) -> set[str]:
 def platform_db(database_url: str) -> Iterator[tuple[Any, str]]:
     """Glow's database as the service finds it: the platform schema, the platform's own objects, and data."""
     with new_database(database_url) as conn:
-        schema = SHARED_SCHEMA.read_text(encoding="utf-8") if SHARED_SCHEMA.exists() else platform.platform_sql()
-        conn.run(schema)
+        conn.run(platform_schema_of_record())  # the platform's schema as published, not our copy of it
         conn.run(PLATFORM_EXTRAS)
         for statement in PLATFORM_DATA.split(";\n"):
             if statement.strip():

@@ -15,21 +15,20 @@ from typing import Any
 
 import pytest
 from conftest import migrate_function
-from databases import catalog, new_database, public_objects_of_our_own
+from databases import catalog, new_database, platform_schema_of_record, public_objects_of_our_own
 from legacy import build_legacy_database
 
-from activity_dev import REPO_ROOT, lambdas
+from activity_dev import lambdas
 from activity_dev.events import LambdaContext
 from glow_activity import db, platform
 from glow_activity.migrate import MigrationRefused, migrate, migration_files, plan
 
-SHARED_SCHEMA = REPO_ROOT.parent / "shared" / "spec" / "platform-schema.sql"
-
 
 def test_the_platform_tables_are_the_platform_schema_exactly() -> None:
-    sql = platform.platform_sql()
-    if SHARED_SCHEMA.exists():
-        assert sql == SHARED_SCHEMA.read_text(encoding="utf-8")
+    assert platform.platform_sql() == platform_schema_of_record()
+
+
+def test_the_platform_columns_the_service_reads() -> None:
     assert "first_run_at" in platform.contract_columns()["sessions"]
     assert platform.contract_columns()["profile_roles"] == ("profile_id", "role", "active")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Result
 
 from activity_dev import REPO_ROOT, lambdas
 from activity_dev.events import LambdaContext
@@ -58,11 +59,24 @@ def test_every_route_has_an_event_in_events_dir(database_url: str, world: Any) -
         assert event["routeKey"] == f"POST {spec.path}"
         assert event["rawPath"] == spec.path
         assert event["requestContext"]["http"]["method"] == "POST"
-        json.loads(event.get("body") or "{}")
-        # run it through the handler with real credentials
+        body = json.loads(event.get("body") or "{}")
+        if spec.operation == "resolve":  # the problem the event names, so that it resolves as a user's would
+            world.conn.run(
+                "INSERT INTO problems (id, type, message, profile_id, reported_by, created_at, updated_at)"
+                " VALUES (CAST(:id AS uuid), 'bug', 'events/resolve.json', CAST(:p AS uuid), CAST(:p AS uuid),"
+                " now(), now()) ON CONFLICT (id) DO NOTHING",
+                id=body["problem_id"],
+                p=admin.id,
+            )
+        # run it through the handler with real credentials: each event is a call that succeeds
         event["headers"]["x-api-key"] = admin.key
         result = lambdas.load_handler(spec)(event, LambdaContext(spec.logical_id))
-        assert result["statusCode"] < 500, (spec.operation, result)
+        assert result["statusCode"] == 200, (spec.operation, result)
+        answer = Result(result["statusCode"], {k.lower(): v for k, v in result["headers"].items()}, result).body
+        if spec.operation == "mcp":
+            assert answer["result"]["isError"] is False, answer  # the tool ran
+        elif spec.operation == "resolve":
+            assert answer["problem_id"] == body["problem_id"] and answer["resolved"] is True, answer
 
 
 @pytest.mark.slow
