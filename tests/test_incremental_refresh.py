@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from activity_dev.events import scheduled_event
 from glow_activity import db
-from glow_activity.refresh import refresh_views
+from glow_activity.refresh import Pass, refresh_views
 
 NOW = datetime.now(UTC)
 
@@ -78,7 +78,7 @@ def as_runtime(runtime_url: str) -> Iterator[Callable[[bool], None]]:
     assert connection.run("SELECT current_user")[0][0] != "postgres"
 
     def run(full_pass: bool) -> None:
-        refresh_views(connection, "schedule", full_pass=full_pass)
+        refresh_views(connection, "schedule", kind=Pass.FULL if full_pass else Pass.LIGHT)
 
     yield run
     connection.close()

@@ -21,7 +21,7 @@ from legacy import build_legacy_database
 from activity_dev import lambdas
 from activity_dev.events import LambdaContext
 from glow_activity import db, platform
-from glow_activity.migrate import MigrationRefused, migrate, migration_files, plan
+from glow_activity.migrate import MigrationRefused, migrate, migration_files, plan, repeatable_files
 
 
 def test_the_platform_tables_are_the_platform_schema_exactly() -> None:
@@ -40,6 +40,42 @@ def test_migrations_are_ordered_recorded_and_idempotent(conn: Any) -> None:
     assert recorded == names
     assert plan(conn).steps == []
     assert migrate(conn) == []
+
+
+ROLLUPS = ("activity_daily", "activity_monthly", "activity_monthly_running", "activity_profile_totals")
+
+
+def _rollup_rows(conn: Any) -> dict[str, Any]:
+    """Each rollup table's rows, as a count and an order-independent checksum of their text, and its file node (a
+    rebuilt table gets a new one)."""
+    return {
+        table: conn.run(
+            f"SELECT count(*), sum(hashtext(t::text)), pg_relation_filenode('activity.{table}') FROM activity.{table} t"
+        )[0]
+        for table in ROLLUPS
+    }
+
+
+def test_the_refresh_is_code_reapplied_when_its_file_changes_without_rebuilding_the_rollups(
+    conn: Any, world: Any, refresh: Any
+) -> None:
+    member = world.profile(roles=["member"])
+    world.session(member, "2025-03-01T10:00:00")
+    refresh()
+    before = _rollup_rows(conn)
+    repeatables = [name for name, _ in repeatable_files()]
+    assert {"views/event_tally.sql", "functions/refresh.sql"} <= set(repeatables)
+    # GIVEN a database whose recorded refresh is another version of the file (an edit since it was applied)
+    conn.run("UPDATE activity.schema_repeatables SET sha256 = 'an older version' WHERE name = 'functions/refresh.sql'")
+    # WHEN it is planned and migrated, THEN only that file runs again: no table is rebuilt, no row changes
+    assert plan(conn).lines()[1:] == ["1. apply functions/refresh.sql (repeatable, changed; one transaction)"]
+    migrate(conn)
+    assert plan(conn).steps == []
+    assert _rollup_rows(conn) == before
+    # and the refresh still works, through the one entry point the runtime role may call
+    world.session(member, "2025-03-02T10:00:00")
+    refresh()
+    assert _rollup_rows(conn)["activity_daily"][0] == before["activity_daily"][0] + 1
 
 
 def test_a_fresh_database_gets_everything_of_ours_in_schema_activity(database_url: str) -> None:

@@ -1,4 +1,4 @@
-"""Refresh: the materialized views, the schedule, locking, failure, and HTTP caching."""
+"""Refresh: the rollups, the schedule, locking, failure, and HTTP caching."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from factories import World
 
 from activity_dev.events import scheduled_event
 from glow_activity import db, refresh
-from glow_activity.refresh import REFRESH_LOCK_KEY, REFRESH_SQL, VIEWS
+from glow_activity.refresh import REFRESH_LOCK_KEY, REFRESH_SQL, ROLLUPS
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_refresh_makes_new_rows_visible(invoke: Any, scene: dict[str, Any]) -> N
     assert res.status == 200
     assert res.body == {
         "success": True,
-        "refreshed_views": list(VIEWS),
+        "refreshed_views": list(ROLLUPS),
         "invalidated_tags": ["artifacts", "activity", "list"],
     }
     after = invoke("get", q, scene["admin"].headers).body
@@ -127,7 +127,7 @@ def test_a_debounced_call_never_waits_for_the_running_refresh_and_answers_with_t
         started = time.monotonic()
         res = invoke("refresh", {}, scene["member"].headers)
         assert time.monotonic() - started < 2
-        assert res.status == 200 and res.body["refreshed_views"] == list(VIEWS)
+        assert res.status == 200 and res.body["refreshed_views"] == list(ROLLUPS)
         assert conn.run("SELECT max(id) FROM activity.refresh_runs")[0][0] == last
     finally:
         holder.run("SELECT pg_advisory_unlock(:k)", k=REFRESH_LOCK_KEY)
@@ -140,14 +140,14 @@ def test_scheduled_event_runs_the_same_refresh_and_is_recorded(invoke: Any, scen
     result = invoke("refresh", event=event).raw
     assert result == {
         "success": True,
-        "refreshed_views": list(VIEWS),
+        "refreshed_views": list(ROLLUPS),
         "invalidated_tags": ["artifacts", "activity", "list"],
     }
     run = conn.run(
         "SELECT trigger, outcome, views, finished_at >= started_at, full_pass FROM activity.refresh_runs"
         " ORDER BY id DESC LIMIT 1"
     )[0]
-    assert run == ["schedule", "success", list(VIEWS), True, False]  # light: the scene's full pass is recent
+    assert run == ["schedule", "success", list(ROLLUPS), True, False]  # light: the scene's full pass is recent
     assert conn.run(
         "SELECT operation, profile_id, channel, status_code FROM activity.audit_log WHERE request_id = :r",
         r=event["id"],

@@ -486,7 +486,7 @@ def bench_refresh(h: Harness) -> None:
     """The schedule's light pass with nothing changed and after a typical five-minute delta, and the full pass (an
     admin's call, and the schedule's at least daily). The deltas are taken out again afterwards (a full pass then
     leaves the rollups as they were), so that runs on one database measure the same data."""
-    from glow_activity.refresh import refresh_views
+    from glow_activity.refresh import Pass, refresh_views
 
     rounds = 3 if h.scale in ("large", "history") else 5
 
@@ -495,7 +495,7 @@ def bench_refresh(h: Harness) -> None:
         for _ in range(rounds):
             before()
             started = time.perf_counter()
-            refresh_views(h.conn, "schedule", full_pass=full_pass)
+            refresh_views(h.conn, "schedule", kind=Pass.FULL if full_pass else Pass.LIGHT)
             samples.append(time.perf_counter() - started)
         return {"median_s": round(statistics.median(samples), 3), "max_s": round(max(samples), 3), "n": rounds}
 
@@ -865,7 +865,7 @@ def main(
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     from glow_activity.db import open_connection, params_from_url
     from glow_activity.migrate import migrate
-    from glow_activity.refresh import VIEWS, refresh_views
+    from glow_activity.refresh import ROLLUPS, refresh_views
 
     url = os.environ.get("DATABASE_URL") or embedded_pg.database_url(data_dir)
     conn = open_connection(dataclasses.replace(params_from_url(url), application_name="glow-bench"))
@@ -882,7 +882,7 @@ def main(
     refresh_views(conn, "cli")  # as the schedule keeps it: current rollups and planner statistics
     # and as autovacuum keeps the rollup tables (their visibility map current: index-only scans), which a database
     # migrated or seeded a moment ago has not had time for
-    conn.run(f"VACUUM (ANALYZE) {', '.join(f'activity.{view}' for view in VIEWS)}")
+    conn.run(f"VACUUM (ANALYZE) {', '.join(f'activity.{view}' for view in ROLLUPS)}")
     s3 = local_s3.start("glow-activity-bench")
     counts = {
         t: conn.run(f"SELECT count(*) FROM {t}")[0][0]

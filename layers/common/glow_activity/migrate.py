@@ -7,9 +7,9 @@ A migration is planned from the database's catalog, then carried out step by ste
    `activity`, nothing is rebuilt);
 4. the service's SQL migrations (`migrations/NNNN_*.sql`, each in one transaction, recorded in
    `activity.schema_migrations`; everything in them lives in schema `activity`): DDL and data moves, run once;
-4b. the SQL objects that are code (`migrations/functions/*.sql`): repeatable, `CREATE OR REPLACE`, applied again
-   whenever a file's content differs from what `activity.schema_repeatables` recorded (Flyway's repeatable
-   migrations), so that a fix to a function is an edit of its one file;
+4b. the SQL objects that are code (`migrations/views/*.sql`, then `migrations/functions/*.sql`): repeatable,
+   `CREATE OR REPLACE`, applied again whenever a file's content differs from what `activity.schema_repeatables`
+   recorded (Flyway's repeatable migrations), so that a fix to a function is an edit of its one file;
 5. the indexes the service asks of the platform's tables (`platform.INDEXES`), each built CONCURRENTLY outside
    a transaction; an invalid one left by an interrupted build is dropped (CONCURRENTLY) and built again;
 6. the runtime role's privileges on the platform's tables.
@@ -90,7 +90,7 @@ def migration_files() -> list[tuple[str, str]]:
 
 
 # Folders of repeatable SQL (code, not history), applied in this order after the numbered migrations.
-REPEATABLE_FOLDERS = ("functions",)
+REPEATABLE_FOLDERS = ("views", "functions")
 
 
 def repeatable_files() -> list[tuple[str, str]]:

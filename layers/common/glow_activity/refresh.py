@@ -19,9 +19,9 @@ held.
 
 A refresh is a *full pass* (every month of history compared with the rollups) or a *light* one (the days since
 yesterday, and the older days that a lately updated session or a changed problem count names): see
-migrations/0002_incremental_rollups.sql. An admin's call, the CLI's and a migration's are full passes; the
-schedule's and debounced calls are light unless no full pass succeeded in the last FULL_PASS_EVERY_SECONDS, so
-that the rows a light pass cannot see (docs/DECISIONS.md) are counted at least daily.
+migrations/functions/refresh.sql. An admin's call, the CLI's and a migration's are full passes (`Pass.FULL`); the
+schedule's and debounced calls are light unless no full pass succeeded in the last FULL_PASS_EVERY_SECONDS
+(`Pass.DUE`), so that the rows a light pass cannot see (docs/DECISIONS.md) are counted at least daily.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 from .db import (
     BULK_PLANNER_SQL,
@@ -43,15 +44,23 @@ from .freshness import INVALIDATED_TAGS
 REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
 # The rollup tables a refresh brings up to date: activity_daily's changed days, then from them activity_monthly, and
 # from that activity_monthly_running and activity_profile_totals. The work itself is activity.refresh_rollups(full_pass)
-# (migrations/0002_incremental_rollups.sql): it runs as the rollups' owner, since the runtime role may read them
-# but not write them.
-VIEWS = ("activity_monthly", "activity_monthly_running", "activity_daily", "activity_profile_totals")
+# (migrations/functions/refresh.sql): it runs as the rollups' owner, since the runtime role may read them but not
+# write them. (The answer's field is still `refreshed_views`, the contract's name from when they were views.)
+ROLLUPS = ("activity_monthly", "activity_monthly_running", "activity_daily", "activity_profile_totals")
 REFRESH_SQL = "SELECT activity.refresh_rollups(:full_pass)"
 # A full pass at least daily: the schedule's first run after 23 hours without one is a full pass (its interval of
 # a few minutes added, that is within the day the contract allows).
 FULL_PASS_EVERY_SECONDS = 23 * 3600
 # What an admin's 503 tells the caller to wait: about what a full pass takes at Glow's size (docs/PERFORMANCE.md).
 BUSY_RETRY_AFTER_SECONDS = 15
+
+
+class Pass(Enum):
+    """Which pass a refresh runs."""
+
+    FULL = "full"  # every month of history compared: an admin's call, the CLI's, a migration's
+    LIGHT = "light"  # what changed since yesterday
+    DUE = "light, or full when due"  # the schedule's and debounced calls': full when none ran for a day
 
 
 class RefreshBusy(Exception):
@@ -69,7 +78,7 @@ class RefreshResult:
 
 def _result(row: list[object] | None) -> RefreshResult:
     if row is None:
-        return RefreshResult(None, list(VIEWS), list(INVALIDATED_TAGS))
+        return RefreshResult(None, list(ROLLUPS), list(INVALIDATED_TAGS))
     return RefreshResult(int(row[0]), list(row[1]), list(INVALIDATED_TAGS))  # type: ignore[call-overload, arg-type]
 
 
@@ -106,7 +115,7 @@ def debounced_refresh(
         recent = recent_refresh(conn, min_interval_seconds)  # one may have finished between the two looks
         if recent is not None:
             return recent, False
-        return _run_locked(conn, trigger, requested_by, None, statement_timeout_ms), True
+        return _run_locked(conn, trigger, requested_by, Pass.DUE, statement_timeout_ms), True
     finally:
         release_session_lock(conn, REFRESH_LOCK_KEY)
 
@@ -116,7 +125,7 @@ def scheduled_refresh_run(conn: Connection, statement_timeout_ms: int = 0) -> tu
     if not take_session_lock(conn, REFRESH_LOCK_KEY, wait_seconds=0):
         return last_refresh(conn), False
     try:
-        return _run_locked(conn, "schedule", None, None, statement_timeout_ms), True
+        return _run_locked(conn, "schedule", None, Pass.DUE, statement_timeout_ms), True
     finally:
         release_session_lock(conn, REFRESH_LOCK_KEY)
 
@@ -133,24 +142,24 @@ def refresh_views(
     trigger: str,
     requested_by: str | None = None,
     *,
-    full_pass: bool | None = True,
+    kind: Pass = Pass.FULL,
     wait_seconds: float | None = None,
     statement_timeout_ms: int = 0,
 ) -> RefreshResult:
     """Refresh now, after any refresh already running (waiting at most `wait_seconds` for it, RefreshBusy past it;
-    None: as long as it takes): a full pass (admins, the CLI, migrations), or with `full_pass=None` a light one
-    unless a full pass is due. A full pass whose snapshot was taken after this call began answers it instead."""
+    None: as long as it takes): a full pass by default (admins, the CLI, migrations). A full pass whose snapshot was
+    taken after this call began answers a full one instead."""
     called_at: datetime = conn.run("SELECT clock_timestamp()")[0][0]
     try:
         take_session_lock(conn, REFRESH_LOCK_KEY, wait_seconds=wait_seconds)
     except LockNotAvailable:
         raise RefreshBusy() from None
     try:
-        if full_pass:
+        if kind is Pass.FULL:
             rows = conn.run(_COALESCED_SQL, called_at=called_at)
             if rows:
                 return _result(rows[0])
-        return _run_locked(conn, trigger, requested_by, full_pass, statement_timeout_ms)
+        return _run_locked(conn, trigger, requested_by, kind, statement_timeout_ms)
     finally:
         release_session_lock(conn, REFRESH_LOCK_KEY)
 
@@ -178,15 +187,15 @@ def _start_run(conn: Connection, trigger: str, requested_by: str | None) -> int:
 
 
 def _run_locked(
-    conn: Connection, trigger: str, requested_by: str | None, full_pass: bool | None, statement_timeout_ms: int
+    conn: Connection, trigger: str, requested_by: str | None, kind: Pass, statement_timeout_ms: int
 ) -> RefreshResult:
-    """The refresh itself, the lock held; `full_pass=None`: light unless one is due (decided here, after the lock,
-    so that of two callers only the first runs the due full pass). `statement_timeout_ms` bounds it (0: unbounded),
+    """The refresh itself, the lock held; `Pass.DUE` is decided here, after the lock, so that of two callers only
+    the first runs the due full pass. `statement_timeout_ms` bounds it (0: unbounded),
     so that a refresh outliving its function (which would then never commit) cannot run on."""
     run_id = _start_run(conn, trigger, requested_by)
     started = time.perf_counter()
     try:
-        full = full_pass_due(conn) if full_pass is None else full_pass
+        full = full_pass_due(conn) if kind is Pass.DUE else kind is Pass.FULL
         # REPEATABLE READ: every rollup is computed from one snapshot, so they always agree with each other.
         with transaction(conn, isolation="REPEATABLE READ"):
             conn.run(
@@ -199,14 +208,14 @@ def _run_locked(
                 "UPDATE activity.refresh_runs SET outcome = 'success', finished_at = clock_timestamp(),"
                 " snapshot_at = transaction_timestamp(), views = CAST(:views AS text[]), full_pass = :full"
                 " WHERE id = :id",
-                views=list(VIEWS),
+                views=list(ROLLUPS),
                 full=full,
                 id=run_id,
             )
     except Exception as exc:
         _record_failure(conn, run_id, exc)
         raise
-    return RefreshResult(run_id, list(VIEWS), list(INVALIDATED_TAGS), full, time.perf_counter() - started)
+    return RefreshResult(run_id, list(ROLLUPS), list(INVALIDATED_TAGS), full, time.perf_counter() - started)
 
 
 def _record_failure(conn: Connection, run_id: int, exc: Exception) -> None:

@@ -1,9 +1,9 @@
 """Per-profile activity counts over any window, from the rollups where they can answer and from the event
-tables where they cannot (migrations/0005_rollups_v2.sql).
+tables where they cannot. The rollups are tables the refresh keeps (migrations/functions/refresh.sql).
 
 A window [lo, hi) is split into
 - whole months            -> activity_monthly
-- whole days              -> activity_daily (all time, migration 0010)
+- whole days              -> activity_daily (all time)
 - every other instant     -> the event tables (partial days at the ends; days after the last refresh)
 and an open window reads activity_profile_totals. The parts never overlap, so right after a refresh the
 sum equals the contract's definition for any window; the event-table parts are simply never stale.
@@ -26,9 +26,13 @@ from .db import Connection, read_snapshot
 from .models import ActivityFilters
 from .scope import in_scope_conditions, is_everyone, not_deleted_sql
 
+# Every count the rollups keep per profile (their columns); a reader asks for the ones it needs.
 KINDS = ("sessions", "active_sessions", "logins", "grants", "emulations", "problems")
 
-# Each event table: its time column and what one row adds to each kind.
+# Each event table: its time column and what one row adds to each kind. The same mapping as the refresh's view
+# activity.activity_event_tally (migrations/views/event_tally.sql), written over the tables themselves: the
+# partial days a window reads from them go through each table's own time index. test_exactness holds the two to
+# the contract's definitions.
 _EVENTS = (
     ("sessions", "created_at", {"sessions": "1", "active_sessions": "x.active::int"}),
     ("logins", "logged_in_at", {"logins": "1"}),

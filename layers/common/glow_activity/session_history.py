@@ -109,8 +109,8 @@ def page_sql(
     """The page's rows. An admin's sessions are walked in time order until the page is full: most of them are
     in scope. A coordinator's departments hold a few hundred of 20,000 profiles, so that walk passed over
     dozens of other profiles' sessions for each one it kept. Instead, each member's first `offset + limit`
-    sessions come from the `(profile_id, created_at, id)` index alone (migration 0008), the page is chosen
-    among them, and only its rows are read (docs/PERFORMANCE.md)."""
+    sessions come from the `(profile_id, created_at, id)` index alone (`activity_sessions_profile_idx`), the page
+    is chosen among them, and only its rows are read (docs/PERFORMANCE.md)."""
     scope, params = in_scope_conditions(caller, request)
     sessions = _session_conditions(request, after, params)
     direction = "DESC" if request.sort_order == "desc" else "ASC"

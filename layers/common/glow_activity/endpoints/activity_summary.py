@@ -29,7 +29,8 @@ from glow_activity.scope import hashed_scope_sql, in_scope_conditions, visible_c
 from glow_activity.session_history import session_page
 from glow_activity.settings import ROLES
 
-KINDS = ("sessions", "logins", "grants", "emulations", "problems")
+# The counts get reports per profile (of rollups.KINDS, all but active_sessions, which only search's total reads)
+SUMMARY_KINDS = ("sessions", "logins", "grants", "emulations", "problems")
 
 
 def get_sql(caller: Caller, request: GetActivityRequest, coverage: DailyCoverage) -> tuple[str, dict[str, Any]]:
@@ -37,7 +38,7 @@ def get_sql(caller: Caller, request: GetActivityRequest, coverage: DailyCoverage
     profile_summary window and its profiles' resources (rendered as JSON with the response models' field
     names, spliced into the answer as they are: `models.dump_with_json_parts`), the facets, and the time of
     the refresh the numbers come from."""
-    counts, params = in_scope_counts_ctes(caller, request, coverage, KINDS)
+    counts, params = in_scope_counts_ctes(caller, request, coverage, SUMMARY_KINDS)
     params.update(summary_limit=request.summary_limit, summary_offset=request.summary_offset)
     listed = "true"
     if request.summary_profile_id is not None:
