@@ -1,4 +1,4 @@
-"""The export's COPY reader (glow_activity/endpoints/copy_stream.py) gives exactly the bytes pg8000's own path gives,
+"""The export's COPY reader (glow_activity/export/copy_stream.py) gives exactly the bytes pg8000's own path gives,
 with rows ending in CRLF instead of LF, across buffer boundaries, for rows larger than its buffer, and leaves the
 connection as pg8000 would."""
 
@@ -16,7 +16,7 @@ from glow_activity import db
 
 @pytest.fixture(scope="module")
 def copy_stream() -> Any:
-    return importlib.import_module("glow_activity.endpoints.copy_stream")
+    return importlib.import_module("glow_activity.export.copy_stream")
 
 
 def plain_copy(conn: Any, sql: str) -> tuple[bytes, int]:

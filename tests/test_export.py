@@ -166,7 +166,7 @@ def test_coordinator_exports_only_its_departments(invoke: Any, data: dict[str, A
 
 
 def test_export_reads_one_snapshot(invoke: Any, data: dict[str, Any], monkeypatch: Any) -> None:
-    from glow_activity.endpoints import export_writer
+    from glow_activity.export import writer as export_writer
 
     original = export_writer.settings_sql
     calls: list[int] = []
@@ -200,7 +200,7 @@ class PartsRefused:
 
 
 def test_s3_failure_leaves_nothing(invoke: Any, data: dict[str, Any], conn: Any, monkeypatch: Any) -> None:
-    from glow_activity.endpoints import export_jobs
+    from glow_activity.export import jobs as export_jobs
 
     s3 = boto3.client("s3")
     bucket = get_settings().export_bucket
@@ -234,7 +234,8 @@ def many_sessions(data: dict[str, Any], conn: Any) -> Iterator[int]:
 def fail_uploads_midway(monkeypatch: Any) -> list[Any]:
     """S3 refuses every part, and parts are small enough to be sent while the COPY is still streaming. Returns
     the connections the export dropped for it."""
-    from glow_activity.endpoints import copy_stream, export_jobs, s3_stream
+    from glow_activity.export import copy_stream, s3_stream
+    from glow_activity.export import jobs as export_jobs
 
     real_client = export_jobs.s3_client
     monkeypatch.setattr(export_jobs, "s3_client", lambda: PartsRefused(real_client()))
@@ -288,7 +289,7 @@ def test_an_async_export_failing_midway_is_marked_failed(
 
 def test_the_deflate_thread_hands_on_failures_and_stops(monkeypatch: Any) -> None:
     lambdas.load_handler(lambdas.by_operation("export"))
-    from glow_activity.endpoints import export_writer
+    from glow_activity.export import writer as export_writer
 
     monkeypatch.setattr(export_writer, "CHUNK", 4)
 
@@ -374,10 +375,10 @@ def test_an_async_export_that_cannot_start_leaves_nothing(
     left claiming to run, nothing in S3."""
     from botocore.stub import Stubber
 
-    from glow_activity.endpoints import export_jobs
+    from glow_activity.export import jobs as export_jobs
 
     monkeypatch.setenv("EXPORT_SYNC_ROW_BUDGET", "0")
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "export")  # as on Lambda: the job goes to a self-invocation
+    monkeypatch.setenv("EXPORT_ASYNC", "lambda")  # as deployed: the job goes to a self-invocation
     get_settings.cache_clear()
     client = boto3.client("lambda")  # the local moto server, which has no such function
     if refusal is not None:
@@ -424,7 +425,8 @@ def test_a_connection_killed_midway_through_an_export_leaves_nothing(
     import threading
     import time
 
-    from glow_activity.endpoints import export_jobs, s3_stream
+    from glow_activity.export import jobs as export_jobs
+    from glow_activity.export import s3_stream
 
     real_client = export_jobs.s3_client
     monkeypatch.setattr(export_jobs, "s3_client", lambda: SlowParts(real_client()))

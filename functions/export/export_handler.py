@@ -12,8 +12,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from glow_activity.api import handle
-from glow_activity.endpoints.export import app
-from glow_activity.endpoints.export_jobs import ASYNC_EVENT_KEY, run_async_job
+from glow_activity.export.jobs import ASYNC_EVENT_KEY, run_async_job
+from glow_activity.export.route import app
 from glow_activity.observability import logger, metrics
 
 __all__ = ["app", "lambda_handler"]

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mcp_oauth import metadata_response, metadata_route
 from mcp_server import serve_mcp
 
-from glow_activity.endpoints.export_jobs import ASYNC_EVENT_KEY, run_async_job
+from glow_activity.export.jobs import ASYNC_EVENT_KEY, run_async_job
 from glow_activity.observability import logger, metrics
 
 

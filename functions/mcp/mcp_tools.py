@@ -16,8 +16,6 @@ from glow_activity.api import handle, path_of
 from glow_activity.catalog import OPERATION_CATALOG, Operation, allowed
 from glow_activity.models import ExportPending, ExportResponse
 
-READ_ONLY = frozenset({"get", "search", "export", "docs"})
-IDEMPOTENT = frozenset({"resolve", "refresh"}) | READ_ONLY
 PREFIX = "activity_"
 
 # Headers of the agent's request that an operation sees: its credentials and what shapes the answer of a write.
@@ -49,9 +47,9 @@ def tool_definition(name: str) -> dict[str, Any]:
         "outputSchema": _schema(output),
         "annotations": {
             "title": op.title,
-            "readOnlyHint": op.name in READ_ONLY,
+            "readOnlyHint": op.read_only,
             "destructiveHint": False,
-            "idempotentHint": op.name in IDEMPOTENT,
+            "idempotentHint": op.idempotent,
             "openWorldHint": False,
         },
     }
@@ -83,7 +81,7 @@ def call_tool(op: Operation, arguments: dict[str, Any], event: dict[str, Any], c
         "body": json.dumps(arguments),
         "isBase64Encoded": False,
     }
-    app = importlib.import_module(f"glow_activity.endpoints.{op.name}").app
+    app = importlib.import_module(op.route_module).app
     answer = handle(app, op.name, inner, context)  # plain JSON: no Accept-Encoding is forwarded
     body = RawJson(answer.get("body") or "null")
     if int(answer["statusCode"]) >= 400:

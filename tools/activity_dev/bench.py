@@ -411,7 +411,7 @@ def local_s3_complete_seconds(size: int) -> float:
     """How long the local S3 takes to complete a multipart upload of `size` bytes in the export's part size."""
     import boto3
 
-    part_size = importlib.import_module("glow_activity.endpoints.s3_stream").PART_SIZE
+    part_size = importlib.import_module("glow_activity.export.s3_stream").PART_SIZE
     client, bucket, key = boto3.client("s3"), os.environ["EXPORT_BUCKET"], "bench/complete-probe"
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
     part = os.urandom(part_size)
@@ -428,7 +428,7 @@ def local_s3_complete_seconds(size: int) -> float:
 
 def copy_floor(h: Harness) -> dict[str, Any]:
     """The same five COPY statements, deflated at the same level, with no Python in between (psql | gzip)."""
-    export_writer = importlib.import_module("glow_activity.endpoints.export_writer")
+    export_writer = importlib.import_module("glow_activity.export.writer")
     from glow_activity.auth import load_caller
     from glow_activity.models import ExportRequest
 

@@ -27,6 +27,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from . import API_PREFIX, db
 from .audit import write_audit
 from .auth import Caller, caller_of, credentials_of
+from .catalog import operation_named
 from .errors import (
     ApiError,
     BadRequest,
@@ -366,16 +367,12 @@ STATEMENT_TIMEOUT_MESSAGE = (
 
 Respond = Callable[[Invocation, dict[str, Any]], dict[str, Any]]
 
-# Operations run once more, on a new connection, when theirs turns out dead (an Aurora failover, a proxy restart, an
-# idle-connection reaper): the reads, resolve (setting the same state twice is harmless) and problem (its id is
-# chosen before the insert, docs/DECISIONS.md). Not export (it has started an upload; its failure path cleans up and
-# answers 503), refresh (long, and the schedule retries it) or a keyed problem (the Idempotency-Key is the client's
-# own retry).
-RETRIED_ON_LOST_CONNECTION = frozenset({"get", "search", "docs", "resolve", "problem"})
-
 
 def _may_retry(inv: Invocation, exc: Exception) -> bool:
-    if inv.operation not in RETRIED_ON_LOST_CONNECTION or not db.is_unavailable(exc):
+    """Run it once more on a new connection? Its catalog entry says (`retried_on_lost_connection`), but for a keyed
+    problem: the Idempotency-Key is the client's own retry."""
+    op = operation_named(inv.operation)
+    if op is None or not op.retried_on_lost_connection or not db.is_unavailable(exc):
         return False
     return not (inv.operation == "problem" and "idempotency-key" in inv.headers)
 

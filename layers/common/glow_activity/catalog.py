@@ -1,6 +1,8 @@
-"""The seven operations in one table: who may call them and which models they take and return.
+"""The seven operations in one table: who may call them, which models they take and return, where their route
+lives, and their policy (read-only, idempotent, run again on a lost connection).
 
-Docs (`api_operations`, `permissions`, `entries`) and the route checks read this, so they cannot drift.
+Docs (`api_operations`, `permissions`, `entries`), the route checks, the request path (`api`) and the MCP tools
+(their hints, their routes) read this, so they cannot drift.
 """
 
 from __future__ import annotations
@@ -41,6 +43,22 @@ class Operation:
     request: type[BaseModel]
     response: type[BaseModel]
     scopes: tuple[str, ...]
+    # Changes nothing the caller could see (MCP's readOnlyHint).
+    read_only: bool = False
+    # The same call twice leaves what once did (MCP's idempotentHint).
+    idempotent: bool = False
+    # Run once more on a new connection when its own turns out dead (an Aurora failover, a proxy restart, an
+    # idle-connection reaper): the reads, resolve (setting the same state twice is harmless) and problem (its id is
+    # chosen before the insert, docs/DECISIONS.md; a keyed one is not: the Idempotency-Key is the client's own
+    # retry). Not export (it has started an upload; its failure path cleans up and answers 503) or refresh (long,
+    # and the schedule retries it).
+    retried_on_lost_connection: bool = False
+    # The module whose `app` serves it (its function's handler, and the MCP tool, load it).
+    route: str = ""
+
+    @property
+    def route_module(self) -> str:
+        return self.route or f"glow_activity.endpoints.{self.name}"
 
     @property
     def path(self) -> str:
@@ -68,6 +86,9 @@ OPERATION_CATALOG: tuple[Operation, ...] = (
         GetActivityRequest,
         GetActivityResponse,
         READERS,
+        read_only=True,
+        idempotent=True,
+        retried_on_lost_connection=True,
     ),
     Operation(
         "search",
@@ -76,6 +97,9 @@ OPERATION_CATALOG: tuple[Operation, ...] = (
         SearchActivityRequest,
         SearchActivityResponse,
         READERS,
+        read_only=True,
+        idempotent=True,
+        retried_on_lost_connection=True,
     ),
     Operation(
         "problem",
@@ -84,6 +108,7 @@ OPERATION_CATALOG: tuple[Operation, ...] = (
         CreateProblemRequest,
         CreateProblemResponse,
         EVERYONE,
+        retried_on_lost_connection=True,
     ),
     Operation(
         "resolve",
@@ -92,6 +117,8 @@ OPERATION_CATALOG: tuple[Operation, ...] = (
         ResolveProblemRequest,
         ResolveProblemResponse,
         READERS,
+        idempotent=True,
+        retried_on_lost_connection=True,
     ),
     Operation(
         "refresh",
@@ -102,6 +129,7 @@ OPERATION_CATALOG: tuple[Operation, ...] = (
         RefreshRequest,
         RefreshResponse,
         EVERYONE,
+        idempotent=True,
     ),
     Operation(
         "export",
@@ -110,6 +138,9 @@ OPERATION_CATALOG: tuple[Operation, ...] = (
         ExportRequest,
         ExportResponse,
         READERS,
+        read_only=True,
+        idempotent=True,
+        route="glow_activity.export.route",
     ),
     Operation(
         "docs",
@@ -118,12 +149,20 @@ OPERATION_CATALOG: tuple[Operation, ...] = (
         DocsRequest,
         ActivityDocsResponse,
         EVERYONE,
+        read_only=True,
+        idempotent=True,
+        retried_on_lost_connection=True,
     ),
 )
 
 
 def operation(name: str) -> Operation:
     return next(op for op in OPERATION_CATALOG if op.name == name)
+
+
+def operation_named(name: str) -> Operation | None:
+    """The operation of that name; None for what is not one of the seven (the MCP endpoint's own messages)."""
+    return next((op for op in OPERATION_CATALOG if op.name == name), None)
 
 
 def allowed(op: Operation, scope: str) -> bool:

@@ -47,6 +47,9 @@ class Settings:
     export_url_ttl_seconds: int = 900  # >= 1, capped at 3600: never more than an hour
     # ~9 s at the 177k rows/s measured on 2 cores: headroom for a 1024 MB Lambda's ~0.6 vCPU (docs/PERFORMANCE.md)
     export_sync_row_budget: int = 1_500_000  # >= 0
+    # How a large export reaches its asynchronous half: "lambda" (the function invokes itself; the template sets it)
+    # or "thread" (a background thread: make dev and the tests).
+    export_async: str = "thread"
     jwt_secret: str | None = None
     jwt_secret_arn: str | None = None
     jwt_jwks_url: str | None = None
@@ -156,6 +159,12 @@ def _flag(raw: str) -> bool:
     return raw.lower() == "true"
 
 
+def _choice(raw: str, choices: tuple[str, ...]) -> str:
+    if raw not in choices:
+        raise ValueError(f"must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
 def _names(raw: str, variable: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in raw.split(",") if name.strip())
     if not names:
@@ -197,6 +206,7 @@ _READERS: dict[str, Callable[[str], Any]] = {
     "export_bucket": str,
     "export_url_ttl_seconds": lambda raw: min(_number(int, least=1)(raw), 3600),
     "export_sync_row_budget": _number(int, least=0),
+    "export_async": lambda raw: _choice(raw, ("lambda", "thread")),
     "jwt_secret": str,
     "jwt_secret_arn": str,
     "jwt_jwks_url": str,

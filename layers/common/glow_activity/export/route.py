@@ -14,8 +14,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from glow_activity.api import SECURITY, create_app, invocation, json_response, operation_responses, path_of
 from glow_activity.db import connection
-from glow_activity.endpoints.export_jobs import (
+from glow_activity.export.jobs import (
     claim_slot,
+    dispatcher,
     estimated_rows,
     export_status,
     run_sync,
@@ -62,5 +63,6 @@ def export_route(request: Annotated[ExportRequest, Body()]):  # type: ignore[no-
         status = export_status(conn, caller, running)
         return json_response(status, status_code=202 if isinstance(status, ExportPending) else 200)
     if asynchronous:
-        return json_response(start_async(conn, caller, upload_id, created_at, app.lambda_context), status_code=202)
+        dispatch = dispatcher(get_settings().export_async, app.lambda_context)
+        return json_response(start_async(conn, caller, upload_id, created_at, dispatch), status_code=202)
     return json_response(run_sync(conn, caller, request, upload_id, created_at))

@@ -5,25 +5,25 @@ those already running, so that a caller has one export running at most (a second
 polling it would) and the service EXPORT_MAX_RUNNING (429 beyond). Sync or async is decided before any work by the
 rows the export will hold (from the rollups) against `EXPORT_SYNC_ROW_BUDGET`: measured throughput x the 20 s we
 allow inside API Gateway's 30 s (see docs/PERFORMANCE.md). Above it, the function answers 202 and finishes in an
-asynchronous invocation of itself (in Lambda) or a background thread (locally). That job is claimed once, from its
-`running` row of that caller, and exports what the row says (a forged or replayed event names no row it can claim,
-and does nothing).
+asynchronous invocation of itself (in Lambda) or a background thread (locally), as EXPORT_ASYNC says. That job
+is claimed once, from its `running` row of that caller, and exports what the row says (a forged or replayed event
+names no row it can claim, and does nothing).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from glow_activity import db
 from glow_activity.auth import Caller
 from glow_activity.db import Connection, transaction
-from glow_activity.endpoints.export_writer import ExportResult, write_export
 from glow_activity.errors import NotFound, ServiceUnavailable, TooManyRequests, UpstreamFailed
+from glow_activity.export.writer import ExportResult, write_export
 from glow_activity.limits import EXPORT_STALE_SECONDS
 from glow_activity.models import ExportPending, ExportRequest, ExportResponse, iso
 from glow_activity.observability import logger, metrics
@@ -85,7 +85,7 @@ def stream_to_s3(
     multipart upload and re-raise."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from glow_activity.endpoints.s3_stream import S3MultipartWriter
+    from glow_activity.export.s3_stream import S3MultipartWriter
 
     bucket = get_settings().export_bucket
     if not bucket:
@@ -237,12 +237,14 @@ def export_status(conn: Connection, caller: Caller, upload_id: str) -> ExportRes
     return ExportPending(upload_id=upload_id, status="running", file_name=file_name)
 
 
-def start_async(conn: Connection, caller: Caller, upload_id: str, created_at: datetime, context: Any) -> ExportPending:
-    """Hand a claimed slot's export to the asynchronous half. The job names only its row: what to export is read
-    from the row when the job claims it."""
+def start_async(
+    conn: Connection, caller: Caller, upload_id: str, created_at: datetime, dispatch: Dispatch
+) -> ExportPending:
+    """Hand a claimed slot's export to the asynchronous half (`dispatch`). The job names only its row: what to
+    export is read from the row when the job claims it."""
     job = {ASYNC_EVENT_KEY: {"upload_id": upload_id, "caller": caller.profile_id}}
     try:
-        _dispatch(job, context)
+        dispatch(job)
     except Exception as exc:
         # The job never started: no upload row may claim it runs (nothing was written to S3 yet).
         conn.run("DELETE FROM activity.uploads WHERE id = CAST(:id AS uuid)", id=upload_id)
@@ -268,14 +270,26 @@ def lambda_client() -> Any:
     return boto3.client("lambda")
 
 
-def _dispatch(job: dict[str, Any], context: Any) -> None:
-    """Hand the job to this function's own asynchronous invocation (on Lambda), or to a thread (locally)."""
-    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and context is not None:
-        lambda_client().invoke(
-            FunctionName=context.invoked_function_arn, InvocationType="Event", Payload=json.dumps(job).encode()
-        )
-    else:  # locally: a background thread stands in for the asynchronous invocation
+Dispatch = Callable[[dict[str, Any]], None]
+
+
+def dispatcher(how: str, context: Any) -> Dispatch:
+    """How a large export reaches its asynchronous half, as the deployment says (EXPORT_ASYNC): `lambda`, an
+    asynchronous invocation of the function that took the request (its own handler runs the job: the export
+    function's, or the MCP function's for its export tool); `thread`, a background thread of this process (make dev
+    and the tests, where no Lambda API is there)."""
+    if how == "lambda":
+        arn = context.invoked_function_arn
+
+        def invoke_self(job: dict[str, Any]) -> None:
+            lambda_client().invoke(FunctionName=arn, InvocationType="Event", Payload=json.dumps(job).encode())
+
+        return invoke_self
+
+    def in_a_thread(job: dict[str, Any]) -> None:
         threading.Thread(target=run_async_job, args=(job[ASYNC_EVENT_KEY],), daemon=True).start()
+
+    return in_a_thread
 
 
 _CLAIM_SQL = """

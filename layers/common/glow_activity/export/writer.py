@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from glow_activity.auth import Caller
 from glow_activity.db import BULK_PLANNER_SQL, Connection, transaction
-from glow_activity.endpoints.copy_stream import copy_to
+from glow_activity.export.copy_stream import copy_to
 from glow_activity.models import ExportRequest, iso
 from glow_activity.scope import in_scope_conditions
 
