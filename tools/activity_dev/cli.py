@@ -14,8 +14,9 @@ from . import REPO_ROOT
 from .seed import SCALES, SHAPES
 
 SHAPE_HELP = (
-    "how activity spreads: steady (a power law over profiles, smooth over time; default) or seasonal (2%% of "
-    "profiles hold 60%% of the events; weekends, summer and the winter break quiet; bursty days)"
+    "how activity spreads: steady (a power law over profiles, smooth over time; default), seasonal (2%% of "
+    "profiles hold 60%% of the events; weekends, summer and the winter break quiet; bursty days) or powerlaw "
+    "(profile 1 + floor((P-1) u^3), uniform over two years)"
 )
 
 

@@ -49,8 +49,10 @@ SCALES = {
 # - steady: a power law over profiles (`power(random(), k)`), event times drawn smoothly over two years;
 # - seasonal: 2% of profiles hold 60% of the events (each about 75 times the median profile), and time is uneven:
 #   weekends a quarter of a weekday, summer a fifth and the winter break a tenth of term time, and one day in
-#   twenty a burst of four times its share.
-SHAPES = ("steady", "seasonal")
+#   twenty a burst of four times its share;
+# - powerlaw: profile 1 + floor((P - 1) * u^3) of P (the busiest tenth holds ~46% of the events), event times
+#   uniform over the two years (the shape of an independent check of round three).
+SHAPES = ("steady", "seasonal", "powerlaw")
 HISTORY_DAYS = 730
 
 
@@ -81,6 +83,8 @@ def _profile_pick(power: float, shape: str) -> str:
     if shape == "seasonal":
         pick = "CASE WHEN random() < 0.6 THEN random() * CAST(:n AS int) * 0.02 ELSE random() * CAST(:n AS int) END"
         return f"((({pick})::int + 3) % CAST(:n AS int))"
+    if shape == "powerlaw":
+        return "((floor((CAST(:n AS int) - 1) * power(random(), 3))::int + 3) % CAST(:n AS int))"
     return f"(((power(random(), {power}) * CAST(:n AS int))::int + 3) % CAST(:n AS int))"
 
 
@@ -92,6 +96,8 @@ def _instant(power: float, shape: str, periods: int) -> str:
             "CAST(:anchor AS timestamptz) - (width_bucket(random(), CAST(:days AS float8[])) - 1) * interval '1 day'"
             f" - random() * interval '1 day'{period}"
         )
+    if shape == "powerlaw":
+        return f"CAST(:anchor AS timestamptz) - random() * interval '{HISTORY_DAYS} days'{period}"
     return f"CAST(:anchor AS timestamptz) - power(random(), {power}) * interval '{HISTORY_DAYS} days'{period}"
 
 
@@ -297,15 +303,22 @@ def seed(
             "sessions",
             f"""
             INSERT INTO sessions (id, profile_id, created_at, updated_at, active, group_count, run_count,
-                                  chat_count, attempt_count, message_count, total_tokens, total_cost)
+                                  chat_count, attempt_count, message_count, total_tokens, total_cost,
+                                  first_run_at, last_run_at)
             SELECT {session_id_sql("j")}, {profile_id_sql(_profile_pick(3, shape))}, t.at,
-                   t.at + random() * interval '3 hours', t.at > CAST(:anchor AS timestamptz) - interval '2 days' AND random() < 0.6,
-                   g, g * 2 + (random() * 3)::int, c, (random() * 5)::int, c * 4 + (random() * 10)::int,
-                   tokens, round((tokens * 0.000002)::numeric, 6)
+                   t.at + t.span, t.at > CAST(:anchor AS timestamptz) - interval '2 days' AND random() < 0.6,
+                   t.g, t.runs, t.c, (random() * 5)::int, t.c * 4 + (random() * 10)::int,
+                   t.tokens, round((t.tokens * 0.000002)::numeric, 6),
+                   -- the first and the latest AI run: none without runs, else inside the session, first <= last
+                   CASE WHEN t.runs > 0 THEN t.at + t.span * t.first_at END,
+                   CASE WHEN t.runs > 0 THEN t.at + t.span * (t.first_at + (1 - t.first_at) * t.last_at) END
             FROM generate_series(0, CAST(:m AS int) - 1) j
             CROSS JOIN LATERAL (SELECT {_instant(1.3, shape, size.periods)} AS at,
+                                       random() * interval '3 hours' AS span,
                                        (random() * 6)::int AS g, (random() * 12)::int AS c,
-                                       (random() * random() * 200000)::bigint AS tokens WHERE j >= 0) t
+                                       (random() * random() * 200000)::bigint AS tokens,
+                                       random() * 0.3 AS first_at, random() AS last_at WHERE j >= 0) t0
+            CROSS JOIN LATERAL (SELECT t0.*, t0.g * 2 + (random() * 3)::int AS runs) t
             ORDER BY 1
             """,
             n=size.profiles,
