@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from glow_activity import API_PREFIX
-from glow_activity.api import JSON
+from glow_activity.responses import JSON
 from glow_activity.settings import get_settings
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"

@@ -20,8 +20,11 @@ from mcp_oauth import challenge
 from mcp_tools import RawJson, call_tool, operation_of, tools_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from glow_activity.api import JSON, Invocation, raw_body, serve
+from glow_activity.api import serve
 from glow_activity.errors import BadRequest, Forbidden, MethodNotAllowed, NotAcceptable, PayloadTooLarge
+from glow_activity.invocation import Invocation
+from glow_activity.request_body import raw_body
+from glow_activity.responses import JSON
 from glow_activity.settings import get_settings
 
 # Newest first; a client asking for one of these gets it, any other gets the newest.

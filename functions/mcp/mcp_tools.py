@@ -12,9 +12,10 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from glow_activity.api import handle, path_of
+from glow_activity.api import handle
 from glow_activity.catalog import OPERATION_CATALOG, Operation, allowed
 from glow_activity.models import ExportPending, ExportResponse
+from glow_activity.routes import path_of
 
 PREFIX = "activity_"
 

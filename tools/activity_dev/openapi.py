@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer, Server
 
-from glow_activity.api import SECURITY
+from glow_activity.routes import SECURITY
 
 from . import lambdas
 

@@ -96,6 +96,15 @@ class TooManyRequests(ApiError):
         super().__init__(message, headers={**(headers or {}), "Retry-After": str(max(1, int(retry_after)))})
 
 
+class InternalError(ApiError):
+    """What nobody foresaw: the answer carries only the request id (the log has the rest)."""
+
+    status_code = 500
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"Internal error. Quote request id {request_id} to support.")
+
+
 class UpstreamFailed(ApiError):
     status_code = 502
     default_message = "A storage service failed; nothing was saved. Try again."

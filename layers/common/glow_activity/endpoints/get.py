@@ -6,10 +6,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from glow_activity.api import SECURITY, cached_read, create_app, operation_responses, path_of
 from glow_activity.endpoints.activity_summary import activity_summary
 from glow_activity.freshness import CACHE_TAGS_GET
 from glow_activity.models import GetActivityRequest, GetActivityResponse
+from glow_activity.routes import SECURITY, cached_read, create_app, operation_responses, path_of
 
 app = create_app()
 

@@ -9,11 +9,13 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from glow_activity.api import SECURITY, create_app, invocation, json_response, operation_responses, path_of
 from glow_activity.db import connection
 from glow_activity.endpoints.problem_reports import create_problem
 from glow_activity.errors import Conflict, Unprocessable
+from glow_activity.invocation import invocation
 from glow_activity.models import CreateProblemRequest, CreateProblemResponse
+from glow_activity.responses import json_response
+from glow_activity.routes import SECURITY, create_app, operation_responses, path_of
 
 app = create_app()
 IN_PROGRESS_WAIT_SECONDS = 10.0

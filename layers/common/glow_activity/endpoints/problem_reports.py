@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from glow_activity.api import Invocation, audit_with_write
+from glow_activity.audit import audit_with_write
 from glow_activity.db import Connection, transaction
 from glow_activity.errors import NotFound
+from glow_activity.invocation import Invocation
 from glow_activity.models import CreateProblemRequest, CreateProblemResponse
 from glow_activity.scope import visible_conditions
 

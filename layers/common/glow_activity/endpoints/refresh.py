@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from glow_activity import db
-from glow_activity.api import SECURITY, create_app, invocation, json_response, operation_responses, path_of
 from glow_activity.audit import write_audit
 from glow_activity.errors import ServiceUnavailable
+from glow_activity.invocation import invocation
 from glow_activity.limits import operator_gauges
 from glow_activity.models import RefreshRequest, RefreshResponse
 from glow_activity.observability import logger, metrics, refresh_duration
@@ -24,6 +24,8 @@ from glow_activity.refresh import (
     refresh_views,
     scheduled_refresh_run,
 )
+from glow_activity.responses import json_response
+from glow_activity.routes import SECURITY, create_app, operation_responses, path_of
 from glow_activity.settings import get_settings
 
 app = create_app()

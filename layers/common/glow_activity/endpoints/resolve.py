@@ -6,10 +6,12 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from glow_activity.api import SECURITY, create_app, invocation, json_response, operation_responses, path_of
 from glow_activity.db import connection
 from glow_activity.endpoints.problem_resolution import set_resolved
+from glow_activity.invocation import invocation
 from glow_activity.models import ResolveProblemRequest, ResolveProblemResponse
+from glow_activity.responses import json_response
+from glow_activity.routes import SECURITY, create_app, operation_responses, path_of
 
 app = create_app()
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from glow_activity.api import SECURITY, cached_read, create_app, operation_responses, path_of
 from glow_activity.freshness import CACHE_TAGS_SEARCH
 from glow_activity.models import SearchActivityRequest, SearchActivityResponse
+from glow_activity.routes import SECURITY, cached_read, create_app, operation_responses, path_of
 from glow_activity.session_history import session_history
 
 app = create_app()

@@ -12,7 +12,6 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from glow_activity.api import SECURITY, create_app, invocation, json_response, operation_responses, path_of
 from glow_activity.db import connection
 from glow_activity.export.jobs import (
     claim_slot,
@@ -22,7 +21,10 @@ from glow_activity.export.jobs import (
     run_sync,
     start_async,
 )
+from glow_activity.invocation import invocation
 from glow_activity.models import ExportPending, ExportRequest, ExportResponse
+from glow_activity.responses import json_response
+from glow_activity.routes import SECURITY, create_app, operation_responses, path_of
 from glow_activity.settings import get_settings
 
 app = create_app()
