@@ -200,6 +200,14 @@ def test_network_endpoints_and_migration_resource() -> None:
     migrations = resources["Migrations"]
     assert migrations["Type"] == "Custom::Migrations"
     assert migrations["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["MigrateFunction", "Arn"]}
+    # a long migration goes on in fresh invocations: CloudFormation waits its most, the function may invoke itself
+    assert migrations["Properties"]["ServiceTimeout"] == 3600 and migrations["DependsOn"] == "MigrateSelfInvokePolicy"
+    assert resources["MigrateFunction"]["Properties"]["Timeout"] == 900
+    policy = translated()["MigrateSelfInvokePolicy"]["Properties"]
+    assert policy["Roles"] == [{"Ref": "MigrateFunctionRole"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "lambda:InvokeFunction"
+    assert statement["Resource"] == {"Fn::GetAtt": ["MigrateFunction", "Arn"]}  # itself, nothing else
 
 
 @pytest.mark.parametrize(

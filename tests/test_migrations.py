@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import migrate_function
-from databases import catalog, new_database, platform_schema_of_record, public_objects_of_our_own
+from databases import catalog, new_database, platform_schema_of_record, public_objects_of_our_own, url_of
 from legacy import build_legacy_database
 
 from activity_dev import lambdas
@@ -374,3 +374,84 @@ def test_a_custom_resource_request_answers_only_cloudformations_own_response_url
     result = migrate_handler()(cfn_event("Create", url), LambdaContext("migrate", 60_000))
     assert result["Status"] == "FAILED" and sent == []
     assert module.is_cloudformation_event(cfn_event("Create", CFN_RESPONSE_URL))
+
+
+# ---------------------------------------------------------------- a migration longer than one invocation
+
+
+class _LambdaApi:
+    """The Lambda API as the migration function calls it to go on in a fresh invocation: a real boto3 client (its
+    request checked against the API's model by botocore's Stubber), whose accepted requests are kept to be run."""
+
+    def __init__(self) -> None:
+        import boto3
+        from botocore.stub import Stubber
+
+        self.client = boto3.client("lambda")
+        self.stubber = Stubber(self.client)
+        self.stubber.activate()
+        self.events: list[dict[str, Any]] = []
+
+    def invoke(self, **request: Any) -> Any:
+        self.stubber.add_response("invoke", {"StatusCode": 202}, request)
+        answer = self.client.invoke(**request)
+        assert request["InvocationType"] == "Event"
+        self.events.append(json.loads(request["Payload"]))
+        return answer
+
+
+def test_a_migration_too_long_for_one_invocation_goes_on_in_fresh_ones_and_answers_once(
+    database_url: str, response_url: str, monkeypatch: Any
+) -> None:
+    from glow_activity.settings import get_settings
+
+    module = lambdas.load_module(next(s for s in lambdas.functions() if s.logical_id == "MigrateFunction"))
+    lambda_api = _LambdaApi()
+    monkeypatch.setattr(module, "lambda_client", lambda: lambda_api)
+    # a tiny time budget: every invocation may start one step, then must hand the rest over
+    monkeypatch.setenv("MIGRATION_STEP_MARGIN_SECONDS", str(10**6))
+    monkeypatch.setattr(module, "MAX_INVOCATIONS", 100)
+    with new_database(database_url) as fresh, new_database(database_url) as reference:
+        monkeypatch.setenv("DATABASE_URL", url_of(database_url, fresh.run("SELECT current_database()")[0][0]))
+        get_settings.cache_clear()
+        db.reset_connections()
+        steps = len(plan(fresh).steps)
+        # WHEN CloudFormation creates the resource, and each handed-over request runs in its own invocation
+        event, invocations = cfn_event("Create", response_url), 0
+        while event is not None:
+            invocations += 1
+            answer = migrate_handler()(event, LambdaContext("migrate", 900_000))
+            event = lambda_api.events.pop() if answer["Status"] == "CONTINUED" else None
+            if event is not None:
+                assert _CloudFormation.replies == []  # nothing said to CloudFormation before the end
+        db.reset_connections()
+        # THEN it went on in fresh invocations, one step each, and CloudFormation heard SUCCESS once, at the end
+        assert invocations == steps > 5
+        (reply,) = _CloudFormation.replies
+        assert reply["Status"] == "SUCCESS"
+        # AND the end state is one run's: the same catalog, no invalid index, nothing left to do
+        migrate(reference)
+        assert catalog(fresh) == catalog(reference)
+        assert fresh.run("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == [[0]]
+        assert plan(fresh).steps == [] and migrate(fresh) == []
+
+
+def test_a_migration_that_cannot_finish_in_its_invocations_fails_instead_of_waiting(
+    database_url: str, response_url: str, monkeypatch: Any
+) -> None:
+    from glow_activity.settings import get_settings
+
+    module = lambdas.load_module(next(s for s in lambdas.functions() if s.logical_id == "MigrateFunction"))
+    lambda_api = _LambdaApi()
+    monkeypatch.setattr(module, "lambda_client", lambda: lambda_api)
+    monkeypatch.setenv("MIGRATION_STEP_MARGIN_SECONDS", str(10**6))
+    with new_database(database_url) as fresh:
+        monkeypatch.setenv("DATABASE_URL", url_of(database_url, fresh.run("SELECT current_database()")[0][0]))
+        get_settings.cache_clear()
+        db.reset_connections()
+        event = {**cfn_event("Create", response_url), module.CONTINUATION_KEY: module.MAX_INVOCATIONS}
+        answer = migrate_handler()(event, LambdaContext("migrate", 900_000))
+        db.reset_connections()
+    assert answer["Status"] == "FAILED" and lambda_api.events == []
+    (reply,) = _CloudFormation.replies
+    assert reply["Status"] == "FAILED" and "invocations" in reply["Reason"]

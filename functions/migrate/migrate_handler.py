@@ -3,11 +3,15 @@ functions' LOGIN user (its own stack-created secret) the password of that secret
 This is the only function that holds the master (or migration) secret, so it also runs the operator's commands
 (`{"command": ...}`, glow_activity.operator): IAM's lambda:InvokeFunction is who may.
 
-It always answers CloudFormation, SUCCESS or FAILED, and answers FAILED itself shortly before the Lambda
-timeout if the database never comes up, so a stack never hangs waiting for it. It answers only CloudFormation's own
-response URLs (a pre-signed https URL of its response bucket): an event naming any other URL is refused before
-anything is done, so that the function cannot be made to PUT to an address of someone's choosing. Every operator
-command is audited with channel `operator`.
+A deploy never dies of Lambda's 15 minutes: the migration runs in steps (`migrate_until`), and an invocation that
+nears its end (less than MIGRATION_STEP_MARGIN_SECONDS left, the longest step we expect) starts no more of them and
+hands the same request to a fresh asynchronous invocation of this function, which plans the rest from the catalog;
+CloudFormation hears SUCCESS only from the invocation that finished (the custom resource's ServiceTimeout allows an
+hour, MAX_INVOCATIONS of them). It always answers CloudFormation, SUCCESS or FAILED, and answers FAILED itself
+shortly before the Lambda timeout if the database never comes up, so a stack never hangs waiting for it. It answers
+only CloudFormation's own response URLs (a pre-signed https URL of its response bucket): an event naming any other
+URL is refused before anything is done, so that the function cannot be made to PUT to an address of someone's
+choosing. Every operator command is audited with channel `operator`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +28,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from glow_activity import db
 from glow_activity.audit import write_audit
-from glow_activity.migrate import MigrationRefused, ensure_runtime_login, migrate
+from glow_activity.migrate import MigrationRefused, ensure_runtime_login, migrate_until
 from glow_activity.observability import logger
 from glow_activity.operator import OperatorError, run_command
 from glow_activity.settings import get_settings
@@ -36,6 +41,10 @@ _RESPONSE_HOST = re.compile(
     r"^(cloudformation-custom-resource-response-[a-z0-9-]+\.)?s3([.-][a-z0-9-]+)*\.amazonaws\.com(\.cn)?$"
 )
 _REQUEST_TYPES = ("Create", "Update", "Delete")
+# The request handed to a fresh invocation carries its count here; past MAX_INVOCATIONS (an hour of 15-minute
+# invocations: the custom resource's ServiceTimeout) the migration is reported FAILED rather than left waiting.
+CONTINUATION_KEY = "GlowMigrationInvocation"
+MAX_INVOCATIONS = 4
 
 
 def is_cloudformation_event(event: dict[str, Any]) -> bool:
@@ -132,6 +141,19 @@ def _audit_operator(command: str, status: int, request_id: str) -> None:
         logger.exception("audit write failed", extra={"operation": command})
 
 
+def lambda_client() -> Any:
+    import boto3
+
+    return boto3.client("lambda")
+
+
+def continue_in_a_new_invocation(event: dict[str, Any], context: Any) -> None:
+    """The same CloudFormation request, to a fresh asynchronous invocation of this function."""
+    lambda_client().invoke(
+        FunctionName=context.invoked_function_arn, InvocationType="Event", Payload=json.dumps(event).encode()
+    )
+
+
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "command" in event:
@@ -149,7 +171,23 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if event["RequestType"] in ("Create", "Update"):
             settings = get_settings()
             conn = db.connection(owner=True)
-            applied = migrate(conn, attached=settings.db_attached)
+            invocation = int(event.get(CONTINUATION_KEY, 1))
+            until = (
+                time.monotonic()
+                + context.get_remaining_time_in_millis() / 1000
+                - settings.migration_step_margin_seconds
+            )
+            applied, finished = migrate_until(conn, until, attached=settings.db_attached)
+            if not finished:
+                if invocation >= MAX_INVOCATIONS:
+                    raise TimeoutError(f"not done after {invocation} invocations; a deploy again resumes it")
+                continue_in_a_new_invocation({**event, CONTINUATION_KEY: invocation + 1}, context)
+                timer.cancel()  # the invocation that finishes answers CloudFormation
+                logger.info("migration continues", extra={"invocation": invocation + 1, "applied": len(applied)})
+                return {
+                    "Status": "CONTINUED",
+                    "Reason": f"Applied {len(applied)} step(s); invocation {invocation + 1} goes on.",
+                }
             if settings.db_runtime_secret_arn:
                 runtime = db.read_secret(settings.db_runtime_secret_arn)
                 ensure_runtime_login(conn, runtime["username"], runtime["password"])

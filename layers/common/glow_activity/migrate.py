@@ -23,6 +23,7 @@ docs/DECISIONS.md says why this is our own small runner rather than a migration 
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -424,9 +425,29 @@ def migrate(
 ) -> list[str]:
     """Bring the database up to date; returns what was done (empty when it already was). One migrator at a time,
     and building rollups or indexes on a large database takes what it takes (`db.session_lock`)."""
+    done, _ = migrate_until(conn, math.inf, attached, lock_timeout_ms, attempts, progress)
+    return done
+
+
+def migrate_until(
+    conn: Connection,
+    until: float,
+    attached: bool = False,
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+    attempts: int = ATTEMPTS,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[str], bool]:
+    """As `migrate`, but starts no step once `time.monotonic()` has passed `until` (after at least one, so that
+    every call gets somewhere): (what was done, whether the database is now up to date). Stopping between steps
+    loses nothing: each step leaves its mark in the catalog (a migration's or repeatable's row, an index, a grant),
+    and the next call plans the rest from there."""
     with session_lock(conn, MIGRATION_LOCK_KEY):
-        done = []
-        for step in plan(conn, attached).steps:
+        done: list[str] = []
+        steps = plan(conn, attached).steps
+        for step in steps:
+            if done and time.monotonic() >= until:
+                logger.info("migration paused between steps", extra={"done": len(done), "left": len(steps) - len(done)})
+                return done, False
             if progress:
                 progress(step.description)
             started = time.perf_counter()
@@ -436,7 +457,7 @@ def migrate(
                 extra={"step": step.description, "seconds": round(time.perf_counter() - started, 3)},
             )
             done.append(step.description)
-        return done
+        return done, True
 
 
 def ensure_runtime_login(

@@ -25,6 +25,7 @@ from .auth import Caller
 from .db import Connection, read_snapshot
 from .models import ActivityFilters
 from .scope import in_scope_conditions, is_everyone, not_deleted_sql
+from .sql import Sql, bind
 
 # Every count the rollups keep per profile (their columns); a reader asks for the ones it needs.
 KINDS = ("sessions", "active_sessions", "logins", "grants", "emulations", "problems")
@@ -174,7 +175,7 @@ def window_snapshot(conn: Connection, filters: ActivityFilters, *, statements: i
 
 def in_scope_counts_ctes(
     caller: Caller, filters: ActivityFilters, coverage: DailyCoverage, kinds: tuple[str, ...], *, total: bool = False
-) -> tuple[str, dict[str, Any]]:
+) -> Sql:
     """Two CTEs (for a `WITH`), and their bound parameters:
     - `scope (id, name, email)`: the caller's profiles in scope of the filters;
     - `per_profile`: their counts over the filters' window (`per_profile_counts_sql`; `coverage` from
@@ -184,13 +185,14 @@ def in_scope_counts_ctes(
     profiles, and the planner sees its real size: index lookups per profile for a coordinator's department,
     hash joins for an admin's thousands. Everyone's is inlined: the parts anti-join the few deleted profiles
     instead, and a page joins `profiles` itself."""
-    where, params = in_scope_conditions(caller, filters)
+    where, scope_params = in_scope_conditions(caller, filters)
     everyone = is_everyone(caller, filters)
-    plan = plan_window(*filters.window(), coverage)
-    counts = per_profile_counts_sql(params, plan, kinds, everyone=everyone, total=total)
+    plan = plan_window(*filters.window(), coverage)  # which rollup answers which part of the window
+    count_params: dict[str, Any] = {}
+    counts = per_profile_counts_sql(count_params, plan, kinds, everyone=everyone, total=total)  # rendered
     materialized = "NOT MATERIALIZED" if everyone else "MATERIALIZED"
     scope = f"scope AS {materialized} (SELECT p.id, p.name, p.email FROM profiles p WHERE {where})"
-    return f"{scope},\nper_profile AS ({counts})", params
+    return Sql(f"{scope},\nper_profile AS ({counts})", bind(scope_params, count_params))
 
 
 def range_conditions(column: str, ranges: list[tuple[Any, Any]], prefix: str, params: dict[str, Any]) -> str:

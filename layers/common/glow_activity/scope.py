@@ -10,9 +10,10 @@ from typing import Any
 
 from .auth import Caller
 from .models import ActivityFilters
+from .sql import Sql
 
 
-def visible_conditions(caller: Caller) -> tuple[str, dict[str, Any]]:
+def visible_conditions(caller: Caller) -> Sql:
     """Conditions on `profiles p` for the profiles the caller may see (admin: all non-deleted;
     coordinator: sharing a department; anyone else: itself)."""
     params: dict[str, Any] = {}
@@ -26,18 +27,18 @@ def visible_conditions(caller: Caller) -> tuple[str, dict[str, Any]]:
     elif caller.scope == "self":
         where.append("p.id = CAST(:scope_caller AS uuid)")
         params["scope_caller"] = caller.profile_id
-    return " AND ".join(where), params
+    return Sql(" AND ".join(where), params)
 
 
-def visible_problem_conditions(caller: Caller) -> tuple[str, dict[str, Any]]:
+def visible_problem_conditions(caller: Caller) -> Sql:
     """Conditions on `problems q` for the problems the caller may see: those about a profile it can see, and
     for an admin also those about no profile."""
     where, params = visible_conditions(caller)
     orphan = " OR q.profile_id IS NULL" if caller.is_admin else ""
-    return f"(EXISTS (SELECT 1 FROM profiles p WHERE p.id = q.profile_id AND {where}){orphan})", params
+    return Sql(f"(EXISTS (SELECT 1 FROM profiles p WHERE p.id = q.profile_id AND {where}){orphan})", params)
 
 
-def in_scope_conditions(caller: Caller, filters: ActivityFilters) -> tuple[str, dict[str, Any]]:
+def in_scope_conditions(caller: Caller, filters: ActivityFilters) -> Sql:
     """Visible profiles that also pass the department and role filters (both must hold when both given)."""
     sql, params = visible_conditions(caller)
     if filters.department_ids:
@@ -52,7 +53,7 @@ def in_scope_conditions(caller: Caller, filters: ActivityFilters) -> tuple[str, 
             " AND fr.role = ANY(CAST(:scope_roles AS text[])))"
         )
         params["scope_roles"] = sorted(set(filters.roles))
-    return sql, params
+    return Sql(sql, params)
 
 
 def is_everyone(caller: Caller, filters: ActivityFilters) -> bool:
@@ -77,7 +78,7 @@ def not_deleted_sql(profile_id_column: str, *, early_stop: bool = False) -> str:
     )
 
 
-def hashed_scope_sql(profile_id_column: str, caller: Caller, filters: ActivityFilters) -> tuple[str, dict[str, Any]]:
+def hashed_scope_sql(profile_id_column: str, caller: Caller, filters: ActivityFilters) -> Sql:
     """An admin's scope as hashed sets on a profile_id column, for a read of thousands of rows (search's deep pages,
     get's count of the window's problems): the deleted profiles (`not_deleted_sql(early_stop=True)`) and, per
     filter, the holders of the roles and the members of the departments, each read once from its index instead of
@@ -97,7 +98,7 @@ def hashed_scope_sql(profile_id_column: str, caller: Caller, filters: ActivityFi
             " AND fr.role = ANY(CAST(:scope_roles AS text[])))"
         )
         params["scope_roles"] = sorted(set(filters.roles))
-    return " AND ".join(where), params
+    return Sql(" AND ".join(where), params)
 
 
 def scope_key(caller: Caller) -> str:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from .auth import Caller
@@ -25,9 +25,32 @@ from .freshness import LATEST_REFRESH_SQL
 from .models import SearchActivityRequest, SearchActivityResponse, SessionListItem, iso, money
 from .rollups import DailyCoverage, in_scope_counts_ctes, window_snapshot
 from .scope import hashed_scope_sql, in_scope_conditions, is_everyone, not_deleted_sql
+from .sql import bind
 
 # From this many rows passed over, an admin's filtered walk checks rows against a hashed set (`page_sql`).
 HASHED_SCOPE_FROM_OFFSET = 1000
+
+
+class SessionRow(NamedTuple):
+    """A page row as `_COLUMNS` selects it, column for column."""
+
+    session_id: str
+    profile_id: str
+    profile_name: str
+    created_at: datetime
+    updated_at: datetime
+    active: bool
+    group_count: int
+    run_count: int
+    first_run_at: datetime | None
+    last_run_at: datetime | None
+    chat_count: int
+    attempt_count: int
+    message_count: int
+    total_tokens: int
+    total_cost: Any
+    problem_count: int
+
 
 _COLUMNS = """s.id::text AS session_id, s.profile_id::text AS profile_id, p.name, s.created_at, s.updated_at,
        s.active, s.group_count, s.run_count, s.first_run_at, s.last_run_at, s.chat_count, s.attempt_count,
@@ -128,7 +151,7 @@ def page_sql(
             # members are hashed once instead of each row's profile looked up (page 100 of a role filter: 1.55x
             # page 0)
             hashed, hashed_params = hashed_scope_sql("s.profile_id", caller, request)
-            params.update(hashed_params)
+            params = bind(params, hashed_params)
             walked = f"sessions s WHERE {hashed} AND {sessions}"
         else:
             walked = f"sessions s JOIN profiles p ON p.id = s.profile_id WHERE {scope} AND {sessions}"
@@ -157,9 +180,9 @@ def search_sql(
     """total_count, the time of the refresh it comes from, and the page's rows, in one statement (one round
     trip, one snapshot): each row is `total, data_as_of, <session columns>`; no page rows gives one row of
     NULL columns."""
-    count, params = count_sql(caller, request, coverage)
+    count, count_params = count_sql(caller, request, coverage)
     page, page_params = page_sql(caller, request, after)
-    params.update(page_params)  # both come from the same scope conditions: shared names hold the same values
+    params = bind(count_params, page_params)  # both from the same scope: bind refuses a name with two values
     direction = "DESC" if request.sort_order == "desc" else "ASC"
     sql = f"""
 SELECT c.total, c.data_as_of, pg.*
@@ -189,25 +212,25 @@ def session_page(
     sql, params = search_sql(caller, request, coverage, after)
     result = conn.run(sql, **params)
     total, as_of = int(result[0][0]), result[0][1]
-    rows = [r[2:] for r in result if r[2] is not None]
+    rows = [SessionRow(*r[2:]) for r in result if r[2] is not None]
     data = [
         SessionListItem(
-            session_id=r[0],
-            profile_id=r[1],
-            profile_name=r[2],
-            session_created_at=iso(r[3]),
-            session_updated_at=iso(r[4]),
-            active=r[5],
-            group_count=r[6],
-            run_count=r[7],
-            first_run_at=iso(r[8]) if r[8] is not None else None,
-            last_run_at=iso(r[9]) if r[9] is not None else None,
-            chat_count=r[10],
-            attempt_count=r[11],
-            message_count=r[12],
-            total_tokens=r[13],
-            total_cost=money(r[14]),
-            problem_count=r[15],
+            session_id=r.session_id,
+            profile_id=r.profile_id,
+            profile_name=r.profile_name,
+            session_created_at=iso(r.created_at),
+            session_updated_at=iso(r.updated_at),
+            active=r.active,
+            group_count=r.group_count,
+            run_count=r.run_count,
+            first_run_at=iso(r.first_run_at) if r.first_run_at is not None else None,
+            last_run_at=iso(r.last_run_at) if r.last_run_at is not None else None,
+            chat_count=r.chat_count,
+            attempt_count=r.attempt_count,
+            message_count=r.message_count,
+            total_tokens=r.total_tokens,
+            total_cost=money(r.total_cost),
+            problem_count=r.problem_count,
         )
         for r in rows
     ]

@@ -85,6 +85,9 @@ class Settings:
     export_statement_timeout_ms: int = 840_000  # >= 0
     # The migration function sets these on the functions' LOGIN user (ALTER ROLE ... CONNECTION LIMIT / SET).
     db_connection_limit: int = -1  # -1: no limit of the role's own
+    # The migration function starts no migration step with less than this left of its invocation (the longest step
+    # expected: an index on the largest table); the rest goes on in a fresh invocation.
+    migration_step_margin_seconds: float = 300  # >= 0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -223,6 +226,7 @@ _READERS: dict[str, Callable[[str], Any]] = {
     "refresh_statement_timeout_ms": _number(int, least=0),
     "max_body_bytes": _number(int, least=1),
     "caller_requests_per_minute": _number(int, least=0),
+    "migration_step_margin_seconds": _number(float, least=0),
     "export_max_running": _number(int, least=1),
     "export_statement_timeout_ms": _number(int, least=0),
     "db_connection_limit": _number(int, least=-1),

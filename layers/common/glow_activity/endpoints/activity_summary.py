@@ -28,6 +28,7 @@ from glow_activity.rollups import DailyCoverage, in_scope_counts_ctes, range_con
 from glow_activity.scope import hashed_scope_sql, in_scope_conditions, visible_conditions
 from glow_activity.session_history import session_page
 from glow_activity.settings import ROLES
+from glow_activity.sql import bind
 
 # The counts get reports per profile (of rollups.KINDS, all but active_sessions, which only search's total reads)
 SUMMARY_KINDS = ("sessions", "logins", "grants", "emulations", "problems")
@@ -38,16 +39,16 @@ def get_sql(caller: Caller, request: GetActivityRequest, coverage: DailyCoverage
     profile_summary window and its profiles' resources (rendered as JSON with the response models' field
     names, spliced into the answer as they are: `models.dump_with_json_parts`), the facets, and the time of
     the refresh the numbers come from."""
-    counts, params = in_scope_counts_ctes(caller, request, coverage, SUMMARY_KINDS)
-    params.update(summary_limit=request.summary_limit, summary_offset=request.summary_offset)
+    counts, count_params = in_scope_counts_ctes(caller, request, coverage, SUMMARY_KINDS)
+    own: dict[str, Any] = {"summary_limit": request.summary_limit, "summary_offset": request.summary_offset}
     listed = "true"
     if request.summary_profile_id is not None:
         listed = "profile_id = CAST(:summary_profile AS uuid)"
-        params["summary_profile"] = str(request.summary_profile_id)
+        own["summary_profile"] = str(request.summary_profile_id)
     problems, problems_total, problem_params = _problems_sql(caller, request)
-    params.update(problem_params)
     facets, facet_params = _facets_sql(caller)
-    params.update(facet_params)  # the same scope conditions: shared names hold the same values
+    # the parts share the scope's names (its departments, the caller): bind refuses one bound to two values
+    params = bind(count_params, own, problem_params, facet_params)
     sql = f"""
 WITH {counts},
 scored AS (
@@ -117,7 +118,7 @@ def _problems_sql(caller: Caller, request: GetActivityRequest) -> tuple[str, str
         # the count reads every problem of the window: against hashed sets (the deleted profiles, the filters'
         # role holders and department members), not one profile look-up each (all time: 12.6 -> about 5 ms)
         hashed, hashed_params = hashed_scope_sql("q.profile_id", caller, request)
-        params.update(hashed_params)
+        params = bind(params, hashed_params)
         total = f"SELECT count(*) FROM problems q WHERE {hashed} AND ({window})"
     else:
         newest = (
