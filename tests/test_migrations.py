@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -400,45 +401,18 @@ class _LambdaApi:
         return answer
 
 
-def test_a_migration_too_long_for_one_invocation_goes_on_in_fresh_ones_and_answers_once(
-    database_url: str, response_url: str, monkeypatch: Any
-) -> None:
-    from glow_activity.settings import get_settings
+@dataclass
+class ShortInvocations:
+    """The migration function with a tiny time budget (every invocation may start one step, then must hand the rest
+    over), its Lambda API, and a fresh database it migrates."""
 
-    module = lambdas.load_module(next(s for s in lambdas.functions() if s.logical_id == "MigrateFunction"))
-    lambda_api = _LambdaApi()
-    monkeypatch.setattr(module, "lambda_client", lambda: lambda_api)
-    # a tiny time budget: every invocation may start one step, then must hand the rest over
-    monkeypatch.setenv("MIGRATION_STEP_MARGIN_SECONDS", str(10**6))
-    monkeypatch.setattr(module, "MAX_INVOCATIONS", 100)
-    with new_database(database_url) as fresh, new_database(database_url) as reference:
-        monkeypatch.setenv("DATABASE_URL", url_of(database_url, fresh.run("SELECT current_database()")[0][0]))
-        get_settings.cache_clear()
-        db.reset_connections()
-        steps = len(plan(fresh).steps)
-        # WHEN CloudFormation creates the resource, and each handed-over request runs in its own invocation
-        event, invocations = cfn_event("Create", response_url), 0
-        while event is not None:
-            invocations += 1
-            answer = migrate_handler()(event, LambdaContext("migrate", 900_000))
-            event = lambda_api.events.pop() if answer["Status"] == "CONTINUED" else None
-            if event is not None:
-                assert _CloudFormation.replies == []  # nothing said to CloudFormation before the end
-        db.reset_connections()
-        # THEN it went on in fresh invocations, one step each, and CloudFormation heard SUCCESS once, at the end
-        assert invocations == steps > 5
-        (reply,) = _CloudFormation.replies
-        assert reply["Status"] == "SUCCESS"
-        # AND the end state is one run's: the same catalog, no invalid index, nothing left to do
-        migrate(reference)
-        assert catalog(fresh) == catalog(reference)
-        assert fresh.run("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == [[0]]
-        assert plan(fresh).steps == [] and migrate(fresh) == []
+    module: Any
+    lambda_api: _LambdaApi
+    fresh: Any
 
 
-def test_a_migration_that_cannot_finish_in_its_invocations_fails_instead_of_waiting(
-    database_url: str, response_url: str, monkeypatch: Any
-) -> None:
+@pytest.fixture
+def short_invocations(database_url: str, response_url: str, monkeypatch: Any) -> Iterator[ShortInvocations]:
     from glow_activity.settings import get_settings
 
     module = lambdas.load_module(next(s for s in lambdas.functions() if s.logical_id == "MigrateFunction"))
@@ -449,9 +423,42 @@ def test_a_migration_that_cannot_finish_in_its_invocations_fails_instead_of_wait
         monkeypatch.setenv("DATABASE_URL", url_of(database_url, fresh.run("SELECT current_database()")[0][0]))
         get_settings.cache_clear()
         db.reset_connections()
-        event = {**cfn_event("Create", response_url), module.CONTINUATION_KEY: module.MAX_INVOCATIONS}
-        answer = migrate_handler()(event, LambdaContext("migrate", 900_000))
+        yield ShortInvocations(module, lambda_api, fresh)
         db.reset_connections()
-    assert answer["Status"] == "FAILED" and lambda_api.events == []
+
+
+def test_a_migration_too_long_for_one_invocation_goes_on_in_fresh_ones_and_answers_once(
+    database_url: str, response_url: str, short_invocations: ShortInvocations, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(short_invocations.module, "MAX_INVOCATIONS", 100)
+    fresh, lambda_api = short_invocations.fresh, short_invocations.lambda_api
+    steps = len(plan(fresh).steps)
+    # WHEN CloudFormation creates the resource, and each handed-over request runs in its own invocation
+    event, invocations = cfn_event("Create", response_url), 0
+    while event is not None:
+        invocations += 1
+        answer = migrate_handler()(event, LambdaContext("migrate", 900_000))
+        event = lambda_api.events.pop() if answer["Status"] == "CONTINUED" else None
+        if event is not None:
+            assert _CloudFormation.replies == []  # nothing said to CloudFormation before the end
+    # THEN it went on in fresh invocations, one step each, and CloudFormation heard SUCCESS once, at the end
+    assert invocations == steps > 5
+    (reply,) = _CloudFormation.replies
+    assert reply["Status"] == "SUCCESS"
+    # AND the end state is one run's: the same catalog, no invalid index, nothing left to do
+    with new_database(database_url) as reference:
+        migrate(reference)
+        assert catalog(fresh) == catalog(reference)
+    assert fresh.run("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == [[0]]
+    assert plan(fresh).steps == [] and migrate(fresh) == []
+
+
+def test_a_migration_that_cannot_finish_in_its_invocations_fails_instead_of_waiting(
+    response_url: str, short_invocations: ShortInvocations
+) -> None:
+    module = short_invocations.module
+    event = {**cfn_event("Create", response_url), module.CONTINUATION_KEY: module.MAX_INVOCATIONS}
+    answer = migrate_handler()(event, LambdaContext("migrate", 900_000))
+    assert answer["Status"] == "FAILED" and short_invocations.lambda_api.events == []
     (reply,) = _CloudFormation.replies
     assert reply["Status"] == "FAILED" and "invocations" in reply["Reason"]
