@@ -5,6 +5,7 @@ layout adopted with its data; the custom resource answers CloudFormation SUCCESS
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import uuid
@@ -17,12 +18,13 @@ from typing import Any
 import pytest
 from conftest import migrate_function
 from databases import catalog, new_database, platform_schema_of_record, public_objects_of_our_own, url_of
+from factories import World
 from legacy import build_legacy_database
 
 from activity_dev import lambdas
 from activity_dev.events import LambdaContext
 from glow_activity import db, platform
-from glow_activity.migrate import MigrationRefused, migrate, migration_files, plan, repeatable_files
+from glow_activity.migrate import MigrationRefused, migrate, migrate_until, migration_files, plan, repeatable_files
 
 
 def test_the_platform_tables_are_the_platform_schema_exactly() -> None:
@@ -77,6 +79,33 @@ def test_the_refresh_is_code_reapplied_when_its_file_changes_without_rebuilding_
     world.session(member, "2025-03-02T10:00:00")
     refresh()
     assert _rollup_rows(conn)["activity_daily"][0] == before["activity_daily"][0] + 1
+
+
+def test_a_new_database_builds_its_rollups_once(database_url: str) -> None:
+    with new_database(database_url) as fresh:
+        # GIVEN a new database whose platform tables already hold activity (a step at a time: the first one makes them)
+        migrate_until(fresh, -math.inf)
+        world = World(fresh)
+        member = world.profile(roles=["member"])
+        world.session(member, "2025-03-01T10:00:00")
+        world.login(member, "2025-03-02T10:00:00")
+        while (
+            not fresh.run("SELECT to_regclass('activity.schema_migrations') IS NOT NULL")[0][0]
+            or not fresh.run("SELECT count(*) FROM activity.schema_migrations WHERE name = '0001_activity_schema'")[0][
+                0
+            ]
+        ):
+            migrate_until(fresh, -math.inf)
+        # WHEN the baseline has run THEN it built no rollup (its views empty, no day), only their shapes
+        assert fresh.run(
+            "SELECT bool_or(relispopulated) FROM pg_class WHERE oid IN ('activity.activity_monthly'::regclass,"
+            " 'activity.activity_monthly_running'::regclass, 'activity.activity_profile_totals'::regclass)"
+        ) == [[False]]
+        assert fresh.run("SELECT count(*) FROM activity.activity_daily") == [[0]]
+        # AND the rest of the migration builds them, once, from the events
+        migrate(fresh)
+        assert fresh.run("SELECT sum(sessions), sum(logins) FROM activity.activity_daily") == [[1, 1]]
+        assert fresh.run("SELECT sessions, logins FROM activity.activity_profile_totals") == [[1, 1]]
 
 
 def test_a_fresh_database_gets_everything_of_ours_in_schema_activity(database_url: str) -> None:
