@@ -488,7 +488,7 @@ def bench_refresh(h: Harness) -> None:
     leaves the rollups as they were), so that runs on one database measure the same data."""
     from glow_activity.refresh import Pass, refresh_views
 
-    rounds = 3 if h.scale in ("large", "history") else 5
+    rounds = 3 if h.scale in ("large", "history", "xlarge") else 5
 
     def seconds(full_pass: bool, before: Callable[[], None] = lambda: None) -> dict[str, float]:
         samples = []

@@ -200,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale",
         choices=tuple(SCALES),
         default="small",
-        help="how much: small 200 profiles / 5k sessions, medium 2k / 200k, large 20k / 2M, history 2k / 2M "
-        "(default: small)",
+        help="how much: small 200 profiles / 5k sessions, medium 2k / 200k, large 20k / 2M, history 2k / 2M, "
+        "xlarge 200k / 20M (default: small)",
     )
     seed.add_argument("--shape", choices=SHAPES, default="steady", help=SHAPE_HELP)
     seed.add_argument(

@@ -43,6 +43,8 @@ SCALES = {
     # medium's profiles and medium's two years of activity, ten times over: twenty years of history, each two years
     # like medium's (what grows with history alone)
     "history": Scale(40, 2_000, 2_000_000, 5_000_000, 100_000, 50_000, 200, periods=10),
+    # ten times Glow at large's shape: 200k profiles, 20M sessions, 50M logins, 1M grants, 500k problems
+    "xlarge": Scale(600, 200_000, 20_000_000, 50_000_000, 1_000_000, 500_000, 20_000),
 }
 
 # How activity spreads over profiles and time:
