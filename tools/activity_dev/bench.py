@@ -28,7 +28,7 @@ from . import REPO_ROOT, cold_start, embedded_pg, lambdas, local_s3
 from .events import LambdaContext, http_event
 from .seed import DEMO_ADMIN_INDEX, SCALES, demo_profile_id, seed
 
-ITERATIONS = {"small": 60, "medium": 100, "large": 200, "history": 100}
+ITERATIONS = {"small": 60, "medium": 100, "large": 200, "history": 100, "xlarge": 100}
 
 # What a developer would write without rollups: the contract's definitions straight over the base tables.
 BASE_TABLE_GET_SQL = """
