@@ -21,11 +21,10 @@ from mcp_tools import RawJson, call_tool, operation_of, tools_for
 from pydantic import BaseModel, ConfigDict, Field
 
 from glow_activity.api import serve
-from glow_activity.errors import BadRequest, Forbidden, MethodNotAllowed, NotAcceptable, PayloadTooLarge
+from glow_activity.errors import BadRequest, Forbidden, MethodNotAllowed, NotAcceptable
 from glow_activity.invocation import Invocation
-from glow_activity.request_body import raw_body
+from glow_activity.request_body import bounded_body
 from glow_activity.responses import JSON
-from glow_activity.settings import get_settings
 
 # Newest first; a client asking for one of these gets it, any other gets the newest.
 PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
@@ -152,10 +151,7 @@ def _error(message_id: Any, code: int, text: str, status: int = 200) -> dict[str
 
 
 def _message(event: dict[str, Any]) -> Any:
-    raw = raw_body(event)
-    if len(raw) > get_settings().max_body_bytes:
-        raise PayloadTooLarge()
-    return json.loads(raw.decode("utf-8"))
+    return json.loads(bounded_body(event).decode("utf-8"))
 
 
 def respond(inv: Invocation, event: dict[str, Any], context: Any) -> dict[str, Any]:

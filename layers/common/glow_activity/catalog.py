@@ -156,10 +156,6 @@ OPERATION_CATALOG: tuple[Operation, ...] = (
 )
 
 
-def operation(name: str) -> Operation:
-    return next(op for op in OPERATION_CATALOG if op.name == name)
-
-
 def operation_named(name: str) -> Operation | None:
     """The operation of that name; None for what is not one of the seven (the MCP endpoint's own messages)."""
     return next((op for op in OPERATION_CATALOG if op.name == name), None)

@@ -27,11 +27,17 @@ def raw_body(event: dict[str, Any]) -> bytes:
     return body.encode("utf-8") if isinstance(body, str) else bytes(body)
 
 
-def normalised_body(event: dict[str, Any], headers: dict[str, str]) -> str:
-    """The body as the JSON object text the route's model validates."""
+def bounded_body(event: dict[str, Any]) -> bytes:
+    """The body's bytes, refused (413) past MAX_BODY_BYTES: every endpoint's bound, MCP's included."""
     raw = raw_body(event)
     if len(raw) > get_settings().max_body_bytes:
         raise PayloadTooLarge()
+    return raw
+
+
+def normalised_body(event: dict[str, Any], headers: dict[str, str]) -> str:
+    """The body as the JSON object text the route's model validates."""
+    raw = bounded_body(event)
     if not raw.strip():
         return "{}"
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()

@@ -15,17 +15,13 @@ class Sql(NamedTuple):
     params: dict[str, Any]
 
 
-_UNSET = object()
-
-
 def bind(*parts: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters of one statement from those of its fragments. Fragments built from the same scope share
     names (`scope_departments`, `caller`, ...) with the same values; a name with two values is a bug: ValueError."""
     bound: dict[str, Any] = {}
     for part in parts:
         for name, value in part.items():
-            held = bound.get(name, _UNSET)
-            if held is not _UNSET and held != value:
-                raise ValueError(f"parameter :{name} is bound to two values ({held!r} and {value!r})")
+            if name in bound and bound[name] != value:
+                raise ValueError(f"parameter :{name} is bound to two values ({bound[name]!r} and {value!r})")
             bound[name] = value
     return bound
