@@ -325,3 +325,62 @@ def test_a_full_pass_builds_rollups_that_hold_nothing_and_they_are_exact(
         conn.run(f"DELETE FROM activity.{table}")
     as_runtime(True)
     check(story, invoke, conn)
+
+
+def test_the_first_build_goes_a_month_per_call_and_ends_exact(
+    invoke: Any, conn: Any, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rollups that hold nothing while the platform has events are built a month per transaction (rollup_build): a
+    call whose time is up stops between two steps and the next goes on. Meanwhile readers keep the last refresh's
+    X-Data-As-Of, a non-admin's call never builds, an admin's goes on one step and answers 503; at the end every count
+    is exact, and the schedule's next run is a full pass."""
+    from glow_activity import rollup_build
+    from glow_activity.refresh import ROLLUPS
+    from glow_activity.settings import get_settings
+
+    monkeypatch.setattr(rollup_build, "STEP_MARGIN_SECONDS", 10**6)  # every call's time is up after one step
+    monkeypatch.setenv("REFRESH_MIN_INTERVAL_SECONDS", "0")  # a member's call is not answered by a recent refresh
+    get_settings.cache_clear()
+    dept = world.department()
+    story = Story(world, dept, world.profile(roles=["admin"]), [world.profile(departments=[dept]) for _ in range(3)])
+    member = world.profile(roles=["member"], departments=[dept])
+    for i, who in enumerate(story.people):
+        world.session(who, NOW - timedelta(days=40 * i + 1), active=i == 1)
+        world.login(who, NOW - timedelta(days=95 * i, hours=3))
+        world.grant(who, NOW - timedelta(days=33 * i + 2), kind="emulation" if i else "access")
+        world.problem(who, NOW - timedelta(days=61 * i + 5))
+    # GIVEN rollups that hold nothing (as on a database loaded after migrating)
+    for table in ROLLUPS:
+        conn.run(f"DELETE FROM activity.{table}")
+    as_of = invoke("get", {"department_ids": [dept]}, story.admin.headers).headers["x-data-as-of"]
+    months = len(rollup_build.months_left(conn))
+    assert months >= 7
+
+    def built() -> int:
+        return int(conn.run("SELECT count(*) FROM activity.rollup_build")[0][0])
+
+    # WHEN the schedule runs  THEN it writes one month and answers with the last refresh
+    assert invoke("refresh", event=scheduled_event()).raw["success"] is True
+    assert built() == 1
+    # WHEN a member presses refresh  THEN the last refresh answers, and nothing is built
+    assert invoke("refresh", {}, member.headers).status == 200
+    assert built() == 1
+    # WHEN an admin does  THEN the call goes on one step and says the build goes on, and when to try again
+    busy = invoke("refresh", {}, story.admin.headers)
+    assert busy.status == 503 and busy.headers["retry-after"] == "300", busy.body
+    assert "built for the first time" in busy.body["message"] and built() == 2
+    assert invoke("get", {"department_ids": [dept]}, story.admin.headers).headers["x-data-as-of"] == as_of
+    # WHEN the schedule keeps running  THEN each run takes a step: the months left, running totals, then totals
+    runs = 0
+    while rollup_build.needed(conn):
+        invoke("refresh", event=scheduled_event())
+        runs += 1
+    assert runs == months - 2 + 2
+    assert conn.run("SELECT built, full_pass FROM activity.refresh_runs ORDER BY id DESC LIMIT 1") == [[True, False]]
+    # AND everything is exact, and X-Data-As-Of moved on
+    check(story, invoke, conn)
+    assert invoke("get", {"department_ids": [dept]}, story.admin.headers).headers["x-data-as-of"] != as_of
+    # AND the schedule's next run is a full pass (a month written early may have changed before the build ended)
+    invoke("refresh", event=scheduled_event())
+    assert conn.run("SELECT built, full_pass FROM activity.refresh_runs ORDER BY id DESC LIMIT 1") == [[False, True]]
+    get_settings.cache_clear()

@@ -243,11 +243,12 @@ def test_a_database_built_by_the_previous_layout_is_adopted_with_its_data(databa
         )
         migrate(old)
         # THEN everything of ours is in activity with its rows, public holds only the platform's, and the rollups
-        # were built again as tables from the events (0002), a run recorded beside the old ones
+        # were built again as tables from the events (0002's tables, the first build's months), a run recorded beside
+        # the old ones
         assert old.run("SELECT request_id FROM activity.audit_log") == [["r1"]]
         assert old.run("SELECT profile_id::text, sessions FROM activity.activity_daily") == [[pid, 1]]
         assert old.run("SELECT count(*) FROM activity.refresh_runs")[0][0] == runs_before + 1
-        assert old.run("SELECT trigger, full_pass FROM activity.refresh_runs ORDER BY id DESC LIMIT 1") == [
+        assert old.run("SELECT trigger, built FROM activity.refresh_runs ORDER BY id DESC LIMIT 1") == [
             ["migration", True]
         ]
         assert old.run("SELECT sessions FROM activity.activity_monthly WHERE profile_id = CAST(:p AS uuid)", p=pid) == [
@@ -491,3 +492,50 @@ def test_a_migration_that_cannot_finish_in_its_invocations_fails_instead_of_wait
     assert answer["Status"] == "FAILED" and short_invocations.lambda_api.events == []
     (reply,) = _CloudFormation.replies
     assert reply["Status"] == "FAILED" and "invocations" in reply["Reason"]
+
+
+def test_a_first_deploy_over_the_platforms_events_builds_the_rollups_a_month_per_invocation(
+    database_url: str, response_url: str, short_invocations: ShortInvocations, monkeypatch: Any
+) -> None:
+    from glow_activity.refresh import refresh_views
+
+    monkeypatch.setattr(short_invocations.module, "MAX_INVOCATIONS", 100)
+    fresh, lambda_api = short_invocations.fresh, short_invocations.lambda_api
+    # GIVEN a database whose platform tables hold seven months of activity before the service's first deploy
+    migrate_until(fresh, -math.inf)
+    world = World(fresh)
+    people = [world.profile(roles=["member"]) for _ in range(3)]
+    for month in range(1, 8):
+        world.session(people[month % 3], f"2025-{month:02d}-03T10:00:00", active=month == 7)
+        world.login(people[(month + 1) % 3], f"2025-{month:02d}-28T23:30:00")
+    world.grant(people[0], "2025-02-10T08:00:00", kind="emulation")
+    world.problem(people[1], "2025-05-05T05:00:00")
+    steps = len(plan(fresh).steps)
+    assert plan(fresh).lines()[-1].endswith("then running and all-time totals")
+    # WHEN CloudFormation creates the resource, each handed-over request in its own invocation of one step
+    event, invocations = cfn_event("Create", response_url), 0
+    while event is not None:
+        invocations += 1
+        answer = migrate_handler()(event, LambdaContext("migrate", 900_000))
+        event = lambda_api.events.pop() if answer["Status"] == "CONTINUED" else None
+    # THEN the build went a month per invocation (then running totals, then totals) and SUCCESS came once, at the end
+    assert invocations == (steps - 1) + 7 + 2
+    (reply,) = _CloudFormation.replies
+    assert reply["Status"] == "SUCCESS"
+    assert fresh.run("SELECT trigger, built FROM activity.refresh_runs ORDER BY id DESC LIMIT 1") == [
+        ["migration", True]
+    ]
+    assert fresh.run(
+        "SELECT sum(sessions), sum(active_sessions), sum(logins), sum(emulations), sum(problems)"
+        " FROM activity.activity_profile_totals"
+    ) == [[7, 1, 7, 1, 1]]
+    # AND what it built is what a full pass finds right: the pass changes no row of any rollup
+    rollups = ("activity_daily", "activity_monthly", "activity_monthly_running", "activity_profile_totals")
+
+    def rows() -> list[Any]:
+        return [fresh.run(f"SELECT * FROM activity.{table} ORDER BY 1, 2") for table in rollups]
+
+    built = rows()
+    refresh_views(fresh, "cli")
+    assert rows() == built and all(built)
+    assert plan(fresh).steps == [] and migrate(fresh) == []

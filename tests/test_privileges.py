@@ -49,8 +49,8 @@ def test_activity_runtime_holds_exactly_what_the_functions_need(conn: Any) -> No
     for relation, privilege in conn.run(GRANTS_SQL):
         held.setdefault(relation, set()).add(privilege)
     assert held == EXPECTED
-    # no column-level grants either; of functions the refresh (SECURITY DEFINER, pinned search_path) and the
-    # limiter's two, which run as the caller
+    # no column-level grants either; of functions the refresh and the first build's steps (SECURITY DEFINER,
+    # pinned search_path) and the limiter's two, which run as the caller
     column_grants = conn.run(
         "SELECT count(*) FROM pg_attribute CROSS JOIN LATERAL aclexplode(attacl) a"
         " WHERE a.grantee = 'activity_runtime'::regrole"
@@ -61,8 +61,14 @@ def test_activity_runtime_holds_exactly_what_the_functions_need(conn: Any) -> No
         " JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'activity'"
         " WHERE has_function_privilege('activity_runtime', p.oid, 'EXECUTE')"
     )
+    pinned = ["search_path=pg_catalog, pg_temp"]
     assert sorted(functions) == [
-        ["activity.flush_refusals()", False, ["search_path=pg_catalog, pg_temp"]],
+        ["activity.build_rollups_finish()", True, pinned],
+        ["activity.build_rollups_month(date)", True, pinned],
+        ["activity.build_rollups_months_left()", True, pinned],
+        ["activity.build_rollups_needed()", True, pinned],
+        ["activity.build_rollups_running()", True, pinned],
+        ["activity.flush_refusals()", False, pinned],
         ["activity.refresh_rollups(boolean)", True, ["search_path=pg_catalog, pg_temp"]],
         ["activity.take_request(uuid,integer,text,text,text)", False, None],
     ]

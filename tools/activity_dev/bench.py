@@ -656,6 +656,60 @@ def bench_attach(h: Harness) -> None:
         h.conn.run(f"DROP DATABASE {name} WITH (FORCE)")
 
 
+def bench_attach_in_place(h: Harness) -> None:
+    """The attached first deploy at this scale without a second copy of its data (at xlarge another 30 GB): what the
+    service made in this database is dropped (schema activity, the indexes it asks of the platform's tables), so that
+    it holds what Glow's database holds before the service's first deploy; then `migrate --attached` runs while a
+    platform writer inserts a login and updates a session every 3 ms: each step's seconds (the first build's months
+    among them), the longest any write waited. The rollups are built again by the migration."""
+    from glow_activity.db import open_connection, params_from_url, reset_connections
+    from glow_activity.migrate import migrate
+    from glow_activity.platform import INDEXES, SCHEMA
+
+    from .platform_writer import PlatformWriter
+
+    conn = h.conn
+    reset_connections()  # the harness's handlers' connections hold nothing across the drop
+    for index in INDEXES:
+        conn.run(f"DROP INDEX IF EXISTS public.{index.name}")
+    conn.run(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    conn.run("CHECKPOINT")
+    writer_conn = open_connection(dataclasses.replace(params_from_url(h.url), application_name="glow-bench-writer"))
+    sessions = [str(r[0]) for r in conn.run("SELECT id FROM sessions ORDER BY id LIMIT 500")]
+    profiles = [str(r[0]) for r in conn.run("SELECT id FROM profiles ORDER BY id LIMIT 500")]
+    writer = PlatformWriter(writer_conn, sessions, profiles)
+    marks: list[tuple[str, float]] = []
+
+    def progress(step: str) -> None:
+        marks.append((step, time.perf_counter()))
+        print(f"attach in place: {step}", flush=True)
+
+    thread = writer.start()
+    time.sleep(1)
+    started = time.perf_counter()
+    try:
+        steps = migrate(conn, attached=True, progress=progress)
+    finally:
+        seconds = time.perf_counter() - started
+        time.sleep(1)
+        writer.stop.set()
+        thread.join()
+        writer_conn.close()
+    ends = [t for _, t in marks[1:]] + [started + seconds]
+    timings = [(step, round(end - begun, 1)) for (step, begun), end in zip(marks, ends, strict=True)]
+    build = [t for step, t in timings if step.startswith("build the rollups:")]
+    h.record(
+        "migrate --attached in place, platform writer every 3 ms",
+        {
+            "seconds": round(seconds, 1),
+            "steps": len(steps),
+            "longest_steps": sorted(timings, key=lambda x: -x[1])[:8],
+            "first_build": {"steps": len(build), "seconds": round(sum(build), 1), "longest_step": max(build or [0])},
+            "writer": writer.summary(),
+        },
+    )
+
+
 # What a cold start runs to get the runtime user's credentials, each way (the secret's ARN is filled in).
 CREDENTIAL_PATHS = {
     "secret": """
@@ -848,10 +902,29 @@ PARTS: dict[str, Callable[[Harness], None]] = {
     "concurrency": bench_concurrency,
     "many_callers": bench_many_callers,
     "attach": bench_attach,
+    "attach_in_place": bench_attach_in_place,
     "credentials": bench_credentials,
 }
-# Parts that run only when asked for by --only (attach seeds a database of its own)
-ON_REQUEST = ("attach", "credentials")
+# Parts that run only when asked for by --only (attach seeds a database of its own, attach_in_place drops this one's
+# rollups and indexes)
+ON_REQUEST = ("attach", "attach_in_place", "credentials")
+
+
+def first_build_steps(conn: Any) -> dict[str, Any]:
+    """The first refresh after seeding: the rollups' first build (rollup_build), a month per transaction; its steps'
+    count, total and longest (each must fit what is left of a refresh or migration invocation)."""
+    from glow_activity.refresh import build_rollups
+
+    marks: list[float] = []
+    started = time.perf_counter()
+    build_rollups(conn, trigger="cli", progress=lambda step: marks.append(time.perf_counter()))
+    ends = [*marks[1:], time.perf_counter()]
+    steps = [end - begun for begun, end in zip(marks, ends, strict=True)]
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "steps": len(steps),
+        "longest_step_seconds": round(max(steps or [0.0]), 1),
+    }
 
 
 def main(
@@ -877,15 +950,13 @@ def main(
     url = os.environ.get("DATABASE_URL") or embedded_pg.database_url(data_dir)
     conn = open_connection(dataclasses.replace(params_from_url(url), application_name="glow-bench"))
     migrate(conn)
-    seed_seconds = first_refresh_seconds = None
+    seed_seconds = first_build = None
     if not conn.run("SELECT EXISTS (SELECT 1 FROM profiles)")[0][0]:
         print(f"seeding {scale} ...", flush=True)
         started = time.perf_counter()
         seed(conn, scale, shape=shape)
         seed_seconds = round(time.perf_counter() - started, 1)
-        started = time.perf_counter()
-        refresh_views(conn, "cli")  # a full pass over rollups that hold nothing yet: all of history is new
-        first_refresh_seconds = round(time.perf_counter() - started, 1)
+        first_build = first_build_steps(conn)
     refresh_views(conn, "cli")  # as the schedule keeps it: current rollups and planner statistics
     # and as autovacuum keeps the rollup tables (their visibility map current: index-only scans), which a database
     # migrated or seeded a moment ago has not had time for
@@ -913,7 +984,7 @@ def main(
         "shape": shape,
         "rows": counts,
         "seed_seconds": seed_seconds,
-        "first_refresh_seconds": first_refresh_seconds,
+        "first_build": first_build,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "postgres": conn.run("SHOW server_version")[0][0],
         "results": h.results,

@@ -12,7 +12,9 @@ A migration is planned from the database's catalog, then carried out step by ste
    recorded (Flyway's repeatable migrations), so that a fix to a function is an edit of its one file;
 5. the indexes the service asks of the platform's tables (`platform.INDEXES`), each built CONCURRENTLY outside
    a transaction; an invalid one left by an interrupted build is dropped (CONCURRENTLY) and built again;
-6. the runtime role's privileges on the platform's tables.
+6. the runtime role's privileges on the platform's tables;
+7. the rollups' first build, when they hold nothing and the platform has events (an attached database's first
+   deploy): a month per transaction (rollup_build), so that it too stops between two steps when time is up.
 
 Every step that takes a lock does so under a short `lock_timeout` and is retried, so a platform writer never
 queues behind the migration for longer than that. `plan()` is what `activity db migrate --plan` prints: it reads
@@ -35,6 +37,7 @@ from . import platform
 from .db import Connection, runtime_session, session_lock
 from .observability import logger
 from .platform import RUNTIME_ROLE, SCHEMA
+from .refresh import build_rollups
 from .settings import Settings, get_settings
 
 MIGRATION_LOCK_KEY = 0x61637469  # "acti": one migrator at a time, whichever process runs it
@@ -72,6 +75,7 @@ class Step:
     migration: str | None = None  # a migration file's name, recorded once its transaction commits
     repeatable: tuple[str, str] | None = None  # a repeatable file's (name, sha256), recorded likewise
     concurrent_index: platform.PlatformIndex | None = None
+    build_rollups: bool = False  # the rollups' first build: many transactions, as many as time allows
 
 
 @dataclass
@@ -311,8 +315,34 @@ def _grant_steps(conn: Connection) -> list[Step]:
     return [Step(f"grant {RUNTIME_ROLE} " + ", ".join(missing) + " (public)", tuple(grants))]
 
 
+_EVENT_TABLES = ("sessions", "logins", "grants", "problems")
+_BUILD_STEP = Step(
+    "build the rollups from the platform's events: a month per transaction, then running and all-time totals",
+    build_rollups=True,
+)
+
+
+def _build_steps(conn: Connection) -> list[Step]:
+    """The rollups' first build, when one is under way, or when they hold nothing (or are yet to be made, by
+    migration 0002) and the platform has events."""
+    if not all(_exists(conn, f"public.{table}") for table in _EVENT_TABLES):
+        return []  # a new standalone database: the platform's tables come with this plan, empty
+    under_way = f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.rollup_build)"
+    if _exists(conn, f"{SCHEMA}.rollup_build") and _scalar(conn, under_way):
+        return [_BUILD_STEP]
+    monthly_is_table = _scalar(
+        conn,
+        "SELECT coalesce((SELECT relkind = 'r' FROM pg_class WHERE oid = to_regclass(:r)), false)",
+        r=f"{SCHEMA}.activity_monthly",
+    )
+    if monthly_is_table and _scalar(conn, f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.activity_monthly)"):
+        return []
+    events = " OR ".join(f"EXISTS (SELECT 1 FROM public.{table})" for table in _EVENT_TABLES)
+    return [_BUILD_STEP] if _scalar(conn, f"SELECT {events}") else []
+
+
 def plan(conn: Connection, attached: bool = False) -> Plan:
-    """What a migration would do to this database now, reading only its catalog."""
+    """What a migration would do to this database now, reading its catalog (and whether the rollups need a build)."""
     steps = _platform_steps(conn, attached)
     steps += _role_steps(conn)
     steps += _adoption_steps(conn)
@@ -320,6 +350,7 @@ def plan(conn: Connection, attached: bool = False) -> Plan:
     steps += _repeatable_steps(conn)
     steps += _index_steps(conn)
     steps += _grant_steps(conn)
+    steps += _build_steps(conn)
     return Plan("attached" if attached else "standalone", steps)
 
 
@@ -451,6 +482,13 @@ def migrate_until(
             if progress:
                 progress(step.description)
             started = time.perf_counter()
+            if step.build_rollups:
+                finished = build_rollups(conn, until, "migration", progress)
+                done.append(step.description)
+                if not finished:
+                    logger.info("migration paused in the rollups' first build")
+                    return done, False
+                continue
             apply_step(conn, step, lock_timeout_ms, attempts)
             logger.info(
                 "migration step done",

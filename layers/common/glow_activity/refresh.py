@@ -26,11 +26,14 @@ schedule's and debounced calls are light unless no full pass succeeded in the la
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from . import rollup_build
 from .db import (
     BULK_PLANNER_SQL,
     Connection,
@@ -40,6 +43,7 @@ from .db import (
     transaction,
 )
 from .freshness import INVALIDATED_TAGS
+from .observability import logger
 
 REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
 # The rollup tables a refresh brings up to date: activity_daily's changed days, then from them activity_monthly, and
@@ -53,6 +57,8 @@ REFRESH_SQL = "SELECT activity.refresh_rollups(:full_pass)"
 FULL_PASS_EVERY_SECONDS = 23 * 3600
 # What an admin's 503 tells the caller to wait: about what a full pass takes at Glow's size (docs/PERFORMANCE.md).
 BUSY_RETRY_AFTER_SECONDS = 15
+# What an admin's 503 during the rollups' first build tells the caller to wait: the schedule's interval.
+BUILD_RETRY_AFTER_SECONDS = 300
 
 
 class Pass(Enum):
@@ -65,6 +71,14 @@ class Pass(Enum):
 
 class RefreshBusy(Exception):
     """A refresh is running, and waiting for it would take longer than the caller may wait."""
+
+
+class BuildUnderWay(RefreshBusy):
+    """The rollups' first build went as far as this call's time allowed; the next refresh goes on with it."""
+
+    def __init__(self, months_left: int) -> None:
+        super().__init__(f"the rollups' first build goes on: {months_left} month(s) left")
+        self.months_left = months_left
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,8 @@ def debounced_refresh(
         recent = recent_refresh(conn, min_interval_seconds)  # one may have finished between the two looks
         if recent is not None:
             return recent, False
+        if rollup_build.needed(conn):  # minutes of work at scale: the schedule's and admins' calls do it
+            return last_refresh(conn), False
         return _run_locked(conn, trigger, requested_by, Pass.DUE, statement_timeout_ms), True
     finally:
         release_session_lock(conn, REFRESH_LOCK_KEY)
@@ -126,6 +142,9 @@ def scheduled_refresh_run(conn: Connection, statement_timeout_ms: int = 0) -> tu
         return last_refresh(conn), False
     try:
         return _run_locked(conn, "schedule", None, Pass.DUE, statement_timeout_ms), True
+    except BuildUnderWay as exc:
+        logger.info("the rollups' first build goes on at the next run", extra={"months_left": exc.months_left})
+        return last_refresh(conn), False
     finally:
         release_session_lock(conn, REFRESH_LOCK_KEY)
 
@@ -166,12 +185,14 @@ def refresh_views(
 
 _FULL_PASS_DUE_SQL = """
 SELECT NOT EXISTS (SELECT 1 FROM activity.refresh_runs WHERE outcome = 'success' AND full_pass
-                   AND finished_at > clock_timestamp() - make_interval(secs => :s))
+                   AND finished_at > clock_timestamp() - make_interval(secs => :s)
+                   AND id > coalesce((SELECT max(id) FROM activity.refresh_runs
+                                      WHERE built AND outcome = 'success'), 0))
 """  # noqa: S105 - not a password
 
 
 def full_pass_due(conn: Connection) -> bool:
-    """No full pass succeeded in the last FULL_PASS_EVERY_SECONDS."""
+    """No full pass succeeded in the last FULL_PASS_EVERY_SECONDS, or none since the rollups were built."""
     return bool(conn.run(_FULL_PASS_DUE_SQL, s=float(FULL_PASS_EVERY_SECONDS))[0][0])
 
 
@@ -192,6 +213,8 @@ def _run_locked(
     """The refresh itself, the lock held; `Pass.DUE` is decided here, after the lock, so that of two callers only
     the first runs the due full pass. `statement_timeout_ms` bounds it (0: unbounded),
     so that a refresh outliving its function (which would then never commit) cannot run on."""
+    if rollup_build.needed(conn):
+        return _build(conn, trigger, requested_by, statement_timeout_ms)
     run_id = _start_run(conn, trigger, requested_by)
     started = time.perf_counter()
     try:
@@ -216,6 +239,46 @@ def _run_locked(
         _record_failure(conn, run_id, exc)
         raise
     return RefreshResult(run_id, list(ROLLUPS), list(INVALIDATED_TAGS), full, time.perf_counter() - started)
+
+
+def _build(conn: Connection, trigger: str, requested_by: str | None, statement_timeout_ms: int) -> RefreshResult:
+    """The rollups' first build (rollup_build), for as long as this call's statement timeout allows (0: to the
+    end); BuildUnderWay when it stopped short."""
+    started = time.perf_counter()
+    until = math.inf
+    if statement_timeout_ms:
+        until = time.monotonic() + statement_timeout_ms / 1000 - rollup_build.STEP_MARGIN_SECONDS
+    run_id = rollup_build.build_until(
+        conn,
+        until,
+        trigger=trigger,
+        views=list(ROLLUPS),
+        requested_by=requested_by,
+        statement_timeout_ms=statement_timeout_ms,
+    )
+    if run_id is None:
+        raise BuildUnderWay(len(rollup_build.months_left(conn)))
+    return RefreshResult(run_id, list(ROLLUPS), list(INVALIDATED_TAGS), False, time.perf_counter() - started)
+
+
+def build_rollups(
+    conn: Connection, until: float = math.inf, trigger: str = "migration", progress: Callable[[str], None] | None = None
+) -> bool:
+    """A migration's part of the rollups' first build: under the refresh lock (waited for until `until`), as far as
+    `until` allows. Whether it is done, or in the hands of another (a refresh that holds the lock builds too)."""
+    wait = None if until == math.inf else max(0.0, until - time.monotonic())
+    try:
+        if not take_session_lock(conn, REFRESH_LOCK_KEY, wait_seconds=wait):
+            return False
+    except LockNotAvailable:
+        return False
+    try:
+        if not rollup_build.needed(conn):
+            return True
+        run_id = rollup_build.build_until(conn, until, trigger=trigger, views=list(ROLLUPS), progress=progress)
+        return run_id is not None
+    finally:
+        release_session_lock(conn, REFRESH_LOCK_KEY)
 
 
 def _record_failure(conn: Connection, run_id: int, exc: Exception) -> None:

@@ -16,7 +16,9 @@ from glow_activity.limits import operator_gauges
 from glow_activity.models import RefreshRequest, RefreshResponse
 from glow_activity.observability import logger, metrics, refresh_duration
 from glow_activity.refresh import (
+    BUILD_RETRY_AFTER_SECONDS,
     BUSY_RETRY_AFTER_SECONDS,
+    BuildUnderWay,
     RefreshBusy,
     RefreshResult,
     debounced_refresh,
@@ -91,6 +93,13 @@ def refresh_route(request: Annotated[RefreshRequest, Body()]):  # type: ignore[n
                 settings.refresh_min_interval_seconds,
                 settings.refresh_statement_timeout_ms,
             )
+    except BuildUnderWay as exc:
+        metrics.add_metric(name="RefreshBusy", unit="Count", value=1)
+        raise ServiceUnavailable(
+            f"The rollups are being built for the first time ({exc.months_left} month(s) of history left); this call "
+            "went on with it. Try again in a few minutes.",
+            retry_after=BUILD_RETRY_AFTER_SECONDS,
+        ) from None
     except RefreshBusy:
         metrics.add_metric(name="RefreshBusy", unit="Count", value=1)
         raise ServiceUnavailable(

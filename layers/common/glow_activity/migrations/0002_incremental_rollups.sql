@@ -10,8 +10,10 @@
 -- Either way it rewrites only the days that differ, then those profiles' months, running totals and totals.
 -- docs/DECISIONS.md says which rows only a full pass picks up, and why.
 --
--- The new tables are built from the events first, under other names, so that readers of the old ones are held up
--- only for the moment the old are dropped and the new renamed, at the end of this transaction.
+-- The new tables are created under other names and take the old ones' at the end of this transaction, so that readers
+-- of the old ones are held up only for that moment. They are created empty: the platform's events are counted into
+-- them afterwards a month per transaction (functions/build.sql; migration 0004), since counting all of history here
+-- in one transaction would outlive a deploy's Lambda at ten times Glow's size.
 
 -- Every event with its UTC day and its contribution to a checksum: which event, on which day, of which kind. The
 -- sum over a day is that day's checksum, the sum over a month the month's, so a month's checksum is the sum of its
@@ -33,14 +35,6 @@ CREATE TABLE activity.activity_daily_next (
     checksum        numeric NOT NULL,
     CONSTRAINT activity_daily_next_pkey PRIMARY KEY (profile_id, day)
 );
-INSERT INTO activity.activity_daily_next
-SELECT profile_id, day,
-       count(*) FILTER (WHERE kind IN ('s', 'a')), count(*) FILTER (WHERE kind = 'a'),
-       count(*) FILTER (WHERE kind = 'l'), count(*) FILTER (WHERE kind IN ('g', 'e')),
-       count(*) FILTER (WHERE kind = 'e'), count(*) FILTER (WHERE kind = 'p'), sum(hash)
-FROM activity.activity_event_days
-GROUP BY profile_id, day
-ORDER BY day, profile_id;  -- by day: a day's rows on few pages
 -- an admin's window reads whole days of every profile by day, from this index alone
 CREATE INDEX activity_daily_next_day_idx ON activity.activity_daily_next (day)
     INCLUDE (profile_id, sessions, active_sessions, logins, grants, emulations, problems);
@@ -63,14 +57,6 @@ CREATE TABLE activity.activity_monthly_next (
     checksum         numeric NOT NULL,
     CONSTRAINT activity_monthly_next_pkey PRIMARY KEY (profile_id, month)
 );
-INSERT INTO activity.activity_monthly_next
-SELECT profile_id, date_trunc('month', day::timestamp)::date,
-       sum(sessions), sum(active_sessions), sum(logins), sum(grants), sum(emulations), sum(problems),
-       min(day) FILTER (WHERE sessions > 0 OR logins > 0), max(day) FILTER (WHERE sessions > 0 OR logins > 0),
-       sum(checksum)
-FROM activity.activity_daily_next
-GROUP BY 1, 2
-ORDER BY 1, 2;  -- one profile's rows together
 -- a window's months by time, from the index alone
 CREATE INDEX activity_monthly_next_month_cover_idx ON activity.activity_monthly_next (month)
     INCLUDE (profile_id, sessions, active_sessions, logins, grants, emulations, problems);
@@ -88,17 +74,6 @@ CREATE TABLE activity.activity_monthly_running_next (
     problems        bigint NOT NULL,
     CONSTRAINT activity_monthly_running_next_pkey PRIMARY KEY (profile_id, month)
 );
-INSERT INTO activity.activity_monthly_running_next
-SELECT f.profile_id, g.month::date,
-       sum(coalesce(m.sessions, 0)) OVER w, sum(coalesce(m.active_sessions, 0)) OVER w,
-       sum(coalesce(m.logins, 0)) OVER w, sum(coalesce(m.grants, 0)) OVER w,
-       sum(coalesce(m.emulations, 0)) OVER w, sum(coalesce(m.problems, 0)) OVER w
-FROM (SELECT profile_id, min(month) AS first FROM activity.activity_monthly_next GROUP BY profile_id) f
-CROSS JOIN (SELECT max(month) AS month FROM activity.activity_monthly_next) last
-CROSS JOIN LATERAL generate_series(f.first::timestamp, last.month::timestamp, interval '1 month') g(month)
-LEFT JOIN activity.activity_monthly_next m ON m.profile_id = f.profile_id AND m.month = g.month::date
-WINDOW w AS (PARTITION BY f.profile_id ORDER BY g.month)
-ORDER BY 2, 1;  -- a month's rows together: one range per window end
 CREATE INDEX activity_monthly_running_next_month_idx ON activity.activity_monthly_running_next (month)
     INCLUDE (profile_id, sessions, active_sessions, logins, grants, emulations, problems);
 
@@ -116,11 +91,6 @@ CREATE TABLE activity.activity_profile_totals_next (
     last_active_day  date,
     CONSTRAINT activity_profile_totals_next_pkey PRIMARY KEY (profile_id)
 );
-INSERT INTO activity.activity_profile_totals_next
-SELECT profile_id, sum(sessions), sum(active_sessions), sum(logins), sum(grants), sum(emulations), sum(problems),
-       min(first_active_day), max(last_active_day)
-FROM activity.activity_monthly_next
-GROUP BY profile_id;
 CREATE INDEX activity_profile_totals_next_first_day_idx ON activity.activity_profile_totals_next (first_active_day);
 CREATE INDEX activity_profile_totals_next_last_day_idx
     ON activity.activity_profile_totals_next (last_active_day DESC NULLS LAST);
@@ -162,9 +132,12 @@ ALTER TABLE activity.refresh_runs ADD COLUMN IF NOT EXISTS full_pass boolean;
 -- The refresh that keeps these tables, activity.refresh_rollups(full_pass), is code, not history: it lives in
 -- migrations/functions/refresh.sql, applied (and re-applied whenever it changes) after the numbered migrations.
 
+-- Empty rollups are up to date only when the platform has no events yet (a new database); otherwise the build's
+-- last step records its run.
 INSERT INTO activity.refresh_runs (started_at, finished_at, trigger, views, outcome, full_pass)
-VALUES (now(), clock_timestamp(), 'migration',
-        ARRAY['activity_monthly', 'activity_monthly_running', 'activity_daily', 'activity_profile_totals'],
-        'success', true);
+SELECT now(), clock_timestamp(), 'migration',
+       ARRAY['activity_monthly', 'activity_monthly_running', 'activity_daily', 'activity_profile_totals'],
+       'success', true
+WHERE NOT EXISTS (SELECT 1 FROM activity.activity_events);
 ANALYZE activity.activity_monthly, activity.activity_monthly_running, activity.activity_daily,
         activity.activity_profile_totals;
