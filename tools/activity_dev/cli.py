@@ -307,10 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
             "concurrency",
             "many_callers",
             "attach",
+            "attach_in_place",
             "credentials",
         ),
         help="run only this part (repeatable; --output is then worth pointing elsewhere); attach runs only when "
-        "named: it seeds a database of the platform's tables alone and migrates it --attached under a writer",
+        "named: it seeds a database of the platform's tables alone and migrates it --attached under a writer; so "
+        "does attach_in_place, on this database: it drops what the service made here and migrates it --attached",
     )
     bench.add_argument(
         "--concurrency",

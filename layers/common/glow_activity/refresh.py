@@ -22,6 +22,10 @@ yesterday, and the older days that a lately updated session or a changed problem
 migrations/functions/refresh.sql. An admin's call, the CLI's and a migration's are full passes (`Pass.FULL`); the
 schedule's and debounced calls are light unless no full pass succeeded in the last FULL_PASS_EVERY_SECONDS
 (`Pass.DUE`), so that the rows a light pass cannot see (docs/DECISIONS.md) are counted at least daily.
+
+Rollups that hold nothing while the platform has events are *built* instead (rollup_build: a month per transaction),
+by the schedule's runs and admins' calls for as long as their statement timeout allows (BuildUnderWay when time ran
+out first: an admin's 503), by a migration (`build_rollups`), never by a debounced call; a full pass follows a build.
 """
 
 from __future__ import annotations
@@ -264,8 +268,9 @@ def _build(conn: Connection, trigger: str, requested_by: str | None, statement_t
 def build_rollups(
     conn: Connection, until: float = math.inf, trigger: str = "migration", progress: Callable[[str], None] | None = None
 ) -> bool:
-    """A migration's part of the rollups' first build: under the refresh lock (waited for until `until`), as far as
-    `until` allows. Whether it is done, or in the hands of another (a refresh that holds the lock builds too)."""
+    """A migration's part of the rollups' first build (or the CLI's, to the end): under the refresh lock, waited
+    for until `until`, and as far as `until` allows. Whether it is done (False: time ran out, waiting for the lock or
+    between two steps; the next invocation goes on)."""
     wait = None if until == math.inf else max(0.0, until - time.monotonic())
     try:
         if not take_session_lock(conn, REFRESH_LOCK_KEY, wait_seconds=wait):

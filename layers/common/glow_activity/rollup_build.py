@@ -36,11 +36,12 @@ def months_left(conn: Connection) -> list[date]:
     return [row[0] for row in conn.run("SELECT activity.build_rollups_months_left()")]
 
 
-def _step(conn: Connection, sql: str, statement_timeout_ms: int) -> object:
+def _step(conn: Connection, sql: str, statement_timeout_ms: int, **params: object) -> object:
+    """One step in its own transaction, with the planner settings of whole-table reads."""
     with transaction(conn):
         conn.run(f"SET LOCAL work_mem = '256MB'; SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
         conn.run(BULK_PLANNER_SQL)
-        return conn.run(sql)[0][0]
+        return conn.run(sql, **params)[0][0]
 
 
 def build_until(
@@ -66,7 +67,7 @@ def build_until(
             return None
         if progress:
             progress(f"build the rollups: {month:%Y-%m}")
-        _step(conn, f"SELECT activity.build_rollups_month(DATE '{month.isoformat()}')", statement_timeout_ms)
+        _step(conn, "SELECT activity.build_rollups_month(:month)", statement_timeout_ms, month=month)
         steps += 1
     if not time_left():
         return None

@@ -184,7 +184,7 @@ BEGIN
         PRIMARY KEY (profile_id, month)
     );
     IF NOT (SELECT relispopulated FROM pg_class WHERE oid = 'activity.activity_monthly'::regclass) THEN
-        RETURN;  -- a new database: 0002 builds the days with everything else, once
+        RETURN;  -- a new database: the first build (functions/build.sql) counts the days with everything else, once
     END IF;
     INSERT INTO activity.activity_daily
     SELECT profile_id,
