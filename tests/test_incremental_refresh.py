@@ -340,7 +340,7 @@ def test_the_first_build_goes_a_month_per_call_and_ends_exact(
 
     monkeypatch.setattr(rollup_build, "STEP_MARGIN_SECONDS", 10**6)  # every call's time is up after one step
     monkeypatch.setenv("REFRESH_MIN_INTERVAL_SECONDS", "0")  # a member's call is not answered by a recent refresh
-    get_settings.cache_clear()
+    get_settings.cache_clear()  # read again with these (every test starts with them read afresh: conftest)
     dept = world.department()
     story = Story(world, dept, world.profile(roles=["admin"]), [world.profile(departments=[dept]) for _ in range(3)])
     member = world.profile(roles=["member"], departments=[dept])
@@ -383,4 +383,3 @@ def test_the_first_build_goes_a_month_per_call_and_ends_exact(
     # AND the schedule's next run is a full pass (a month written early may have changed before the build ended)
     invoke("refresh", event=scheduled_event())
     assert conn.run("SELECT built, full_pass FROM activity.refresh_runs ORDER BY id DESC LIMIT 1") == [[False, True]]
-    get_settings.cache_clear()
