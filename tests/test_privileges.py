@@ -146,3 +146,28 @@ def test_the_runtime_user_adds_audit_rows_and_refreshes_through_the_definer(runt
     for full_pass in (False, True):
         assert runtime.run("SELECT activity.refresh_rollups(:f)", f=full_pass)[0][0][0] == "activity_monthly"
     runtime.run("ROLLBACK")
+
+
+def test_the_first_builds_functions_write_nothing_when_no_build_is_under_way(runtime: Any, conn: Any) -> None:
+    """The runtime may execute the build's steps (SECURITY DEFINER), but over rollups a refresh keeps they change
+    nothing: a month is written only while a build is needed, totals only while one is under way."""
+    from factories import World
+
+    world = World(conn)
+    member = world.profile(roles=["member"])
+    world.session(member, "2025-03-04T10:00:00")
+    world.login(member, "2025-05-06T10:00:00")
+    conn.run("SELECT activity.refresh_rollups(true)")
+    rollups = ("activity_daily", "activity_monthly", "activity_monthly_running", "activity_profile_totals")
+
+    def rows() -> list[Any]:
+        return [conn.run(f"SELECT * FROM activity.{table} ORDER BY 1, 2") for table in rollups]
+
+    assert runtime.run("SELECT activity.build_rollups_needed()") == [[False]]
+    # a month missing from the kept rollups (as if its rows were gone) is still not the build's to write
+    conn.run("DELETE FROM activity.activity_monthly WHERE month = '2025-03-01'")
+    conn.run("DELETE FROM activity.activity_daily WHERE day >= '2025-03-01' AND day < '2025-04-01'")
+    kept = rows()
+    for step in ("build_rollups_month(DATE '2025-03-01')", "build_rollups_running()", "build_rollups_finish()"):
+        runtime.run(f"SELECT activity.{step}")
+    assert rows() == kept and conn.run("SELECT count(*) FROM activity.rollup_build") == [[0]]

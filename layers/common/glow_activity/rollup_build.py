@@ -81,11 +81,13 @@ def build_until(
     with transaction(conn):
         conn.run(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
         first_month_at = conn.run("SELECT activity.build_rollups_finish()")[0][0]
+        if first_month_at is None:  # no month recorded: `needed` was not asked, or the refresh lock was not held
+            raise RuntimeError("the rollups' build was finished with no build under way")
         run_id = int(
             conn.run(
                 "INSERT INTO activity.refresh_runs"
                 " (started_at, finished_at, snapshot_at, trigger, requested_by, views, outcome, full_pass, built)"
-                " VALUES (coalesce(:first, clock_timestamp()), clock_timestamp(), coalesce(:first, clock_timestamp()),"
+                " VALUES (:first, clock_timestamp(), :first,"
                 " :trigger, CAST(:by AS uuid), CAST(:views AS text[]), 'success', false, true) RETURNING id",
                 first=first_month_at,
                 trigger=trigger,

@@ -33,14 +33,15 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- One month: its days counted from the events, and its month rows summed from those days. False when the build
--- had written it already.
+-- had written it already, or when there is no build to make (rollups a refresh keeps are never written here).
 CREATE OR REPLACE FUNCTION activity.build_rollups_month(build_month date) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     month_start constant timestamptz := build_month::timestamp AT TIME ZONE 'UTC';
     month_end constant timestamptz := (build_month + interval '1 month')::timestamp AT TIME ZONE 'UTC';
 BEGIN
-    IF EXISTS (SELECT 1 FROM activity.rollup_build b WHERE b.month = build_month) THEN
+    IF NOT activity.build_rollups_needed()
+       OR EXISTS (SELECT 1 FROM activity.rollup_build b WHERE b.month = build_month) THEN
         RETURN false;
     END IF;
     CREATE TEMP TABLE build_days ON COMMIT DROP AS
@@ -71,11 +72,11 @@ END
 $$;
 
 -- Every profile's running totals: a row for every month from its first active month to the last month the rollups
--- hold. False when they were written already (the table holds rows).
+-- hold. False when they were written already (the table holds rows), or when no build is under way.
 CREATE OR REPLACE FUNCTION activity.build_rollups_running() RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM activity.activity_monthly_running) THEN
+    IF NOT EXISTS (SELECT 1 FROM activity.rollup_build) OR EXISTS (SELECT 1 FROM activity.activity_monthly_running) THEN
         RETURN false;
     END IF;
     INSERT INTO activity.activity_monthly_running
@@ -94,12 +95,15 @@ END
 $$;
 
 -- The all-time totals, and the end of the build: its record emptied, planner statistics for the rollups. Answers
--- when its first month was written.
+-- when its first month was written (NULL, and nothing done, when no build is under way).
 CREATE OR REPLACE FUNCTION activity.build_rollups_finish() RETURNS timestamptz
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     first_month_at constant timestamptz := (SELECT min(built_at) FROM activity.rollup_build);
 BEGIN
+    IF first_month_at IS NULL THEN
+        RETURN NULL;
+    END IF;
     DELETE FROM activity.activity_profile_totals;
     INSERT INTO activity.activity_profile_totals
     SELECT profile_id, sum(sessions), sum(active_sessions), sum(logins), sum(grants), sum(emulations), sum(problems),
