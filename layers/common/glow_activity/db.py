@@ -210,7 +210,10 @@ def open_connection(
             # the role's CONNECTION LIMIT is spent (53300): a retry would only add to the storm; fail fast, shed load
             if attempt == attempts or not is_unavailable(exc) or _sqlstate(exc) == TOO_MANY_CONNECTIONS:
                 raise ServiceUnavailable() from exc
-            logger.warning("database connect failed, retrying", extra={"attempt": attempt})
+            logger.warning(
+                "database connect failed, retrying",
+                extra={"attempt": attempt, "error": type(exc).__name__, "sqlstate": _sqlstate(exc)},
+            )
             time.sleep(delay)
             delay = min(delay * 2, 4.0)
     raise ServiceUnavailable()  # pragma: no cover - loop always returns or raises
