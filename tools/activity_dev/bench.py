@@ -683,6 +683,21 @@ def bench_attach(h: Harness) -> None:
         h.conn.run(f"DROP DATABASE {name} WITH (FORCE)")
 
 
+class StepClock:
+    """Each step's seconds, from a `progress` callback called as each step starts (migrate, build_rollups)."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[str, float]] = []
+
+    def __call__(self, step: str) -> None:
+        self.marks.append((step, time.perf_counter()))
+
+    def steps(self, ended: float) -> list[tuple[str, float]]:
+        """(step, seconds) of every step, the last one ending at `ended` (a perf_counter)."""
+        ends = [t for _, t in self.marks[1:]] + [ended]
+        return [(step, end - begun) for (step, begun), end in zip(self.marks, ends, strict=True)]
+
+
 def bench_attach_in_place(h: Harness) -> None:
     """The attached first deploy at this scale without a second copy of its data (at xlarge another 30 GB): what the
     service made in this database is dropped (schema activity, the indexes it asks of the platform's tables), so that
@@ -705,10 +720,10 @@ def bench_attach_in_place(h: Harness) -> None:
     sessions = [str(r[0]) for r in conn.run("SELECT id FROM sessions ORDER BY id LIMIT 500")]
     profiles = [str(r[0]) for r in conn.run("SELECT id FROM profiles ORDER BY id LIMIT 500")]
     writer = PlatformWriter(writer_conn, sessions, profiles)
-    marks: list[tuple[str, float]] = []
+    clock = StepClock()
 
     def progress(step: str) -> None:
-        marks.append((step, time.perf_counter()))
+        clock(step)
         print(f"attach in place: {step}", flush=True)
 
     thread = writer.start()
@@ -722,8 +737,7 @@ def bench_attach_in_place(h: Harness) -> None:
         writer.stop.set()
         thread.join()
         writer_conn.close()
-    ends = [t for _, t in marks[1:]] + [started + seconds]
-    timings = [(step, round(end - begun, 1)) for (step, begun), end in zip(marks, ends, strict=True)]
+    timings = [(step, round(t, 1)) for step, t in clock.steps(started + seconds)]
     build = [t for step, t in timings if step.startswith("build the rollups:")]
     h.record(
         "migrate --attached in place, platform writer every 3 ms",
@@ -942,13 +956,13 @@ def first_build_steps(conn: Any) -> dict[str, Any]:
     count, total and longest (each must fit what is left of a refresh or migration invocation)."""
     from glow_activity.refresh import build_rollups
 
-    marks: list[float] = []
+    clock = StepClock()
     started = time.perf_counter()
-    build_rollups(conn, trigger="cli", progress=lambda step: marks.append(time.perf_counter()))
-    ends = [*marks[1:], time.perf_counter()]
-    steps = [end - begun for begun, end in zip(marks, ends, strict=True)]
+    build_rollups(conn, trigger="cli", progress=clock)
+    ended = time.perf_counter()
+    steps = [seconds for _, seconds in clock.steps(ended)]
     return {
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(ended - started, 1),
         "steps": len(steps),
         "longest_step_seconds": round(max(steps or [0.0]), 1),
     }

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from . import REPO_ROOT
+from .bench import PARTS as BENCH_PARTS
 from .seed import SCALES, SHAPES
 
 SHAPE_HELP = (
@@ -298,18 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         action="append",
         default=[],
-        choices=(
-            "get_search",
-            "export",
-            "refresh",
-            "cold",
-            "mcp",
-            "concurrency",
-            "many_callers",
-            "attach",
-            "attach_in_place",
-            "credentials",
-        ),
+        choices=tuple(BENCH_PARTS),
         help="run only this part (repeatable; --output is then worth pointing elsewhere); attach runs only when "
         "named: it seeds a database of the platform's tables alone and migrates it --attached under a writer; so "
         "does attach_in_place, on this database: it drops what the service made here and migrates it --attached",

@@ -133,9 +133,10 @@ def debounced_refresh(
         recent = recent_refresh(conn, min_interval_seconds)  # one may have finished between the two looks
         if recent is not None:
             return recent, False
-        if rollup_build.needed(conn):  # minutes of work at scale: the schedule's and admins' calls do it
-            return last_refresh(conn), False
-        return _run_locked(conn, trigger, requested_by, Pass.DUE, statement_timeout_ms), True
+        # a first build is minutes of work at scale: the schedule's and admins' calls do it, never this one
+        return _run_locked(conn, trigger, requested_by, Pass.DUE, statement_timeout_ms, may_build=False), True
+    except BuildUnderWay:
+        return last_refresh(conn), False
     finally:
         release_session_lock(conn, REFRESH_LOCK_KEY)
 
@@ -212,12 +213,21 @@ def _start_run(conn: Connection, trigger: str, requested_by: str | None) -> int:
 
 
 def _run_locked(
-    conn: Connection, trigger: str, requested_by: str | None, kind: Pass, statement_timeout_ms: int
+    conn: Connection,
+    trigger: str,
+    requested_by: str | None,
+    kind: Pass,
+    statement_timeout_ms: int,
+    *,
+    may_build: bool = True,
 ) -> RefreshResult:
     """The refresh itself, the lock held; `Pass.DUE` is decided here, after the lock, so that of two callers only
     the first runs the due full pass. `statement_timeout_ms` bounds it (0: unbounded),
-    so that a refresh outliving its function (which would then never commit) cannot run on."""
+    so that a refresh outliving its function (which would then never commit) cannot run on. When the rollups need
+    their first build, it goes on with that instead (BuildUnderWay at once when not `may_build`)."""
     if rollup_build.needed(conn):
+        if not may_build:
+            raise BuildUnderWay(len(rollup_build.months_left(conn)))
         return _build(conn, trigger, requested_by, statement_timeout_ms)
     run_id = _start_run(conn, trigger, requested_by)
     started = time.perf_counter()
