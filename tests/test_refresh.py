@@ -285,9 +285,11 @@ def test_api_connections_plan_for_cached_reads_and_bulk_work_as_the_server(invok
 
     server = [conn.run("SELECT boot_val FROM pg_settings WHERE name = :name", name=name)[0][0] for name in names]
     assert planner() == ["0", "1.1"] != server
+    # an admin's window hashes 200,000 profiles at ten times Glow's size: room for it in memory, not on disk
+    assert conn.run("SELECT current_setting('work_mem')")[0][0] == "64MB"
     sources = conn.run(
         "SELECT DISTINCT source FROM pg_settings WHERE name IN ('random_page_cost', 'statement_timeout',"
-        " 'TimeZone', 'search_path', 'max_parallel_workers_per_gather')"
+        " 'TimeZone', 'search_path', 'max_parallel_workers_per_gather', 'work_mem')"
     )
     assert sources == [["user"]]  # the role's defaults (ALTER ROLE ... SET), none set by the session
     with db.transaction(conn):

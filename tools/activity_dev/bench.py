@@ -93,16 +93,15 @@ class Harness:
     concurrency = 0  # clients of the concurrency run; 0 skips it
 
     def __init__(self, url: str, scale: str, iterations: int) -> None:
-        from glow_activity.db import open_connection, params_from_url
+        from glow_activity.db import open_connection, params_from_url, runtime_session
         from glow_activity.settings import get_settings
 
         self.url, self.scale, self.iterations = url, scale, iterations
         # the handlers' own SQL runs with the API connections' settings; the base-table floor gets the server's
-        settings = get_settings()
         self.conn = open_connection(
             dataclasses.replace(params_from_url(url), application_name="glow-bench"),  # not the service's
-            parallel_workers=settings.db_parallel_workers,
-            random_page_cost=settings.db_random_page_cost,
+            # the API connections' settings, without their statement timeout (the base-table floor runs long)
+            session=dataclasses.replace(runtime_session(get_settings()), statement_timeout_ms=0),
         )
         self.results: dict[str, Any] = {}
         self.admin_key = self._key(demo_profile_id(self.conn, 42, DEMO_ADMIN_INDEX))

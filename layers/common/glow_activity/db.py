@@ -140,6 +140,7 @@ class Session:
     statement_timeout_ms: int = 0
     parallel_workers: int | None = None
     random_page_cost: float | None = None
+    work_mem_mb: int | None = None
     # A transaction left open and idle (a client that died between two statements) is ended after this long, so that
     # it never holds back vacuum on the platform's tables. 0: never.
     idle_in_transaction_timeout_ms: int = 0
@@ -151,6 +152,8 @@ class Session:
             values["max_parallel_workers_per_gather"] = str(int(self.parallel_workers))
         if self.random_page_cost is not None:
             values["random_page_cost"] = str(float(self.random_page_cost))
+        if self.work_mem_mb is not None:
+            values["work_mem"] = f"{int(self.work_mem_mb)}MB"
         if self.idle_in_transaction_timeout_ms:
             values["idle_in_transaction_session_timeout"] = str(int(self.idle_in_transaction_timeout_ms))
         return values
@@ -167,6 +170,7 @@ def runtime_session(settings: Settings) -> Session:
         statement_timeout_ms=settings.db_statement_timeout_ms,
         parallel_workers=settings.db_parallel_workers,
         random_page_cost=settings.db_random_page_cost,
+        work_mem_mb=settings.db_work_mem_mb,
         idle_in_transaction_timeout_ms=IDLE_IN_TRANSACTION_TIMEOUT_MS,
     )
 

@@ -43,6 +43,11 @@ class Settings:
     # rollup rows for a 1,015-profile department instead of looking its profiles up (get 55 -> 43 ms p50,
     # docs/PERFORMANCE.md). Bulk work (refresh, export) reads whole tables: it restores the server's value.
     db_random_page_cost: float = 1.1  # > 0
+    # Memory each sort or hash of an API query may take before it spills to disk, on the API's connections (MB).
+    # PostgreSQL's 4 MB spilled an admin's window at ten times Glow's size: a per-profile aggregate of 200,000
+    # profiles and the join of their running totals hold about 30 MB (docs/PERFORMANCE.md). A limit, not an
+    # allocation: a coordinator's read takes what its few hundred profiles need.
+    db_work_mem_mb: int = 64  # >= 1
     export_bucket: str | None = None
     export_url_ttl_seconds: int = 900  # >= 1, capped at 3600: never more than an hour
     # ~9 s at the 177k rows/s measured on 2 cores: headroom for a 1024 MB Lambda's ~0.6 vCPU (docs/PERFORMANCE.md)
@@ -206,6 +211,7 @@ _READERS: dict[str, Callable[[str], Any]] = {
     "db_statement_timeout_ms": _number(int, least=0),
     "db_parallel_workers": _number(int, least=0),
     "db_random_page_cost": _number(float, above=0),
+    "db_work_mem_mb": _number(int, least=1),
     "export_bucket": str,
     "export_url_ttl_seconds": lambda raw: min(_number(int, least=1)(raw), 3600),
     "export_sync_row_budget": _number(int, least=0),
