@@ -321,7 +321,7 @@ def test_a_full_pass_builds_rollups_that_hold_nothing_and_they_are_exact(
         world.login(who, NOW - timedelta(days=95 * i, hours=3))
         world.grant(who, NOW - timedelta(days=33 * i + 2), kind="emulation" if i else "access")
         world.problem(who, NOW - timedelta(days=61 * i + 5))
-    for table in ("activity_daily", "activity_monthly", "activity_monthly_running", "activity_profile_totals"):
+    for table in ("activity_daily", "activity_monthly", "activity_weekly_running", "activity_profile_totals"):
         conn.run(f"DELETE FROM activity.{table}")
     as_runtime(True)
     check(story, invoke, conn)

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glow_activity.rollups import DailyCoverage, month_start, plan_window, utc_day
+from glow_activity.rollups import DailyCoverage, plan_window, utc_day, week_start
 
 START = datetime(2024, 10, 1, tzinfo=UTC)
 instants = st.integers(0, 500 * 24 * 3600 * 10).map(lambda ds: START + timedelta(microseconds=ds * 100_000))
@@ -24,10 +24,11 @@ def covered_by_plan(plan: object, at: datetime, daily_from: date | None, in_roll
     hits = 0
     if plan.open_window:  # type: ignore[attr-defined]
         return int(in_rollups)
-    if plan.months is not None and in_rollups:  # type: ignore[attr-defined]
-        lo, hi = plan.months  # type: ignore[attr-defined]
-        month = month_start(utc_day(at))
-        hits += (lo is None or month >= lo) and (hi is None or month < hi)
+    if plan.running is not None and in_rollups:  # type: ignore[attr-defined]
+        lo, hi = plan.running  # type: ignore[attr-defined]
+        assert all(edge is None or edge.weekday() == 0 for edge in (lo, hi))  # week starts: rows that exist
+        day = utc_day(at)  # the running totals hold what activity_daily holds: nothing before its first day
+        hits += daily_from is not None and day >= daily_from and (lo is None or day >= lo) and (hi is None or day < hi)
     for lo, hi in plan.daily_days:  # type: ignore[attr-defined]
         assert daily_from is not None and lo >= daily_from
         hits += in_rollups and lo <= utc_day(at) < hi
@@ -73,33 +74,33 @@ def test_every_instant_is_counted_once_inside_and_never_outside(
         assert covered_by_plan(plan, at, coverage.first_day, in_rollups=False) <= int(inside), (lo, hi, at, plan)
 
 
-def test_a_window_up_to_today_takes_its_begun_month_whole_from_the_monthly_rollup() -> None:
-    today = date(2026, 11, 27)
-    lo = datetime(2026, 8, 29, tzinfo=UTC)
-    hi = datetime(2026, 11, 28, tzinfo=UTC)
-    plan = plan_window(lo, hi, DailyCoverage(date(2026, 8, 1), today))
-    assert plan.months == (date(2026, 9, 1), date(2026, 12, 1))
-    assert plan.daily_days == [(date(2026, 8, 29), date(2026, 9, 1))]
-    # an event on a later day (a date in the future when the rollups were refreshed): November is counted whole
-    # again, less its days from the 28th on (most of the month is in the window)
-    later = plan_window(lo, hi, DailyCoverage(date(2026, 8, 1), date(2026, 11, 29)))
-    assert later.months == (date(2026, 9, 1), date(2026, 12, 1))
-    assert later.minus_days == [(date(2026, 11, 28), date(2026, 12, 1))]
-
-
-def test_most_of_a_month_is_that_month_less_its_other_days() -> None:
-    """A window from September 2 reads September whole (two running totals) less September 1, not 29 days."""
+def test_a_windows_edges_are_at_most_three_days_from_a_week_start() -> None:
+    """90 days up to today (Monday 2026-12-07): the running totals from Monday 2026-09-07 to the last week the
+    rollups hold, less the one day from there to the window's start; nothing after the last day is read."""
+    today = date(2026, 12, 7)
     plan = plan_window(
-        datetime(2026, 9, 2, tzinfo=UTC),
-        datetime(2026, 12, 2, tzinfo=UTC),
-        DailyCoverage(date(2025, 1, 1), date(2026, 12, 1)),
+        datetime(2026, 9, 8, tzinfo=UTC), datetime(2026, 12, 8, tzinfo=UTC), DailyCoverage(date(2024, 12, 7), today)
     )
-    assert plan.months == (date(2026, 9, 1), date(2027, 1, 1))
-    assert plan.daily_days == [] and plan.minus_days == [(date(2026, 9, 1), date(2026, 9, 2))]
-    # a short edge stays days
-    short = plan_window(
-        datetime(2026, 9, 25, tzinfo=UTC),
-        datetime(2026, 12, 2, tzinfo=UTC),
-        DailyCoverage(date(2025, 1, 1), date(2026, 12, 1)),
+    assert plan.running == (date(2026, 9, 7), None) and plan.last_week == today
+    assert plan.minus_days == [(date(2026, 9, 7), date(2026, 9, 8))] and plan.daily_days == []
+    # edges inside days: their whole days from Friday 09-04 to Thursday 11-05, the running totals from the next
+    # Monday to the Monday after, plus the three days before the one and less the three days before the other
+    plan = plan_window(
+        datetime(2026, 9, 3, 10, tzinfo=UTC),
+        datetime(2026, 11, 6, 15, tzinfo=UTC),
+        DailyCoverage(date(2024, 1, 1), today),
     )
-    assert short.daily_days == [(date(2026, 9, 25), date(2026, 10, 1))] and short.minus_days == []
+    assert plan.running == (date(2026, 9, 7), date(2026, 11, 9))
+    assert plan.daily_days == [(date(2026, 9, 4), date(2026, 9, 7))]  # Friday to Sunday, added
+    assert plan.minus_days == [(date(2026, 11, 6), date(2026, 11, 9))]  # Friday to Sunday, subtracted
+    assert len(plan.event_ranges) == 2  # the two partial days
+
+
+def test_a_week_or_less_reads_its_days_and_a_window_from_before_the_rollups_reads_no_week_before_them() -> None:
+    coverage = DailyCoverage(date(2026, 3, 4), date(2026, 12, 7))
+    short = plan_window(datetime(2026, 9, 2, tzinfo=UTC), datetime(2026, 9, 9, tzinfo=UTC), coverage)
+    assert short.running is None and short.daily_days == [(date(2026, 9, 2), date(2026, 9, 9))]
+    early = plan_window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC), coverage)
+    assert early.event_ranges == [(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 4, tzinfo=UTC))]
+    assert early.running == (None, date(2026, 6, 1))  # Monday 2026-06-01; nothing lies before the first week
+    assert week_start(date(2026, 6, 3)) == date(2026, 6, 1)

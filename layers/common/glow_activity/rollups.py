@@ -2,15 +2,14 @@
 tables where they cannot. The rollups are tables the refresh keeps (migrations/functions/refresh.sql).
 
 A window [lo, hi) is split into
-- whole months            -> activity_monthly
-- whole days              -> activity_daily (all time)
-- every other instant     -> the event tables (partial days at the ends; days after the last refresh)
+- its whole days, as the running totals at one week's start less those at another's -> activity_weekly_running
+  (two rows a profile), give or take the at most three days between each edge and its nearest week start
+                                                                              -> activity_daily
+- every other instant     -> the event tables (partial days at the ends; days before the rollups' first)
 and an open window reads activity_profile_totals. The parts never overlap, so right after a refresh the
 sum equals the contract's definition for any window; the event-table parts are simply never stale.
 
-A window that runs past the last day the rollups hold (the usual "up to today") takes its last month, begun
-but not finished, from activity_monthly as well: that month's row holds nothing after the window's whole
-days, so it is exactly their sum - one row per profile instead of up to 31.
+Weeks start on Monday (PostgreSQL's date_trunc('week')). A window of a week or less reads its days alone.
 """
 
 from __future__ import annotations
@@ -41,6 +40,11 @@ _EVENTS = (
     ("problems", "created_at", {"problems": "1"}),
 )
 
+WEEK = timedelta(days=7)
+# A window of this many whole days or fewer reads them from activity_daily alone: two running rows a profile cost
+# more than a week of days.
+DAYS_ALONE = 7
+
 
 def utc_day(instant: datetime) -> date:
     return instant.astimezone(UTC).date()
@@ -50,26 +54,27 @@ def midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
 
-def month_start(day: date) -> date:
-    return day.replace(day=1)
+def week_start(day: date) -> date:
+    """The Monday of the day's week (date_trunc('week'))."""
+    return day - timedelta(days=day.weekday())
 
 
-def next_month(day: date) -> date:
-    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
-
-
-def previous_month(day: date) -> date:
-    return (day.replace(day=1) - timedelta(days=1)).replace(day=1)
+def nearest_week_start(day: date) -> date:
+    """The week start at most three days from the day."""
+    monday = week_start(day)
+    return monday if (day - monday).days <= 3 else monday + WEEK
 
 
 @dataclass
 class WindowPlan:
     open_window: bool = False
-    months: tuple[date | None, date | None] | None = None  # [from, to) month starts; None side = open
-    last_month: date | None = None  # the last month the rollups hold (None: they hold nothing)
-    daily_days: list[tuple[date, date]] = field(default_factory=list)  # [from, to) days
-    # [from, to) days subtracted: the rest of a month counted whole (`_whole_month_instead`)
-    minus_days: list[tuple[date, date]] = field(default_factory=list)
+    # The rollups' days in [from, to), both week starts (None = open), read as the difference of two rows of
+    # activity_weekly_running: the row of the week before `to` (of `last_week` when open) less the row of the
+    # week before `from` (none when open).
+    running: tuple[date | None, date | None] | None = None
+    last_week: date | None = None  # the last week the rollups hold (None: they hold nothing)
+    daily_days: list[tuple[date, date]] = field(default_factory=list)  # [from, to) days added
+    minus_days: list[tuple[date, date]] = field(default_factory=list)  # [from, to) days subtracted
     event_ranges: list[tuple[datetime | None, datetime | None]] = field(default_factory=list)  # [from, to)
 
 
@@ -86,75 +91,61 @@ NO_COVERAGE = DailyCoverage(None, None)
 
 def plan_window(lo: datetime | None, hi: datetime | None, coverage: DailyCoverage = NO_COVERAGE) -> WindowPlan:
     """Split [lo, hi) (None = open) into non-overlapping parts, given the days activity_daily covers."""
-    daily_from = coverage.first_day
+    first, last = coverage
     if lo is None and hi is None:
         return WindowPlan(open_window=True)
-    plan = WindowPlan(last_month=month_start(coverage.last_day) if coverage.last_day is not None else None)
-    whole_from: date | None = None
+    plan = WindowPlan(last_week=week_start(last) if last is not None else None)
+    start: date | None = None
     if lo is not None:
-        first = utc_day(lo)
-        whole_from = first if lo == midnight(first) else first + timedelta(days=1)
-    whole_to = utc_day(hi) if hi is not None else None  # day D is whole when D + 1 day <= hi
-    if whole_from is not None and whole_to is not None and whole_from >= whole_to:
+        start = utc_day(lo) if lo == midnight(utc_day(lo)) else utc_day(lo) + timedelta(days=1)
+    end = utc_day(hi) if hi is not None else None  # day D is whole when D + 1 day <= hi
+    if start is not None and end is not None and start >= end:
         plan.event_ranges.append((lo, hi))  # inside one day (or two partial days): events only
         return plan
-    if lo is not None and whole_from is not None and lo < midnight(whole_from):
-        plan.event_ranges.append((lo, midnight(whole_from)))
-    if hi is not None and whole_to is not None and midnight(whole_to) < hi:
-        plan.event_ranges.append((midnight(whole_to), hi))
-    # whole months inside the whole days
-    months_from = None if whole_from is None else (whole_from if whole_from.day == 1 else next_month(whole_from))
-    months_to = None if whole_to is None else month_start(whole_to)
-    if (
-        whole_to is not None
-        and months_to is not None
-        and months_to < whole_to
-        and coverage.last_day is not None
-        and coverage.last_day < whole_to
-    ):
-        months_to = next_month(whole_to)  # the begun month holds nothing from whole_to on: count it whole
-    loose: list[tuple[date | None, date | None]] = []
-    if months_from is None or months_to is None or months_from < months_to:
-        plan.months = (months_from, months_to)
-        if whole_from is not None and months_from is not None and whole_from < months_from:
-            loose.append((whole_from, months_from))
-        if whole_to is not None and months_to is not None and months_to < whole_to:
-            loose.append((months_to, whole_to))
-    else:
-        loose.append((whole_from, whole_to))
-    if daily_from is not None:
-        loose = [days for days in loose if not _whole_month_instead(plan, days)]
-    for start, end in loose:  # loose whole days: activity_daily where it covers them, events elsewhere
-        assert start is not None and end is not None
-        if daily_from is not None and end > daily_from:
-            covered_from = max(start, daily_from)
-            plan.daily_days.append((covered_from, end))
-            end = covered_from
-        if start < end:
-            plan.event_ranges.append((midnight(start), midnight(end)))
+    if lo is not None and start is not None and lo < midnight(start):
+        plan.event_ranges.append((lo, midnight(start)))
+    if hi is not None and end is not None and midnight(end) < hi:
+        plan.event_ranges.append((midnight(end), hi))
+    # the whole days [start, end): before the rollups' first day (all of them when they hold nothing) from events
+    if first is None or last is None:
+        plan.event_ranges.append((None if start is None else midnight(start), None if end is None else midnight(end)))
+        return plan
+    if start is None or start < first:
+        before = first if end is None else min(first, end)
+        if start is None or start < before:
+            plan.event_ranges.append((None if start is None else midnight(start), midnight(before)))
+        start = before
+    if (end is not None and start >= end) or start > last:
+        return plan
+    stop = None if end is None or end > last else end  # None: through the last day the rollups hold
+    if ((stop or last + timedelta(days=1)) - start).days <= DAYS_ALONE:
+        plan.daily_days.append((start, stop or last + timedelta(days=1)))
+        return plan
+    # the days [start, stop) as C(stop) - C(start), C(d) the days before d: the running totals at d's nearest week
+    # start, plus the days from there to d or less those from d to there
+    to = None if stop is None else nearest_week_start(stop)
+    since = nearest_week_start(start)
+    if to is not None and stop is not None and to < stop:
+        plan.daily_days.append((to, stop))
+    elif to is not None and stop is not None and stop < to:
+        plan.minus_days.append((stop, to))
+    if max(since, first) < start:  # (activity_daily holds nothing before its first day)
+        plan.minus_days.append((max(since, first), start))
+    elif start < since:
+        plan.daily_days.append((start, since))
+    # a week start at or before the rollups' first week: nothing lies before it
+    plan.running = (None if since <= week_start(first) else since, to)
     return plan
 
 
-def _whole_month_instead(plan: WindowPlan, days: tuple[date | None, date | None]) -> bool:
-    """Loose days that are most of one month next to the plan's months: count that month whole (two running
-    totals, whatever its size) less the few days of it outside the window, instead of reading each of its days:
-    at most half a month of daily rows at either end of a window. False when it does not apply."""
-    start, end = days
-    if start is None or end is None:
-        return False
-    first, after = month_start(start), next_month(start)
-    if end > after or (end - start).days * 2 <= (after - first).days:
-        return False
-    if plan.months is None:
-        plan.months = (first, after)
-    elif plan.months[0] == after:
-        plan.months = (first, plan.months[1])
-    elif plan.months[1] == first:
-        plan.months = (plan.months[0], after)
-    else:
-        return False
-    plan.minus_days += [(lo, hi) for lo, hi in ((first, start), (end, after)) if lo < hi]
-    return True
+def _running_weeks(plan: WindowPlan) -> tuple[date, date | None] | None:
+    """The weeks of activity_weekly_running whose difference is the plan's running days: (the week before the end,
+    or the last week the rollups hold; the week before the start, None when open below)."""
+    if plan.running is None or plan.last_week is None:
+        return None
+    since, to = plan.running
+    hi = plan.last_week if to is None else min(to - WEEK, plan.last_week)
+    return hi, None if since is None else since - WEEK
 
 
 DAILY_COVERAGE_SQL = "SELECT min(day), max(day) FROM activity.activity_daily"
@@ -210,20 +201,6 @@ def range_conditions(column: str, ranges: list[tuple[Any, Any]], prefix: str, pa
     return " OR ".join(parts)
 
 
-def _running_months(plan: WindowPlan) -> tuple[date, date | None] | None:
-    """The months of activity_monthly_running whose difference is the plan's whole months: (the last month in
-    the window, the month before the first one, None when the window is open below), both no later than the last
-    month the rollups hold (no event lies after it); None when they add nothing."""
-    if plan.months is None or plan.last_month is None:
-        return None
-    first, end = plan.months
-    hi = min(previous_month(end), plan.last_month) if end is not None else plan.last_month
-    if first is None:
-        return hi, None
-    lo = min(previous_month(first), plan.last_month)
-    return (hi, lo) if lo < hi else None
-
-
 def per_profile_counts_sql(
     params: dict[str, Any],
     plan: WindowPlan,
@@ -237,8 +214,8 @@ def per_profile_counts_sql(
     anti-joins the deleted profiles instead (`scope.not_deleted_sql`).
 
     With `total`, `SELECT <kinds...>`: one row, their sums over all those profiles. It needs no grouping by
-    profile, so the whole months are two plain sums (the running totals at the window's last month less those
-    before its first) instead of a join of one profile's two rows (search's total_count: half the time)."""
+    profile, so the running days are two plain sums (the running totals at the end's week less those at the
+    start's) instead of a join of one profile's two rows (search's total_count: half the time)."""
 
     def part(source: str, alias: str, columns: str, conditions: str) -> str:
         """`source` is a table with its alias, or a join whose rows carry `alias.profile_id`."""
@@ -258,17 +235,17 @@ def per_profile_counts_sql(
         parts.append(part("activity.activity_profile_totals t", "t", stored("t"), "true"))
         if not total:
             return parts[0]
-    months = None if plan.open_window else _running_months(plan)
-    if months is not None:
-        # the window's whole months: the running total at its last month less the one before its first
-        hi, lo = months
+    weeks = None if plan.open_window else _running_weeks(plan)
+    if weeks is not None:
+        # the window's running days: the running totals at the end's week less those at the start's
+        hi, lo = weeks
         params["run_hi"] = hi
         # (as integers, like every other part's counts: sum() over bigints would accumulate in numeric, ~2x slower)
         if total:
 
-            def running(sign: str, month: str) -> str:
+            def running(sign: str, week: str) -> str:
                 columns = ", ".join(f"{sign}r.{k}::integer AS {k}" for k in kinds)
-                return part("activity.activity_monthly_running r", "r", columns, f"r.month = :{month}")
+                return part("activity.activity_weekly_running r", "r", columns, f"r.week = :{week}")
 
             parts.append(running("", "run_hi"))
             if lo is not None:
@@ -276,15 +253,15 @@ def per_profile_counts_sql(
                 parts.append(running("-", "run_lo"))
         elif lo is None:
             columns = ", ".join(f"hi.{k}::integer AS {k}" for k in kinds)
-            parts.append(part("activity.activity_monthly_running hi", "hi", columns, "hi.month = :run_hi"))
+            parts.append(part("activity.activity_weekly_running hi", "hi", columns, "hi.week = :run_hi"))
         else:
             params["run_lo"] = lo
             source = (
-                "activity.activity_monthly_running hi LEFT JOIN activity.activity_monthly_running lo"
-                " ON lo.profile_id = hi.profile_id AND lo.month = :run_lo"
+                "activity.activity_weekly_running hi LEFT JOIN activity.activity_weekly_running lo"
+                " ON lo.profile_id = hi.profile_id AND lo.week = :run_lo"
             )
             columns = ", ".join(f"(hi.{k} - coalesce(lo.{k}, 0))::integer AS {k}" for k in kinds)
-            parts.append(part(source, "hi", columns, "hi.month = :run_hi"))
+            parts.append(part(source, "hi", columns, "hi.week = :run_hi"))
     # one part per range, so that each is a single range of its index (read from the index alone)
     for i, days in enumerate(plan.daily_days):
         parts.append(

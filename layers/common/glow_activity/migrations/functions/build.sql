@@ -7,7 +7,7 @@
 -- months and the next goes on (glow_activity/rollup_build.py). The steps, in order:
 --   activity.build_rollups_month(month)   that month's days (activity_daily) and months (activity_monthly), from
 --                                         the event tables' time indexes; once per month, however often it is called
---   activity.build_rollups_running()      every profile's running totals, from activity_monthly
+--   activity.build_rollups_running()      every profile's running totals by week, from activity_daily
 --   activity.build_rollups_finish()       the all-time totals; the build's record is emptied: it is done
 -- Readers meanwhile see what is built so far, and X-Data-As-Of stays what it was (no successful run yet, or the
 -- last one). Every function pins search_path and names every object by its schema; they run as the rollups' owner
@@ -71,25 +71,32 @@ BEGIN
 END
 $$;
 
--- Every profile's running totals: a row for every month from its first active month to the last month the rollups
--- hold. False when they were written already (the table holds rows), or when no build is under way.
+-- Every profile's running totals by week: a row for every week from its first active week to the last week the rollups
+-- hold, summed from its days (migration 0005 fills the table the same way). False when they were written already
+-- (the table holds rows), or when no build is under way.
 CREATE OR REPLACE FUNCTION activity.build_rollups_running() RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM activity.rollup_build) OR EXISTS (SELECT 1 FROM activity.activity_monthly_running) THEN
+    IF NOT EXISTS (SELECT 1 FROM activity.rollup_build) OR EXISTS (SELECT 1 FROM activity.activity_weekly_running) THEN
         RETURN false;
     END IF;
-    INSERT INTO activity.activity_monthly_running
-    SELECT f.profile_id, g.month::date,
-           sum(coalesce(m.sessions, 0)) OVER w, sum(coalesce(m.active_sessions, 0)) OVER w,
-           sum(coalesce(m.logins, 0)) OVER w, sum(coalesce(m.grants, 0)) OVER w,
-           sum(coalesce(m.emulations, 0)) OVER w, sum(coalesce(m.problems, 0)) OVER w
-    FROM (SELECT profile_id, min(month) AS first FROM activity.activity_monthly GROUP BY profile_id) f
-    CROSS JOIN (SELECT max(month) AS month FROM activity.activity_monthly) last
-    CROSS JOIN LATERAL generate_series(f.first::timestamp, last.month::timestamp, interval '1 month') g(month)
-    LEFT JOIN activity.activity_monthly m ON m.profile_id = f.profile_id AND m.month = g.month::date
-    WINDOW w AS (PARTITION BY f.profile_id ORDER BY g.month)
-    ORDER BY 2, 1;  -- a month's rows together: one range per window end
+    INSERT INTO activity.activity_weekly_running
+    SELECT f.profile_id, g.week::date,
+           sum(coalesce(w.sessions, 0)) OVER x, sum(coalesce(w.active_sessions, 0)) OVER x,
+           sum(coalesce(w.logins, 0)) OVER x, sum(coalesce(w.grants, 0)) OVER x,
+           sum(coalesce(w.emulations, 0)) OVER x, sum(coalesce(w.problems, 0)) OVER x
+    FROM (SELECT profile_id, date_trunc('week', min(day)::timestamp) AS first
+          FROM activity.activity_daily GROUP BY profile_id) f
+    CROSS JOIN (SELECT date_trunc('week', max(day)::timestamp) AS week FROM activity.activity_daily) last
+    CROSS JOIN LATERAL generate_series(f.first, last.week, interval '7 days') g(week)
+    LEFT JOIN (SELECT profile_id, date_trunc('week', day::timestamp) AS week,
+                      -- integers: their running sums are then bigint, not numeric
+                      sum(sessions)::integer AS sessions, sum(active_sessions)::integer AS active_sessions,
+                      sum(logins)::integer AS logins, sum(grants)::integer AS grants,
+                      sum(emulations)::integer AS emulations, sum(problems)::integer AS problems
+               FROM activity.activity_daily GROUP BY 1, 2) w ON w.profile_id = f.profile_id AND w.week = g.week
+    WINDOW x AS (PARTITION BY f.profile_id ORDER BY g.week)
+    ORDER BY 2, 1;  -- a week's rows together: one range per window end
     RETURN true;
 END
 $$;
@@ -111,7 +118,7 @@ BEGIN
     FROM activity.activity_monthly
     GROUP BY profile_id;
     DELETE FROM activity.rollup_build;
-    ANALYZE activity.activity_monthly, activity.activity_monthly_running, activity.activity_daily,
+    ANALYZE activity.activity_monthly, activity.activity_weekly_running, activity.activity_daily,
             activity.activity_profile_totals;
     RETURN first_month_at;
 END

@@ -1,5 +1,5 @@
 -- The refresh of the rollups: activity_daily (profile, UTC day), activity_monthly (profile, month),
--- activity_monthly_running (dense running totals) and activity_profile_totals (all time).
+-- activity_weekly_running (dense running totals) and activity_profile_totals (all time).
 --
 -- activity.refresh_rollups(full_pass) is the entry point (SECURITY DEFINER: the runtime may read the rollups, not
 -- write them). It runs in its caller's REPEATABLE READ transaction, whose lock the caller holds, and goes:
@@ -8,7 +8,7 @@
 --                                         a light pass: refresh_find_changed_days   -> stale (profile, day)
 --   count those again from the events     refresh_recount_months / refresh_recount_days -> activity_daily
 --   sum the days into their months        refresh_roll_months                       -> activity_monthly
---   carry the months into running totals  refresh_roll_running_totals               -> activity_monthly_running
+--   carry the days into running totals    refresh_roll_running_totals               -> activity_weekly_running
 --   adjust the all-time totals            refresh_adjust_totals                     -> activity_profile_totals
 --
 -- The steps hand their rows over in temp tables the entry point creates (dropped at commit; the last three only
@@ -17,7 +17,7 @@
 --   fresh     like activity_daily: those days counted again from the events
 --   touched   (profile_id, month): the months whose days were replaced
 --   old_months like activity_monthly: what those months held before
---   changed   (profile_id, from_month): each changed profile and its first touched month
+--   changed   (profile_id, from_week): each changed profile and the week of its first replaced day
 --
 -- What each event counts for is activity.activity_event_tally (views/event_tally.sql). Which rows only a full pass
 -- picks up, and why a light pass reads from yesterday on: docs/DECISIONS.md, "The refresh costs what changed".
@@ -238,52 +238,59 @@ BEGIN
 END
 $$;
 
--- Running totals: every profile gets the months the rollups gained (or loses those they lost); a changed
--- profile's rows from its first touched month on are summed again (`changed`). Each profile's rows through the
--- primary keys; each month of the series too (PostgreSQL guesses 1,000 rows a series and would read all months).
--- Answers the last month the rollups hold now.
+-- Running totals by week (activity_weekly_running, migration 0005): every profile gets the weeks the rollups gained
+-- (or loses those they lost); a changed profile's rows from the week of its first replaced day on (a full pass: of
+-- its first replaced month's first day) are summed again from its days (`changed`): through the primary keys for a
+-- few profiles, one join when there are many. Answers the last week the rollups hold now.
 CREATE OR REPLACE FUNCTION activity.refresh_roll_running_totals(previous_last date) RETURNS date
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    last_month constant date := (SELECT max(month) FROM activity.activity_monthly);
+    last_week constant date := (SELECT date_trunc('week', max(day)::timestamp)::date FROM activity.activity_daily);
 BEGIN
-    IF last_month IS NULL OR last_month < previous_last THEN
-        DELETE FROM activity.activity_monthly_running WHERE last_month IS NULL OR month > last_month;
-    ELSIF last_month > previous_last THEN
-        INSERT INTO activity.activity_monthly_running
-        SELECT r.profile_id, g.month::date, r.sessions, r.active_sessions, r.logins, r.grants, r.emulations, r.problems
-        FROM activity.activity_monthly_running r
-        CROSS JOIN generate_series((previous_last + interval '1 month')::timestamp, last_month::timestamp,
-                                   interval '1 month') g(month)
-        WHERE r.month = previous_last;
+    IF last_week IS NULL OR last_week < previous_last THEN
+        DELETE FROM activity.activity_weekly_running WHERE last_week IS NULL OR week > last_week;
+    ELSIF last_week > previous_last THEN
+        INSERT INTO activity.activity_weekly_running
+        SELECT r.profile_id, g.week::date, r.sessions, r.active_sessions, r.logins, r.grants, r.emulations, r.problems
+        FROM activity.activity_weekly_running r
+        CROSS JOIN generate_series((previous_last + 7)::timestamp, last_week::timestamp, interval '7 days') g(week)
+        WHERE r.week = previous_last;
     END IF;
-    INSERT INTO pg_temp.changed SELECT profile_id, min(month) FROM pg_temp.touched GROUP BY profile_id;
+    INSERT INTO pg_temp.changed
+    SELECT profile_id, date_trunc('week', min(coalesce(day, month))::timestamp)::date FROM pg_temp.stale
+    GROUP BY profile_id;
     ANALYZE pg_temp.changed;
-    DELETE FROM activity.activity_monthly_running r USING pg_temp.changed c
-    WHERE r.profile_id = c.profile_id AND r.month >= c.from_month;
-    INSERT INTO activity.activity_monthly_running
-    SELECT c.profile_id, g.month::date,
-           coalesce(b.sessions, 0) + sum(coalesce(m.sessions, 0)) OVER w,
-           coalesce(b.active_sessions, 0) + sum(coalesce(m.active_sessions, 0)) OVER w,
-           coalesce(b.logins, 0) + sum(coalesce(m.logins, 0)) OVER w,
-           coalesce(b.grants, 0) + sum(coalesce(m.grants, 0)) OVER w,
-           coalesce(b.emulations, 0) + sum(coalesce(m.emulations, 0)) OVER w,
-           coalesce(b.problems, 0) + sum(coalesce(m.problems, 0)) OVER w
+    DELETE FROM activity.activity_weekly_running r USING pg_temp.changed c
+    WHERE r.profile_id = c.profile_id AND r.week >= c.from_week;
+    INSERT INTO activity.activity_weekly_running
+    SELECT c.profile_id, g.week::date,
+           coalesce(b.sessions, 0) + sum(coalesce(w.sessions, 0)) OVER x,
+           coalesce(b.active_sessions, 0) + sum(coalesce(w.active_sessions, 0)) OVER x,
+           coalesce(b.logins, 0) + sum(coalesce(w.logins, 0)) OVER x,
+           coalesce(b.grants, 0) + sum(coalesce(w.grants, 0)) OVER x,
+           coalesce(b.emulations, 0) + sum(coalesce(w.emulations, 0)) OVER x,
+           coalesce(b.problems, 0) + sum(coalesce(w.problems, 0)) OVER x
     FROM pg_temp.changed c
-    CROSS JOIN LATERAL (SELECT min(x.month) AS first FROM activity.activity_monthly x
-                        WHERE x.profile_id = c.profile_id) f
+    CROSS JOIN LATERAL (SELECT date_trunc('week', min(d.day)::timestamp)::date AS first FROM activity.activity_daily d
+                        WHERE d.profile_id = c.profile_id) f
     CROSS JOIN LATERAL (SELECT max(r.sessions) AS sessions, max(r.active_sessions) AS active_sessions,
                                max(r.logins) AS logins, max(r.grants) AS grants, max(r.emulations) AS emulations,
                                max(r.problems) AS problems
-                        FROM activity.activity_monthly_running r
-                        WHERE r.profile_id = c.profile_id AND r.month = (c.from_month - interval '1 month')::date) b
-    CROSS JOIN LATERAL generate_series(greatest(c.from_month, f.first)::timestamp, last_month::timestamp,
-                                       interval '1 month') g(month)
-    LEFT JOIN LATERAL (SELECT * FROM activity.activity_monthly x WHERE x.profile_id = c.profile_id
-                       AND x.month = g.month::date OFFSET 0) m ON true
+                        FROM activity.activity_weekly_running r
+                        WHERE r.profile_id = c.profile_id AND r.week = c.from_week - 7) b
+    CROSS JOIN LATERAL generate_series(greatest(c.from_week, f.first)::timestamp, last_week::timestamp,
+                                       interval '7 days') g(week)
+    LEFT JOIN (SELECT d.profile_id, date_trunc('week', d.day::timestamp)::date AS week,
+                      -- integers: their running sums are then bigint, not numeric
+                      sum(d.sessions)::integer AS sessions, sum(d.active_sessions)::integer AS active_sessions,
+                      sum(d.logins)::integer AS logins, sum(d.grants)::integer AS grants,
+                      sum(d.emulations)::integer AS emulations, sum(d.problems)::integer AS problems
+               FROM pg_temp.changed c JOIN activity.activity_daily d
+                 ON d.profile_id = c.profile_id AND d.day >= c.from_week
+               GROUP BY 1, 2) w ON w.profile_id = c.profile_id AND w.week = g.week::date
     WHERE f.first IS NOT NULL
-    WINDOW w AS (PARTITION BY c.profile_id ORDER BY g.month);
-    RETURN last_month;
+    WINDOW x AS (PARTITION BY c.profile_id ORDER BY g.week);
+    RETURN last_week;
 END
 $$;
 
@@ -347,11 +354,11 @@ CREATE OR REPLACE FUNCTION activity.refresh_rollups(full_pass boolean) RETURNS t
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     rollups constant text[] :=
-        ARRAY['activity_monthly', 'activity_monthly_running', 'activity_daily', 'activity_profile_totals'];
+        ARRAY['activity_monthly', 'activity_weekly_running', 'activity_daily', 'activity_profile_totals'];
     -- a light pass recounts every day from this one on: at least the last 24 hours, in whole UTC days
     since_day constant date := ((now() - interval '1 day') AT TIME ZONE 'UTC')::date;
-    previous_last constant date := (SELECT max(month) FROM activity.activity_monthly_running);
-    last_month date;
+    previous_last constant date := (SELECT max(week) FROM activity.activity_weekly_running);
+    last_week date;
     bulk boolean := false;
 BEGIN
     CREATE TEMP TABLE stale (profile_id uuid NOT NULL, day date, month date NOT NULL) ON COMMIT DROP;
@@ -367,14 +374,14 @@ BEGIN
     END IF;
     CREATE TEMP TABLE touched (profile_id uuid NOT NULL, month date NOT NULL) ON COMMIT DROP;
     CREATE TEMP TABLE old_months (LIKE activity.activity_monthly) ON COMMIT DROP;
-    CREATE TEMP TABLE changed (profile_id uuid NOT NULL, from_month date NOT NULL) ON COMMIT DROP;
+    CREATE TEMP TABLE changed (profile_id uuid NOT NULL, from_week date NOT NULL) ON COMMIT DROP;
     PERFORM activity.refresh_roll_months(bulk);
-    last_month := activity.refresh_roll_running_totals(previous_last);
+    last_week := activity.refresh_roll_running_totals(previous_last);
     PERFORM activity.refresh_adjust_totals();
     DROP TABLE pg_temp.stale, pg_temp.fresh, pg_temp.touched, pg_temp.old_months, pg_temp.changed;
-    -- planner statistics: with every full pass, and when the rollups gain or lose a month
-    IF full_pass OR last_month IS DISTINCT FROM previous_last THEN
-        ANALYZE activity.activity_monthly, activity.activity_monthly_running, activity.activity_daily,
+    -- planner statistics: with every full pass, and when the rollups gain or lose a week
+    IF full_pass OR last_week IS DISTINCT FROM previous_last THEN
+        ANALYZE activity.activity_monthly, activity.activity_weekly_running, activity.activity_daily,
                 activity.activity_profile_totals;
     END IF;
     RETURN rollups;
