@@ -67,7 +67,7 @@ def test_activity_runtime_holds_exactly_what_the_functions_need(conn: Any) -> No
         ["activity.build_rollups_month(date)", True, pinned],
         ["activity.build_rollups_months_left()", True, pinned],
         ["activity.build_rollups_needed()", True, pinned],
-        ["activity.build_rollups_running()", True, pinned],
+        ["activity.build_rollups_running(integer)", True, pinned],
         ["activity.flush_refusals()", False, pinned],
         ["activity.refresh_rollups(boolean)", True, ["search_path=pg_catalog, pg_temp"]],
         ["activity.take_request(uuid,integer,text,text,text)", False, None],
@@ -168,6 +168,6 @@ def test_the_first_builds_functions_write_nothing_when_no_build_is_under_way(run
     conn.run("DELETE FROM activity.activity_monthly WHERE month = '2025-03-01'")
     conn.run("DELETE FROM activity.activity_daily WHERE day >= '2025-03-01' AND day < '2025-04-01'")
     kept = rows()
-    for step in ("build_rollups_month(DATE '2025-03-01')", "build_rollups_running()", "build_rollups_finish()"):
+    for step in ("build_rollups_month(DATE '2025-03-01')", "build_rollups_running(1000)", "build_rollups_finish()"):
         runtime.run(f"SELECT activity.{step}")
     assert rows() == kept and conn.run("SELECT count(*) FROM activity.rollup_build") == [[0]]

@@ -7,7 +7,7 @@
 -- months and the next goes on (glow_activity/rollup_build.py). The steps, in order:
 --   activity.build_rollups_month(month)   that month's days (activity_daily) and months (activity_monthly), from
 --                                         the event tables' time indexes; once per month, however often it is called
---   activity.build_rollups_running()      every profile's running totals by week, from activity_daily
+--   activity.build_rollups_running(n)     running totals by week, n profiles a call, from activity_daily
 --   activity.build_rollups_finish()       the all-time totals; the build's record is emptied: it is done
 -- Readers meanwhile see what is built so far, and X-Data-As-Of stays what it was (no successful run yet, or the
 -- last one). Every function pins search_path and names every object by its schema; they run as the rollups' owner
@@ -71,32 +71,48 @@ BEGIN
 END
 $$;
 
--- Every profile's running totals by week: a row for every week from its first active week to the last week the rollups
--- hold, summed from its days (migration 0005 fills the table the same way). False when they were written already
--- (the table holds rows), or when no build is under way.
-CREATE OR REPLACE FUNCTION activity.build_rollups_running() RETURNS boolean
+-- The running totals by week of the next `batch` profiles (by id, after those written): a row for every week from each
+-- one's first active week to the last week the rollups hold, summed from its days (migration 0005 fills the table the
+-- same way, at once). All profiles at once took 3 min 39 s at ten times Glow's size, too close to a step's limit;
+-- rollup_build.py asks for 20,000 at a time, about a tenth of it. False when no profile is left, or when no build is
+-- under way.
+DROP FUNCTION IF EXISTS activity.build_rollups_running();  -- all profiles in one call, before migration 0005
+CREATE OR REPLACE FUNCTION activity.build_rollups_running(batch integer) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    after constant uuid := coalesce((SELECT profile_id FROM activity.activity_weekly_running
+                                     ORDER BY profile_id DESC LIMIT 1), '00000000-0000-0000-0000-000000000000');
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM activity.rollup_build) OR EXISTS (SELECT 1 FROM activity.activity_weekly_running) THEN
+    IF NOT EXISTS (SELECT 1 FROM activity.rollup_build) THEN
+        RETURN false;
+    END IF;
+    CREATE TEMP TABLE build_profiles ON COMMIT DROP AS
+    SELECT DISTINCT m.profile_id FROM activity.activity_monthly m WHERE m.profile_id > after
+    ORDER BY m.profile_id LIMIT batch;
+    IF NOT EXISTS (SELECT 1 FROM pg_temp.build_profiles) THEN
+        DROP TABLE pg_temp.build_profiles;
         RETURN false;
     END IF;
     INSERT INTO activity.activity_weekly_running
+    WITH w AS MATERIALIZED (  -- each of their weeks with days
+        SELECT d.profile_id, date_trunc('week', d.day::timestamp) AS week,
+               -- integers: their running sums are then bigint, not numeric
+               sum(d.sessions)::integer AS sessions, sum(d.active_sessions)::integer AS active_sessions,
+               sum(d.logins)::integer AS logins, sum(d.grants)::integer AS grants,
+               sum(d.emulations)::integer AS emulations, sum(d.problems)::integer AS problems
+        FROM pg_temp.build_profiles b JOIN activity.activity_daily d ON d.profile_id = b.profile_id
+        GROUP BY 1, 2
+    )
     SELECT f.profile_id, g.week::date,
            sum(coalesce(w.sessions, 0)) OVER x, sum(coalesce(w.active_sessions, 0)) OVER x,
            sum(coalesce(w.logins, 0)) OVER x, sum(coalesce(w.grants, 0)) OVER x,
            sum(coalesce(w.emulations, 0)) OVER x, sum(coalesce(w.problems, 0)) OVER x
-    FROM (SELECT profile_id, date_trunc('week', min(day)::timestamp) AS first
-          FROM activity.activity_daily GROUP BY profile_id) f
+    FROM (SELECT profile_id, min(week) AS first FROM w GROUP BY profile_id) f
     CROSS JOIN (SELECT date_trunc('week', max(day)::timestamp) AS week FROM activity.activity_daily) last
     CROSS JOIN LATERAL generate_series(f.first, last.week, interval '7 days') g(week)
-    LEFT JOIN (SELECT profile_id, date_trunc('week', day::timestamp) AS week,
-                      -- integers: their running sums are then bigint, not numeric
-                      sum(sessions)::integer AS sessions, sum(active_sessions)::integer AS active_sessions,
-                      sum(logins)::integer AS logins, sum(grants)::integer AS grants,
-                      sum(emulations)::integer AS emulations, sum(problems)::integer AS problems
-               FROM activity.activity_daily GROUP BY 1, 2) w ON w.profile_id = f.profile_id AND w.week = g.week
-    WINDOW x AS (PARTITION BY f.profile_id ORDER BY g.week)
-    ORDER BY 2, 1;  -- a week's rows together: one range per window end
+    LEFT JOIN w ON w.profile_id = f.profile_id AND w.week = g.week
+    WINDOW x AS (PARTITION BY f.profile_id ORDER BY g.week);
+    DROP TABLE pg_temp.build_profiles;
     RETURN true;
 END
 $$;
@@ -125,7 +141,7 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION activity.build_rollups_needed(), activity.build_rollups_months_left(),
-    activity.build_rollups_month(date), activity.build_rollups_running(), activity.build_rollups_finish() FROM PUBLIC;
+    activity.build_rollups_month(date), activity.build_rollups_running(integer), activity.build_rollups_finish() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION activity.build_rollups_needed(), activity.build_rollups_months_left(),
-    activity.build_rollups_month(date), activity.build_rollups_running(), activity.build_rollups_finish()
+    activity.build_rollups_month(date), activity.build_rollups_running(integer), activity.build_rollups_finish()
     TO activity_runtime;
