@@ -24,7 +24,7 @@ from .observability import logger
 # A caller starts no step with less than this left of its time: the longest month step measured at ten times
 # Glow's size (docs/PERFORMANCE.md, "Ten times Glow"), with room to spare.
 STEP_MARGIN_SECONDS = 60.0
-# Profiles whose running totals one step writes: about 22 s at ten times Glow's size (all 200,000 at once: 219 s).
+# Profiles whose running totals one step writes: 31-38 s at ten times Glow's size (all 200,000 at once: 219 s).
 RUNNING_BATCH = 20_000
 
 
