@@ -112,7 +112,27 @@ def windows() -> list[tuple[dict[str, str], datetime, datetime]]:
     ]
 
 
+# What activity_platform_daily must hold (an admin's unfiltered search counts from it): every day's sums over the
+# profiles it does not leave out, and it holds
+PLATFORM_DAYS_SQL = """
+SELECT day::text, sum(sessions)::bigint, sum(active_sessions)::bigint, sum(logins)::bigint, sum(grants)::bigint,
+       sum(emulations)::bigint, sum(problems)::bigint
+FROM activity.activity_daily d
+WHERE NOT EXISTS (SELECT 1 FROM activity.activity_platform_left_out o WHERE o.profile_id = d.profile_id)
+GROUP BY day ORDER BY day"""
+HELD_PLATFORM_DAYS_SQL = """
+SELECT day::text, sessions, active_sessions, logins, grants, emulations, problems
+FROM activity.activity_platform_daily WHERE (sessions, active_sessions, logins, grants, emulations, problems)
+      IS DISTINCT FROM (0, 0, 0, 0, 0, 0)
+ORDER BY day"""
+# an admin's unfiltered search total: every session in [lo, hi) of a profile not deleted
+EVERYONES_SESSIONS_SQL = """
+SELECT count(*) FROM sessions s JOIN profiles p ON p.id = s.profile_id
+WHERE p.deleted_at IS NULL AND s.created_at >= :lo AND s.created_at < :hi"""
+
+
 def check(story: Story, invoke: Any, conn: Any) -> None:
+    assert conn.run(HELD_PLATFORM_DAYS_SQL) == conn.run(PLATFORM_DAYS_SQL)
     for fields, lo, hi in windows():
         body = {"department_ids": [story.dept], **fields}
         got = invoke("get", body, story.admin.headers)
@@ -231,6 +251,52 @@ def test_a_back_dated_row_waits_for_the_full_pass_which_the_schedule_runs_daily(
     assert logins() == 3
 
 
+def test_an_admins_total_follows_profiles_deleted_or_restored_since_the_last_pass(
+    invoke: Any, conn: Any, as_runtime: Callable[[bool], None], world: World
+) -> None:
+    """activity_platform_daily leaves out the profiles deleted as of its last update (activity_platform_left_out): one
+    deleted or restored since is set right from its own rollup rows at once, and the next pass that changes anything
+    takes it in."""
+    admin = world.profile(roles=["admin"])
+    leaving, returning = world.profile(), world.profile(deleted=True)
+    world.session(leaving, NOW - timedelta(days=41, hours=3))  # among the running totals of a long window
+    world.session(leaving, NOW - timedelta(days=1, hours=1))  # a day at the edge of one
+    world.session(returning, NOW - timedelta(days=1, hours=5))  # (other counts than the first's: none cancels out)
+    as_runtime(True)
+
+    def exact() -> None:
+        for fields, lo, hi in windows():
+            total = invoke("search", {**fields, "page_size": 1}, admin.headers).body["total_count"]
+            assert total == conn.run(EVERYONES_SESSIONS_SQL, lo=lo, hi=hi)[0][0], fields
+        assert conn.run(HELD_PLATFORM_DAYS_SQL) == conn.run(PLATFORM_DAYS_SQL)
+
+    def left_out() -> set[str]:
+        return {
+            r[0]
+            for r in conn.run(
+                "SELECT profile_id::text FROM activity.activity_platform_left_out"
+                " WHERE profile_id = ANY(CAST(:p AS uuid[]))",
+                p=[leaving.id, returning.id],
+            )
+        }
+
+    exact()
+    assert left_out() == {returning.id}
+    # WHEN one profile is deleted and the other restored after the pass  THEN the totals follow at once
+    conn.run("UPDATE profiles SET deleted_at = now() WHERE id = CAST(:p AS uuid)", p=leaving.id)
+    conn.run("UPDATE profiles SET deleted_at = NULL WHERE id = CAST(:p AS uuid)", p=returning.id)
+    exact()
+    # WHEN a light pass runs with nothing else changed  THEN it does nothing, and the totals still follow
+    as_runtime(False)
+    assert left_out() == {returning.id}
+    exact()
+    # WHEN a light pass has something to do  THEN it takes the two in: their rows of every day moved, exactly
+    world.login(admin, NOW - timedelta(minutes=1))
+    as_runtime(False)
+    assert left_out() == {leaving.id}
+    exact()
+
+
 def test_a_light_pass_rewrites_only_the_days_that_changed(
     conn: Any, as_runtime: Callable[[bool], None], world: World
 ) -> None:
@@ -322,7 +388,13 @@ def test_a_full_pass_builds_rollups_that_hold_nothing_and_they_are_exact(
         world.login(who, NOW - timedelta(days=95 * i, hours=3))
         world.grant(who, NOW - timedelta(days=33 * i + 2), kind="emulation" if i else "access")
         world.problem(who, NOW - timedelta(days=61 * i + 5))
-    for table in ("activity_daily", "activity_monthly", "activity_weekly_running", "activity_profile_totals"):
+    for table in (
+        "activity_daily",
+        "activity_monthly",
+        "activity_weekly_running",
+        "activity_platform_daily",
+        "activity_profile_totals",
+    ):
         conn.run(f"DELETE FROM activity.{table}")
     as_runtime(True)
     check(story, invoke, conn)
@@ -345,6 +417,7 @@ def test_the_first_build_goes_a_month_per_call_and_ends_exact(
     dept = world.department()
     story = Story(world, dept, world.profile(roles=["admin"]), [world.profile(departments=[dept]) for _ in range(3)])
     member = world.profile(roles=["member"], departments=[dept])
+    world.session(world.profile(deleted=True), NOW - timedelta(days=3))
     for i, who in enumerate(story.people):
         world.session(who, NOW - timedelta(days=40 * i + 1), active=i == 1)
         world.login(who, NOW - timedelta(days=95 * i, hours=3))
@@ -384,6 +457,10 @@ def test_the_first_build_goes_a_month_per_call_and_ends_exact(
         runs += 1
     assert runs == months - 2 + batches + 1
     assert conn.run("SELECT built, full_pass FROM activity.refresh_runs ORDER BY id DESC LIMIT 1") == [[True, False]]
+    # AND every profile's sums a day leave out the profiles deleted when it began: an admin's total sets none right
+    assert conn.run("SELECT profile_id FROM activity.activity_platform_left_out ORDER BY 1") == conn.run(
+        "SELECT id FROM profiles WHERE deleted_at IS NOT NULL ORDER BY 1"
+    )
     # AND everything is exact, and X-Data-As-Of moved on
     check(story, invoke, conn)
     assert invoke("get", {"department_ids": [dept]}, story.admin.headers).headers["x-data-as-of"] != as_of

@@ -45,7 +45,13 @@ def test_migrations_are_ordered_recorded_and_idempotent(conn: Any) -> None:
     assert migrate(conn) == []
 
 
-ROLLUPS = ("activity_daily", "activity_monthly", "activity_weekly_running", "activity_profile_totals")
+ROLLUPS = (
+    "activity_daily",
+    "activity_monthly",
+    "activity_weekly_running",
+    "activity_platform_daily",
+    "activity_profile_totals",
+)
 
 
 def _rollup_rows(conn: Any) -> dict[str, Any]:
@@ -530,7 +536,13 @@ def test_a_first_deploy_over_the_platforms_events_builds_the_rollups_a_month_per
         " FROM activity.activity_profile_totals"
     ) == [[7, 1, 7, 1, 1]]
     # AND what it built is what a full pass finds right: the pass changes no row of any rollup
-    rollups = ("activity_daily", "activity_monthly", "activity_weekly_running", "activity_profile_totals")
+    rollups = (
+        "activity_daily",
+        "activity_monthly",
+        "activity_weekly_running",
+        "activity_platform_daily",
+        "activity_profile_totals",
+    )
 
     def rows() -> list[Any]:
         return [fresh.run(f"SELECT * FROM activity.{table} ORDER BY 1, 2") for table in rollups]

@@ -31,6 +31,8 @@ EXPECTED = {
     "activity.activity_weekly_running": {"SELECT"},
     "activity.activity_profile_totals": {"SELECT"},
     "activity.activity_daily": {"SELECT"},
+    "activity.activity_platform_daily": {"SELECT"},
+    "activity.activity_platform_left_out": {"SELECT"},
     # the per-caller limit's buckets, through activity.take_request / flush_refusals (SECURITY INVOKER)
     "activity.caller_requests": {"SELECT", "INSERT", "UPDATE", "DELETE"},
 }
@@ -103,6 +105,7 @@ FORBIDDEN = [
     "DELETE FROM activity.activity_monthly WHERE false",
     "UPDATE activity.activity_profile_totals SET sessions = 0 WHERE false",
     "INSERT INTO activity.activity_weekly_running SELECT * FROM activity.activity_weekly_running WHERE false",
+    "UPDATE activity.activity_platform_daily SET sessions = 0 WHERE false",
     "DROP TABLE activity.uploads",
     "ALTER TABLE public.sessions ADD COLUMN x int",
     "CREATE SCHEMA intruder",
@@ -158,7 +161,13 @@ def test_the_first_builds_functions_write_nothing_when_no_build_is_under_way(run
     world.session(member, "2025-03-04T10:00:00")
     world.login(member, "2025-05-06T10:00:00")
     conn.run("SELECT activity.refresh_rollups(true)")
-    rollups = ("activity_daily", "activity_monthly", "activity_weekly_running", "activity_profile_totals")
+    rollups = (
+        "activity_daily",
+        "activity_monthly",
+        "activity_weekly_running",
+        "activity_platform_daily",
+        "activity_profile_totals",
+    )
 
     def rows() -> list[Any]:
         return [conn.run(f"SELECT * FROM activity.{table} ORDER BY 1, 2") for table in rollups]

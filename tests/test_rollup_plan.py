@@ -35,6 +35,10 @@ def covered_by_plan(plan: object, at: datetime, daily_from: date | None, in_roll
     for lo, hi in plan.minus_days:  # type: ignore[attr-defined]
         assert daily_from is not None
         hits -= in_rollups and lo <= utc_day(at) < hi
+    # the rollups' parts together count exactly the plan's whole days (what activity_platform_daily answers for
+    # every profile at once)
+    days = plan.days  # type: ignore[attr-defined]
+    assert hits == (in_rollups and days is not None and days[0] <= utc_day(at) < days[1]), (at, plan)
     for lo, hi in plan.event_ranges:  # type: ignore[attr-defined]
         hits += (lo is None or at >= lo) and (hi is None or at < hi)
     return hits

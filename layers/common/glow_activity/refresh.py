@@ -50,11 +50,17 @@ from .freshness import INVALIDATED_TAGS
 from .observability import logger
 
 REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
-# The rollup tables a refresh brings up to date: activity_daily's changed days, then from them activity_monthly, and
-# from them activity_weekly_running and activity_profile_totals. The work itself is activity.refresh_rollups(full_pass)
+# The rollup tables a refresh brings up to date: activity_daily's changed days, then from them
+# activity_platform_daily and activity_monthly, and from them activity_weekly_running and activity_profile_totals. The work itself is activity.refresh_rollups(full_pass)
 # (migrations/functions/refresh.sql): it runs as the rollups' owner, since the runtime role may read them but not
 # write them. (The answer's field is still `refreshed_views`, the contract's name from when they were views.)
-ROLLUPS = ("activity_monthly", "activity_weekly_running", "activity_daily", "activity_profile_totals")
+ROLLUPS = (
+    "activity_monthly",
+    "activity_weekly_running",
+    "activity_daily",
+    "activity_platform_daily",
+    "activity_profile_totals",
+)
 REFRESH_SQL = "SELECT activity.refresh_rollups(:full_pass)"
 # A full pass at least daily: the schedule's first run after 23 hours without one is a full pass (its interval of
 # a few minutes added, that is within the day the contract allows).

@@ -14,7 +14,7 @@ Weeks start on Monday (PostgreSQL's date_trunc('week')). A window of a week or l
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -76,6 +76,9 @@ class WindowPlan:
     daily_days: list[tuple[date, date]] = field(default_factory=list)  # [from, to) days added
     minus_days: list[tuple[date, date]] = field(default_factory=list)  # [from, to) days subtracted
     event_ranges: list[tuple[datetime | None, datetime | None]] = field(default_factory=list)  # [from, to)
+    # The whole days [from, to) the rollups answer: what the running, daily and minus parts add up to for each
+    # profile (a sum over every profile reads them from activity_platform_daily instead). None when none.
+    days: tuple[date, date] | None = None
 
 
 class DailyCoverage(NamedTuple):
@@ -118,6 +121,7 @@ def plan_window(lo: datetime | None, hi: datetime | None, coverage: DailyCoverag
     if (end is not None and start >= end) or start > last:
         return plan
     stop = None if end is None or end > last else end  # None: through the last day the rollups hold
+    plan.days = (start, stop or last + timedelta(days=1))
     if ((stop or last + timedelta(days=1)) - start).days <= DAYS_ALONE:
         plan.daily_days.append((start, stop or last + timedelta(days=1)))
         return plan
@@ -215,7 +219,8 @@ def per_profile_counts_sql(
 
     With `total`, `SELECT <kinds...>`: one row, their sums over all those profiles. It needs no grouping by
     profile, so the running days are two plain sums (the running totals at the end's week less those at the
-    start's) instead of a join of one profile's two rows (search's total_count: half the time)."""
+    start's) instead of a join of one profile's two rows (search's total_count: half the time). Everyone's sum
+    takes the window's whole days from activity_platform_daily (`_everyone_total_sql`)."""
 
     def part(source: str, alias: str, columns: str, conditions: str) -> str:
         """`source` is a table with its alias, or a join whose rows carry `alias.profile_id`."""
@@ -227,14 +232,34 @@ def per_profile_counts_sql(
             f" JOIN scope ON scope.id = {alias}.profile_id WHERE {conditions}"
         )
 
+    if everyone and total:
+        return _everyone_total_sql(params, plan, kinds, _event_parts(params, plan, kinds, part))
+    parts = _rollup_parts(params, plan, kinds, part, total=total) + _event_parts(params, plan, kinds, part)
+    if total:
+        return _sums(parts, kinds)
+    if not parts:
+        return "SELECT NULL::uuid AS profile_id, " + ", ".join(f"0::bigint AS {k}" for k in kinds) + " WHERE false"
+    sums = ", ".join(f"sum({k})::bigint AS {k}" for k in kinds)
+    union = "\n    UNION ALL ".join(parts)
+    return f"SELECT profile_id, {sums} FROM (\n    {union}\n) activity GROUP BY profile_id"
+
+
+# A part of a window's counts: (source, alias, columns, conditions) -> `SELECT alias.profile_id, columns ...` of the
+# rows of the caller's profiles
+Part = Callable[[str, str, str, str], str]
+
+
+def _rollup_parts(
+    params: dict[str, Any], plan: WindowPlan, kinds: tuple[str, ...], part: Part, *, total: bool
+) -> list[str]:
+    """The parts the rollups answer: all time (open), the running days, the days added and subtracted."""
+
     def stored(alias: str) -> str:
         return ", ".join(f"{alias}.{k}" for k in kinds)
 
     parts = []
     if plan.open_window:
         parts.append(part("activity.activity_profile_totals t", "t", stored("t"), "true"))
-        if not total:
-            return parts[0]
     weeks = None if plan.open_window else _running_weeks(plan)
     if weeks is not None:
         # the window's running days: the running totals at the end's week less those at the start's
@@ -272,6 +297,12 @@ def per_profile_counts_sql(
         parts.append(
             part("activity.activity_daily r", "r", negated, range_conditions("r.day", [days], f"minus{i}_", params))
         )
+    return parts
+
+
+def _event_parts(params: dict[str, Any], plan: WindowPlan, kinds: tuple[str, ...], part: Part) -> list[str]:
+    """The parts the event tables answer: partial days, and days before the rollups' first."""
+    parts = []
     for table, column, adds in _EVENTS:
         if not any(k in adds for k in kinds):
             continue
@@ -280,13 +311,55 @@ def per_profile_counts_sql(
             parts.append(
                 part(f"{table} x", "x", values, range_conditions(f"x.{column}", [instants], f"at{i}_", params))
             )
-    if total:
-        if not parts:
-            return "SELECT " + ", ".join(f"0::bigint AS {k}" for k in kinds)
-        sums = ", ".join(f"coalesce(sum({k}), 0)::bigint AS {k}" for k in kinds)
-        return f"SELECT {sums} FROM (\n    " + "\n    UNION ALL ".join(parts) + "\n) activity"
+    return parts
+
+
+# The profiles whose rows activity_platform_daily holds other than the API counts them now: deleted since its last
+# update (sign -1, to take out of it) or restored since (sign +1, to add to it). Between two refreshes, none or a
+# few: it leaves out the profiles deleted as of its last update (activity_platform_left_out).
+MOVED_SINCE_PLATFORM_SQL = """
+    SELECT gone.id AS profile_id, -1 AS sign FROM profiles gone
+    WHERE gone.deleted_at IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM activity.activity_platform_left_out o WHERE o.profile_id = gone.id)
+    UNION ALL
+    SELECT o.profile_id, 1 FROM activity.activity_platform_left_out o
+    WHERE NOT EXISTS (SELECT 1 FROM profiles back WHERE back.id = o.profile_id AND back.deleted_at IS NOT NULL)"""
+
+
+def _everyone_total_sql(params: dict[str, Any], plan: WindowPlan, kinds: tuple[str, ...], events: list[str]) -> str:
+    """Everyone's sums over the window (an admin's search without filters: total_count): the window's whole days
+    from activity_platform_daily (a row a day: every profile's sums but those deleted as of the last refresh), set
+    right for the profiles deleted or restored since from their own rollup rows (`MOVED_SINCE_PLATFORM_SQL`: none
+    or a few, through the rollups' primary keys), plus the `events` parts (which leave the deleted profiles out
+    themselves). At ten times Glow's size this reads a few hundred rows where the per-profile rollups are 200,000
+    profiles' (docs/PERFORMANCE.md)."""
+
+    def moved(source: str, alias: str, columns: str, conditions: str) -> str:
+        return (
+            f"SELECT {alias}.profile_id, {columns} FROM {source}"
+            f" JOIN moved ON moved.profile_id = {alias}.profile_id WHERE {conditions}"
+        )
+
+    parts = []
+    if plan.open_window or plan.days is not None:
+        where = "true"
+        if plan.days is not None:
+            where = range_conditions("pd.day", [plan.days], "platform_", params)
+        parts.append(
+            f"SELECT NULL::uuid AS profile_id, {', '.join(f'pd.{k}' for k in kinds)}"
+            f" FROM activity.activity_platform_daily pd WHERE {where}"
+        )
+        rows = "\n        UNION ALL ".join(_rollup_parts(params, plan, kinds, moved, total=True))
+        signed = ", ".join(f"moved.sign * x.{k}" for k in kinds)
+        parts.append(
+            f"SELECT NULL::uuid, {signed} FROM (\n        {rows}\n    ) x JOIN moved ON moved.profile_id = x.profile_id"
+        )
+    return f"WITH moved AS MATERIALIZED ({MOVED_SINCE_PLATFORM_SQL}\n)\n" + _sums(parts + events, kinds)
+
+
+def _sums(parts: list[str], kinds: tuple[str, ...]) -> str:
+    """One row: each kind summed over the parts' rows."""
     if not parts:
-        return "SELECT NULL::uuid AS profile_id, " + ", ".join(f"0::bigint AS {k}" for k in kinds) + " WHERE false"
-    sums = ", ".join(f"sum({k})::bigint AS {k}" for k in kinds)
-    union = "\n    UNION ALL ".join(parts)
-    return f"SELECT profile_id, {sums} FROM (\n    {union}\n) activity GROUP BY profile_id"
+        return "SELECT " + ", ".join(f"0::bigint AS {k}" for k in kinds)
+    sums = ", ".join(f"coalesce(sum({k}), 0)::bigint AS {k}" for k in kinds)
+    return f"SELECT {sums} FROM (\n    " + "\n    UNION ALL ".join(parts) + "\n) activity"

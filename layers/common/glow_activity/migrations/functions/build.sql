@@ -5,8 +5,9 @@
 -- Lambda's limit (docs/PERFORMANCE.md, "Ten times Glow"). The build instead writes one month at a time, each step
 -- its own transaction, recorded in activity.rollup_build, so that a caller near its time limit stops between two
 -- months and the next goes on (glow_activity/rollup_build.py). The steps, in order:
---   activity.build_rollups_month(month)   that month's days (activity_daily) and months (activity_monthly), from
---                                         the event tables' time indexes; once per month, however often it is called
+--   activity.build_rollups_month(month)   that month's days (activity_daily; summed over the profiles not
+--                                         deleted, activity_platform_daily) and months (activity_monthly), from
+--                                         the event tables' time indexes; once per month, however often called
 --   activity.build_rollups_running(n)     running totals by week, n profiles a call, from activity_daily
 --   activity.build_rollups_finish()       the all-time totals; the build's record is emptied: it is done
 -- Readers meanwhile see what is built so far, and X-Data-As-Of stays what it was (no successful run yet, or the
@@ -57,6 +58,19 @@ BEGIN
     WHERE e.at >= month_start AND e.at < month_end
     GROUP BY 1, 2;
     INSERT INTO activity.activity_daily SELECT * FROM pg_temp.build_days ORDER BY day, profile_id;
+    IF NOT EXISTS (SELECT 1 FROM activity.rollup_build) THEN
+        -- the build's first month: every profile's sums a day start again, leaving out the profiles deleted now
+        DELETE FROM activity.activity_platform_daily;
+        DELETE FROM activity.activity_platform_left_out;
+        INSERT INTO activity.activity_platform_left_out SELECT id FROM public.profiles WHERE deleted_at IS NOT NULL;
+    END IF;
+    INSERT INTO activity.activity_platform_daily
+    SELECT d.day, sum(d.sessions), sum(d.active_sessions), sum(d.logins), sum(d.grants), sum(d.emulations),
+           sum(d.problems)
+    FROM pg_temp.build_days d
+    WHERE NOT EXISTS (SELECT 1 FROM activity.activity_platform_left_out o WHERE o.profile_id = d.profile_id)
+    GROUP BY d.day
+    ORDER BY d.day;
     INSERT INTO activity.activity_monthly
     SELECT d.profile_id, build_month,
            sum(d.sessions), sum(d.active_sessions), sum(d.logins), sum(d.grants), sum(d.emulations), sum(d.problems),
@@ -135,7 +149,7 @@ BEGIN
     GROUP BY profile_id;
     DELETE FROM activity.rollup_build;
     ANALYZE activity.activity_monthly, activity.activity_weekly_running, activity.activity_daily,
-            activity.activity_profile_totals;
+            activity.activity_platform_daily, activity.activity_profile_totals;
     RETURN first_month_at;
 END
 $$;

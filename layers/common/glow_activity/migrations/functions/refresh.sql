@@ -1,5 +1,6 @@
--- The refresh of the rollups: activity_daily (profile, UTC day), activity_monthly (profile, month),
--- activity_weekly_running (dense running totals) and activity_profile_totals (all time).
+-- The refresh of the rollups: activity_daily (profile, UTC day), activity_platform_daily (every profile, UTC day),
+-- activity_monthly (profile, month), activity_weekly_running (dense running totals) and activity_profile_totals (all
+-- time).
 --
 -- activity.refresh_rollups(full_pass) is the entry point (SECURITY DEFINER: the runtime may read the rollups, not
 -- write them). It runs in its caller's REPEATABLE READ transaction, whose lock the caller holds, and goes:
@@ -7,6 +8,7 @@
 --   find what changed                     a full pass: refresh_find_changed_months  -> stale (profile, month)
 --                                         a light pass: refresh_find_changed_days   -> stale (profile, day)
 --   count those again from the events     refresh_recount_months / refresh_recount_days -> activity_daily
+--   sum those days over every profile     refresh_sum_platform_days                 -> activity_platform_daily
 --   sum the days into their months        refresh_roll_months                       -> activity_monthly
 --   carry the days into running totals    refresh_roll_running_totals               -> activity_weekly_running
 --   adjust the all-time totals            refresh_adjust_totals                     -> activity_profile_totals
@@ -198,6 +200,55 @@ BEGIN
 END
 $$;
 
+-- Every profile's sums a day (activity_platform_daily, migration 0006) brought up to date: the profiles deleted
+-- since it was last (and any restored) leave it (or come back) with their rows of every other day, then every day
+-- whose rows were replaced (a full pass: every day of a replaced month) is summed again over the profiles it does
+-- not leave out, one range of activity_daily's day index a day. A day left without rows has none.
+CREATE OR REPLACE FUNCTION activity.refresh_sum_platform_days() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    CREATE TEMP TABLE platform_days ON COMMIT DROP AS
+    SELECT DISTINCT s.day FROM pg_temp.stale s WHERE s.day IS NOT NULL
+    UNION
+    SELECT g.day::date FROM (SELECT DISTINCT s.month FROM pg_temp.stale s WHERE s.day IS NULL) m
+    CROSS JOIN LATERAL generate_series(m.month::timestamp, m.month + interval '1 month' - interval '1 day',
+                                       interval '1 day') g(day);
+    -- sign -1: deleted since (to leave out); +1: restored (to take back)
+    CREATE TEMP TABLE platform_moved ON COMMIT DROP AS
+    SELECT coalesce(p.id, o.profile_id) AS profile_id, CASE WHEN o.profile_id IS NULL THEN -1 ELSE 1 END AS sign
+    FROM (SELECT id FROM public.profiles WHERE deleted_at IS NOT NULL) p
+    FULL JOIN activity.activity_platform_left_out o ON o.profile_id = p.id
+    WHERE p.id IS NULL OR o.profile_id IS NULL;
+    DELETE FROM activity.activity_platform_left_out o USING pg_temp.platform_moved m
+    WHERE o.profile_id = m.profile_id AND m.sign = 1;
+    INSERT INTO activity.activity_platform_left_out SELECT profile_id FROM pg_temp.platform_moved WHERE sign = -1;
+    INSERT INTO activity.activity_platform_daily AS pd
+    SELECT d.day, sum(m.sign * d.sessions), sum(m.sign * d.active_sessions), sum(m.sign * d.logins),
+           sum(m.sign * d.grants), sum(m.sign * d.emulations), sum(m.sign * d.problems)
+    FROM pg_temp.platform_moved m
+    JOIN activity.activity_daily d ON d.profile_id = m.profile_id
+    WHERE NOT EXISTS (SELECT 1 FROM pg_temp.platform_days c WHERE c.day = d.day)
+    GROUP BY d.day
+    ON CONFLICT (day) DO UPDATE
+    SET sessions = pd.sessions + excluded.sessions, active_sessions = pd.active_sessions + excluded.active_sessions,
+        logins = pd.logins + excluded.logins, grants = pd.grants + excluded.grants,
+        emulations = pd.emulations + excluded.emulations, problems = pd.problems + excluded.problems;
+    DELETE FROM activity.activity_platform_daily p USING pg_temp.platform_days c WHERE p.day = c.day;
+    INSERT INTO activity.activity_platform_daily
+    SELECT c.day, t.*
+    FROM pg_temp.platform_days c
+    CROSS JOIN LATERAL (SELECT sum(d.sessions) AS sessions, sum(d.active_sessions), sum(d.logins), sum(d.grants),
+                               sum(d.emulations), sum(d.problems)
+                        FROM activity.activity_daily d
+                        WHERE d.day = c.day AND NOT EXISTS (SELECT 1 FROM activity.activity_platform_left_out o
+                                                            WHERE o.profile_id = d.profile_id)
+                        OFFSET 0) t
+    WHERE t.sessions IS NOT NULL
+    ORDER BY c.day;
+    DROP TABLE pg_temp.platform_days, pg_temp.platform_moved;
+END
+$$;
+
 -- The months of the days replaced (`touched`), summed again from their days; what they held goes to `old_months`
 -- for the totals. Bulk: one join by month; otherwise each month through the primary key (a join here read all of
 -- activity_daily). A month left without events has no row.
@@ -361,7 +412,8 @@ CREATE OR REPLACE FUNCTION activity.refresh_rollups(full_pass boolean) RETURNS t
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     rollups constant text[] :=
-        ARRAY['activity_monthly', 'activity_weekly_running', 'activity_daily', 'activity_profile_totals'];
+        ARRAY['activity_monthly', 'activity_weekly_running', 'activity_daily', 'activity_platform_daily',
+              'activity_profile_totals'];
     -- a light pass recounts every day from this one on: at least the last 24 hours, in whole UTC days
     since_day constant date := ((now() - interval '1 day') AT TIME ZONE 'UTC')::date;
     previous_last constant date := (SELECT max(week) FROM activity.activity_weekly_running);
@@ -382,6 +434,7 @@ BEGIN
     CREATE TEMP TABLE touched (profile_id uuid NOT NULL, month date NOT NULL) ON COMMIT DROP;
     CREATE TEMP TABLE old_months (LIKE activity.activity_monthly) ON COMMIT DROP;
     CREATE TEMP TABLE changed (profile_id uuid NOT NULL, from_week date NOT NULL) ON COMMIT DROP;
+    PERFORM activity.refresh_sum_platform_days();
     PERFORM activity.refresh_roll_months(bulk);
     last_week := activity.refresh_roll_running_totals(previous_last);
     PERFORM activity.refresh_adjust_totals();
@@ -389,7 +442,7 @@ BEGIN
     -- planner statistics: with every full pass, and when the rollups gain or lose a week
     IF full_pass OR last_week IS DISTINCT FROM previous_last THEN
         ANALYZE activity.activity_monthly, activity.activity_weekly_running, activity.activity_daily,
-                activity.activity_profile_totals;
+                activity.activity_platform_daily, activity.activity_profile_totals;
     END IF;
     RETURN rollups;
 END
@@ -398,7 +451,8 @@ $$;
 -- The steps write the rollups: only the entry point may be called, and only by the runtime role.
 REVOKE ALL ON FUNCTION activity.refresh_find_changed_months(), activity.refresh_recount_months(boolean),
     activity.refresh_find_changed_days(date), activity.refresh_recount_days(date),
-    activity.refresh_roll_months(boolean), activity.refresh_roll_running_totals(date),
+    activity.refresh_sum_platform_days(), activity.refresh_roll_months(boolean),
+    activity.refresh_roll_running_totals(date),
     activity.refresh_adjust_totals() FROM PUBLIC;
 REVOKE ALL ON FUNCTION activity.refresh_rollups(boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION activity.refresh_rollups(boolean) TO activity_runtime;
