@@ -51,9 +51,10 @@ from .observability import logger
 
 REFRESH_LOCK_KEY = 0x72667368  # "rfsh"
 # The rollup tables a refresh brings up to date: activity_daily's changed days, then from them
-# activity_platform_daily and activity_monthly, and from them activity_weekly_running and activity_profile_totals. The work itself is activity.refresh_rollups(full_pass)
-# (migrations/functions/refresh.sql): it runs as the rollups' owner, since the runtime role may read them but not
-# write them. (The answer's field is still `refreshed_views`, the contract's name from when they were views.)
+# activity_platform_daily and activity_monthly, and from them activity_weekly_running and activity_profile_totals.
+# The work itself is activity.refresh_rollups(full_pass) (migrations/functions/refresh.sql): it runs as the rollups'
+# owner, since the runtime role may read them but not write them. (The answer's field is still `refreshed_views`,
+# the contract's name from when they were views.)
 ROLLUPS = (
     "activity_monthly",
     "activity_weekly_running",
