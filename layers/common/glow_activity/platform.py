@@ -118,7 +118,7 @@ INDEXES = (
         "activity_profiles_deleted_idx",
         "profiles",
         "(id) WHERE deleted_at IS NOT NULL",
-        "the deleted profiles, which an admin's reads leave out (and take out of every profile's sums)",
+        "the deleted profiles, which an admin's reads leave out",
     ),
 )
 
