@@ -237,6 +237,8 @@ def per_profile_counts_sql(
     parts = _rollup_parts(params, plan, kinds, part, total=total) + _event_parts(params, plan, kinds, part)
     if total:
         return _sums(parts, kinds)
+    if plan.open_window:
+        return parts[0]  # the all-time totals: a row a profile already, nothing to group
     if not parts:
         return "SELECT NULL::uuid AS profile_id, " + ", ".join(f"0::bigint AS {k}" for k in kinds) + " WHERE false"
     sums = ", ".join(f"sum({k})::bigint AS {k}" for k in kinds)
