@@ -137,6 +137,8 @@ def test_a_fresh_database_gets_everything_of_ours_in_schema_activity(database_ur
             "activity_daily",
             "activity_monthly",
             "activity_weekly_running",
+            "activity_platform_daily",
+            "activity_platform_left_out",
             "activity_profile_totals",
             "activity_events",
         } <= ours
