@@ -112,8 +112,9 @@ def windows() -> list[tuple[dict[str, str], datetime, datetime]]:
     ]
 
 
-# What activity_platform_daily must hold (an admin's unfiltered search counts from it): every day's sums over the
-# profiles it does not leave out, and it holds
+# What activity_platform_daily must hold (an admin's unfiltered search counts from it): each day's sums over the
+# profiles it does not leave out; and what it holds, but for days whose sums are all zero (a profile that left
+# took with it all of a day's rows)
 PLATFORM_DAYS_SQL = """
 SELECT day::text, sum(sessions)::bigint, sum(active_sessions)::bigint, sum(logins)::bigint, sum(grants)::bigint,
        sum(emulations)::bigint, sum(problems)::bigint
