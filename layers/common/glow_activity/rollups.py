@@ -122,8 +122,8 @@ def plan_window(lo: datetime | None, hi: datetime | None, coverage: DailyCoverag
         return plan
     stop = None if end is None or end > last else end  # None: through the last day the rollups hold
     plan.days = (start, stop or last + timedelta(days=1))
-    if ((stop or last + timedelta(days=1)) - start).days <= DAYS_ALONE:
-        plan.daily_days.append((start, stop or last + timedelta(days=1)))
+    if (plan.days[1] - start).days <= DAYS_ALONE:
+        plan.daily_days.append(plan.days)
         return plan
     # the days [start, stop) as C(stop) - C(start), C(d) the days before d: the running totals at d's nearest week
     # start, plus the days from there to d or less those from d to there
