@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from activity_dev.events import scheduled_event
 from glow_activity import db
-from glow_activity.refresh import Pass, refresh_views
+from glow_activity.refresh import ROLLUPS, Pass, refresh_views
 
 NOW = datetime.now(UTC)
 
@@ -389,13 +389,7 @@ def test_a_full_pass_builds_rollups_that_hold_nothing_and_they_are_exact(
         world.login(who, NOW - timedelta(days=95 * i, hours=3))
         world.grant(who, NOW - timedelta(days=33 * i + 2), kind="emulation" if i else "access")
         world.problem(who, NOW - timedelta(days=61 * i + 5))
-    for table in (
-        "activity_daily",
-        "activity_monthly",
-        "activity_weekly_running",
-        "activity_platform_daily",
-        "activity_profile_totals",
-    ):
+    for table in ROLLUPS:
         conn.run(f"DELETE FROM activity.{table}")
     as_runtime(True)
     check(story, invoke, conn)
@@ -409,7 +403,6 @@ def test_the_first_build_goes_a_month_per_call_and_ends_exact(
     X-Data-As-Of, a non-admin's call never builds, an admin's goes on one step and answers 503; at the end every count
     is exact, and the schedule's next run is a full pass."""
     from glow_activity import rollup_build
-    from glow_activity.refresh import ROLLUPS
     from glow_activity.settings import get_settings
 
     monkeypatch.setattr(rollup_build, "STEP_MARGIN_SECONDS", 10**6)  # every call's time is up after one step

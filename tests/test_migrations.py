@@ -25,6 +25,7 @@ from activity_dev import lambdas
 from activity_dev.events import LambdaContext
 from glow_activity import db, platform
 from glow_activity.migrate import MigrationRefused, migrate, migrate_until, migration_files, plan, repeatable_files
+from glow_activity.refresh import ROLLUPS
 
 
 def test_the_platform_tables_are_the_platform_schema_exactly() -> None:
@@ -43,15 +44,6 @@ def test_migrations_are_ordered_recorded_and_idempotent(conn: Any) -> None:
     assert recorded == names
     assert plan(conn).steps == []
     assert migrate(conn) == []
-
-
-ROLLUPS = (
-    "activity_daily",
-    "activity_monthly",
-    "activity_weekly_running",
-    "activity_platform_daily",
-    "activity_profile_totals",
-)
 
 
 def _rollup_rows(conn: Any) -> dict[str, Any]:
@@ -538,16 +530,9 @@ def test_a_first_deploy_over_the_platforms_events_builds_the_rollups_a_month_per
         " FROM activity.activity_profile_totals"
     ) == [[7, 1, 7, 1, 1]]
     # AND what it built is what a full pass finds right: the pass changes no row of any rollup
-    rollups = (
-        "activity_daily",
-        "activity_monthly",
-        "activity_weekly_running",
-        "activity_platform_daily",
-        "activity_profile_totals",
-    )
 
     def rows() -> list[Any]:
-        return [fresh.run(f"SELECT * FROM activity.{table} ORDER BY 1, 2") for table in rollups]
+        return [fresh.run(f"SELECT * FROM activity.{table} ORDER BY 1, 2") for table in ROLLUPS]
 
     built = rows()
     refresh_views(fresh, "cli")

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from glow_activity import db
+from glow_activity.refresh import ROLLUPS
 
 # Every privilege activity_runtime holds on a table, view or sequence of `public` or `activity`.
 EXPECTED = {
@@ -161,16 +162,9 @@ def test_the_first_builds_functions_write_nothing_when_no_build_is_under_way(run
     world.session(member, "2025-03-04T10:00:00")
     world.login(member, "2025-05-06T10:00:00")
     conn.run("SELECT activity.refresh_rollups(true)")
-    rollups = (
-        "activity_daily",
-        "activity_monthly",
-        "activity_weekly_running",
-        "activity_platform_daily",
-        "activity_profile_totals",
-    )
 
     def rows() -> list[Any]:
-        return [conn.run(f"SELECT * FROM activity.{table} ORDER BY 1, 2") for table in rollups]
+        return [conn.run(f"SELECT * FROM activity.{table} ORDER BY 1, 2") for table in ROLLUPS]
 
     assert runtime.run("SELECT activity.build_rollups_needed()") == [[False]]
     # a month missing from the kept rollups (as if its rows were gone) is still not the build's to write
